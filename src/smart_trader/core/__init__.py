@@ -1,0 +1,1 @@
+"""Shared kernel: exact value types, typed ids, instruments, errors and time helpers used by every service."""

@@ -1,0 +1,1 @@
+"""Market-data service: file readers, validation, the Parquet store, aggregation and exchange downloads."""

@@ -1,0 +1,185 @@
+"""The normalized market-data schemas every reader produces and the store keeps.
+
+All three kinds share ``ts_event``: Arrow ``timestamp[ns, tz=UTC]``.
+
+- **bars** — ``ts_event`` is the bar's *open* time (start of its interval); ``open``, ``high``,
+  ``low``, ``close`` in quote currency; ``volume`` in base units (shares, coins), null when the
+  source has none (FX).
+- **trades** — ``price`` (quote currency), ``size`` (base units), ``aggressor_side``
+  (``"buy"``/``"sell"``: the side that took liquidity; null when unknown), ``trade_id`` (string, nullable).
+- **quotes** — top of book: ``bid_price``, ``ask_price`` (quote currency), ``bid_size``,
+  ``ask_size`` (base units, nullable).
+
+Prices and sizes are Arrow ``decimal128(38, scale)`` with ``scale`` = the instrument's price or
+size precision: exact, never binary floats. The engine works on the same values as fixed-point
+int64 "raw" integers (value × 10**scale); :func:`raw_from_decimal` and :func:`decimal_from_raw`
+convert without leaving exact arithmetic.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from smart_trader.core.errors import DataValidationError
+
+TS_TYPE = pa.timestamp("ns", tz="UTC")
+MAX_PRECISION = 12
+
+
+class Kind(StrEnum):
+    """Kind of market data."""
+
+    BARS = "bars"
+    TRADES = "trades"
+    QUOTES = "quotes"
+
+
+class PriceType(StrEnum):
+    """Which price a bar is built from: trades (``last``), bid, ask or mid quotes."""
+
+    LAST = "last"
+    BID = "bid"
+    ASK = "ask"
+    MID = "mid"
+
+
+def decimal_type(scale: int) -> pa.Decimal128Type:
+    """Arrow decimal type with ``scale`` decimals."""
+    return pa.decimal128(38, scale)
+
+
+def bars_schema(price_precision: int, size_precision: int) -> pa.Schema:
+    """Schema of normalized bars."""
+    p, s = decimal_type(price_precision), decimal_type(size_precision)
+    return pa.schema(
+        [
+            pa.field("ts_event", TS_TYPE, nullable=False),
+            pa.field("open", p, nullable=False),
+            pa.field("high", p, nullable=False),
+            pa.field("low", p, nullable=False),
+            pa.field("close", p, nullable=False),
+            pa.field("volume", s),
+        ]
+    )
+
+
+def trades_schema(price_precision: int, size_precision: int) -> pa.Schema:
+    """Schema of normalized trades."""
+    return pa.schema(
+        [
+            pa.field("ts_event", TS_TYPE, nullable=False),
+            pa.field("price", decimal_type(price_precision), nullable=False),
+            pa.field("size", decimal_type(size_precision), nullable=False),
+            pa.field("aggressor_side", pa.string()),
+            pa.field("trade_id", pa.string()),
+        ]
+    )
+
+
+def quotes_schema(price_precision: int, size_precision: int) -> pa.Schema:
+    """Schema of normalized quotes (top of book)."""
+    p, s = decimal_type(price_precision), decimal_type(size_precision)
+    return pa.schema(
+        [
+            pa.field("ts_event", TS_TYPE, nullable=False),
+            pa.field("bid_price", p, nullable=False),
+            pa.field("ask_price", p, nullable=False),
+            pa.field("bid_size", s),
+            pa.field("ask_size", s),
+        ]
+    )
+
+
+SCHEMAS = {Kind.BARS: bars_schema, Kind.TRADES: trades_schema, Kind.QUOTES: quotes_schema}
+PRICE_COLUMNS = {Kind.BARS: ("open", "high", "low", "close"), Kind.TRADES: ("price",), Kind.QUOTES: ("bid_price", "ask_price")}
+SIZE_COLUMNS = {Kind.BARS: ("volume",), Kind.TRADES: ("size",), Kind.QUOTES: ("bid_size", "ask_size")}
+
+
+def schema_for(kind: Kind, price_precision: int, size_precision: int) -> pa.Schema:
+    """Schema of ``kind`` at the given precisions."""
+    return SCHEMAS[kind](price_precision, size_precision)
+
+
+def decimal_from_raw(raw: npt.NDArray[np.int64], scale: int, mask: npt.NDArray[np.bool_] | None = None) -> pa.Array:
+    """Arrow decimal128 array whose values are ``raw × 10**-scale`` (exact; built from the int64 words).
+
+    ``mask`` marks nulls (True = null).
+    """
+    raw = np.ascontiguousarray(raw, dtype=np.int64)
+    words = np.empty(2 * len(raw), dtype=np.int64)
+    words[0::2] = raw
+    words[1::2] = raw >> 63  # sign extension into the high 64 bits (two's complement int128)
+    validity = None
+    null_count = 0
+    if mask is not None and mask.any():
+        validity = pa.py_buffer(np.packbits(~mask, bitorder="little"))
+        null_count = int(mask.sum())
+    return pa.Array.from_buffers(decimal_type(scale), len(raw), [validity, pa.py_buffer(words)], null_count=null_count)
+
+
+def raw_from_decimal(arr: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.int64]:
+    """int64 fixed-point integers of a decimal128 array at its own scale (nulls become 0).
+
+    Raises:
+        OverflowError: a value does not fit in int64 at that scale.
+    """
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if len(arr) == 0:
+        return np.empty(0, dtype=np.int64)
+    buf = arr.buffers()[1]
+    assert buf is not None
+    words = np.frombuffer(buf, dtype=np.int64, count=2 * (arr.offset + len(arr)))[2 * arr.offset :]
+    lo, hi = words[0::2], words[1::2]
+    valid = np.ones(len(arr), dtype=bool) if arr.null_count == 0 else ~np.asarray(arr.is_null())
+    if np.any((hi != (lo >> 63)) & valid):
+        raise OverflowError("decimal value does not fit in a 64-bit fixed-point integer")
+    out = lo.copy()
+    if arr.null_count:
+        out[~valid] = 0
+    return out
+
+
+def infer_precision(values: npt.NDArray[np.float64]) -> int:
+    """Smallest number of decimals ``p`` (0..12) at which every float in ``values`` is the nearest
+    double to a decimal with ``p`` decimals, i.e. the precision the source wrote the numbers with.
+
+    NaNs are ignored. Returns :data:`MAX_PRECISION` when no smaller precision fits.
+    """
+    v = values[~np.isnan(values)]
+    if len(v) == 0:
+        return 0
+    for p in range(MAX_PRECISION + 1):
+        scale = 10.0**p
+        if np.array_equal(np.rint(v * scale) / scale, v):
+            return p
+    return MAX_PRECISION
+
+
+def raw_from_float(
+    values: npt.NDArray[np.float64], precision: int, *, file: str, column: str
+) -> npt.NDArray[np.int64]:
+    """Fixed-point integers of float values written by the source at ``precision`` decimals.
+
+    A float is accepted only when it is the nearest double to a decimal with ``precision``
+    decimals, so the decimal is recovered exactly (e.g. ``0.1`` → 1 at precision 1).
+
+    Raises:
+        DataValidationError: a value has more decimals than ``precision`` (names the first row),
+            or is NaN/infinite.
+    """
+    scale = 10.0**precision
+    scaled = np.rint(values * scale)
+    bad = ~np.isfinite(values) | (scaled / scale != values)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DataValidationError(
+            file, "precision", f"{column}={values[row]!r} is not a number with at most {precision} decimals", row=row + 1
+        )
+    if np.any(np.abs(scaled) >= 2.0**63):
+        raise DataValidationError(file, "range", f"{column} does not fit a 64-bit fixed-point integer")
+    return scaled.astype(np.int64)
