@@ -115,7 +115,9 @@ class Instrument:
         if quantity < self.lot_size:
             raise RejectedByRulesError(f"quantity {quantity} is under the lot size {self.lot_size} of {self.id}")
         if quantity % self.lot_size != 0:
-            raise RejectedByRulesError(f"quantity {quantity} is not a multiple of the lot size {self.lot_size} of {self.id}")
+            raise RejectedByRulesError(
+                f"quantity {quantity} is not a multiple of the lot size {self.lot_size} of {self.id}"
+            )
 
     def check_notional(self, price: Decimal, quantity: Decimal) -> None:
         """Raise :class:`RejectedByRulesError` when price × quantity × multiplier < ``min_notional``."""

@@ -1,0 +1,1 @@
+"""Execution service: orders and their lifecycle, commission and slippage models, the paper broker."""

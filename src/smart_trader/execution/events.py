@@ -1,0 +1,83 @@
+"""Order events: small frozen records; an order's status changes only by applying one.
+
+Every event carries ``event_id``, ``ts_event`` (when it happened at the venue, ns since the
+epoch, UTC) and ``ts_init`` (when Smart Trader learned of it, same unit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from smart_trader.core.ids import ClientOrderId, FillId, InstrumentId, OrderId
+from smart_trader.execution.enums import LiquiditySide, OrderSide
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """Base of all order events."""
+
+    event_id: str
+    order_id: OrderId
+    ts_event: int
+    ts_init: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderAccepted(OrderEvent):
+    """The venue accepted the order; it is working."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRejected(OrderEvent):
+    """The order was refused; ``reason`` says which rule."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCanceled(OrderEvent):
+    """The order (or its unfilled remainder) was canceled; ``reason`` is e.g. ``"user"``, ``"ioc"``, ``"fok"``."""
+
+    reason: str = "user"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderExpired(OrderEvent):
+    """A ``day`` order reached the end of its UTC day unfilled (or partly filled)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderTriggered(OrderEvent):
+    """A stop-limit order's stop price was reached; it now works as a limit order."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution of (part of) an order.
+
+    Attributes:
+        quantity: base units filled (positive); ``side`` gives the direction.
+        price: fill price in the instrument's quote currency.
+        commission: charged for this fill, in ``commission_currency`` (the quote currency).
+        ts_event: when the fill happened (ns since the epoch, UTC).
+    """
+
+    fill_id: FillId
+    order_id: OrderId
+    client_order_id: ClientOrderId | None
+    instrument_id: InstrumentId
+    side: OrderSide
+    quantity: Decimal
+    price: Decimal
+    commission: Decimal
+    commission_currency: str
+    liquidity_side: LiquiditySide
+    ts_event: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilled(OrderEvent):
+    """Part or all of the order executed; carries the :class:`Fill`."""
+
+    fill: Fill

@@ -1,0 +1,376 @@
+"""The paper broker: accepts orders, matches them against market data, and posts fills to an account.
+
+Deterministic: the same orders and the same market events produce the same fills, ids and
+timestamps (ids are numbered ``O-1``, ``F-1``, ``E-1``... in the order things happen).
+
+Lifecycle of a request (:meth:`PaperBroker.submit`):
+1. malformed requests raise :class:`~smart_trader.core.errors.InvalidInputError` (nothing is created);
+2. a repeated ``client_order_id`` returns the original order and creates nothing;
+3. rule violations (tick size, lot size, minimum notional, buying power, short selling on a cash
+   account, unknown instrument) create an order that is **rejected** with the reason;
+4. otherwise the order is accepted and works until it fills, is canceled or expires.
+
+Matching rules are in :mod:`smart_trader.execution.matching`. Market data arrives as fixed-point
+raw integers at the instrument's precisions; fills are exact Decimals.
+
+Volume participation: with ``FillConfig.participation`` = f, one market event fills at most
+f × its volume (bar volume, trade size, or the quote size on the side taken), shared by all
+orders in submission order; the rest stays working (a partial fill). Events without volume
+(FX bars) do not cap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from smart_trader.core.clock import NS_PER_DAY
+from smart_trader.core.errors import InvalidInputError, NotFoundError, RejectedByRulesError
+from smart_trader.core.ids import FillId, IdGenerator, InstrumentId, OrderId
+from smart_trader.core.instruments import Instrument
+from smart_trader.core.values import floor_to_step, from_raw, to_raw
+from smart_trader.execution import matching
+from smart_trader.execution.costs import CommissionModel, NoCommission, NoSlippage, SlippageModel
+from smart_trader.execution.enums import LiquiditySide, OrderSide, OrderType, TimeInForce
+from smart_trader.execution.events import (
+    Fill,
+    OrderAccepted,
+    OrderCanceled,
+    OrderEvent,
+    OrderExpired,
+    OrderFilled,
+    OrderRejected,
+    OrderTriggered,
+)
+from smart_trader.execution.orders import Order, OrderRequest
+from smart_trader.portfolio.account import Account, AccountType
+
+EventListener = Callable[[Order, OrderEvent], None]
+
+
+@dataclass(frozen=True, slots=True)
+class FillConfig:
+    """How the paper broker fills: commission, slippage and an optional volume-participation cap (0 < f <= 1).
+
+    Raises:
+        InvalidInputError: participation outside (0, 1].
+    """
+
+    commission: CommissionModel = field(default_factory=NoCommission)
+    slippage: SlippageModel = field(default_factory=NoSlippage)
+    participation: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        if self.participation is not None and not 0 < self.participation <= 1:
+            raise InvalidInputError(f"participation must be in (0, 1], got {self.participation}")
+
+
+@dataclass(slots=True)
+class _Working:
+    """An open order with its prices as raw ints, ready for matching."""
+
+    order: Order
+    instrument: Instrument
+    buy: bool
+    limit: int
+    stop: int
+    day: int
+    tries: int = 0
+
+
+class PaperBroker:
+    """Simulated venue for one account.
+
+    Args:
+        account: receives every fill (cash ledger and positions).
+        instruments: the instruments it can trade, by id.
+        config: commission, slippage, participation.
+        last_price: returns the latest known price of an instrument (quote currency) for
+            buying-power checks, or ``None``.
+    """
+
+    def __init__(
+        self,
+        account: Account,
+        instruments: Mapping[InstrumentId, Instrument],
+        config: FillConfig | None = None,
+        last_price: Callable[[InstrumentId], Decimal | None] | None = None,
+    ) -> None:
+        self.account = account
+        self.instruments = dict(instruments)
+        self.config = config or FillConfig()
+        self.last_price = last_price or (lambda _iid: None)
+        self.orders: dict[OrderId, Order] = {}
+        self.fills: list[Fill] = []
+        self.listeners: list[EventListener] = []
+        self._open: dict[InstrumentId, list[_Working]] = {}
+        self._by_client_id: dict[str, Order] = {}
+        self._order_ids = IdGenerator("O")
+        self._fill_ids = IdGenerator("F")
+        self._event_ids = IdGenerator("E")
+
+    # -- orders ---------------------------------------------------------------------------
+    def has_open_orders(self, instrument_id: InstrumentId) -> bool:
+        """True when orders are working on ``instrument_id``."""
+        return bool(self._open.get(instrument_id))
+
+    def open_orders(self, instrument_id: InstrumentId | None = None) -> list[Order]:
+        """Working orders (of one instrument, or all), in submission order."""
+        lists = [self._open.get(instrument_id, [])] if instrument_id else list(self._open.values())
+        return [w.order for lst in lists for w in lst]
+
+    def submit(self, request: OrderRequest, ts: int) -> Order:
+        """Submit an order at ``ts`` (ns UTC). Returns the order, accepted or rejected.
+
+        Raises:
+            InvalidInputError: the request is malformed (see :meth:`OrderRequest.validate`).
+        """
+        if request.client_order_id is not None and request.client_order_id in self._by_client_id:
+            return self._by_client_id[request.client_order_id]
+        order = Order(OrderId(self._order_ids.next()), request, ts_init=ts)
+        instrument = self.instruments.get(request.instrument_id)
+        reason = None
+        if instrument is None:
+            reason = f"unknown instrument {request.instrument_id}"
+        else:
+            try:
+                request.validate(instrument)
+                self.account.check_instrument(instrument)
+                self._check_buying_power(request, instrument)
+            except RejectedByRulesError as exc:
+                reason = str(exc)
+        self.orders[order.order_id] = order
+        if request.client_order_id is not None:
+            self._by_client_id[request.client_order_id] = order
+        if reason is not None:
+            self._emit(order, OrderRejected(self._event_ids.next(), order.order_id, ts, ts, reason))
+            return order
+        assert instrument is not None
+        self._emit(order, OrderAccepted(self._event_ids.next(), order.order_id, ts, ts))
+        pp = instrument.price_precision
+        working = _Working(
+            order,
+            instrument,
+            request.side is OrderSide.BUY,
+            to_raw(request.limit_price, pp) if request.limit_price is not None else 0,
+            to_raw(request.stop_price, pp) if request.stop_price is not None else 0,
+            ts // NS_PER_DAY,
+        )
+        self._open.setdefault(instrument.id, []).append(working)
+        return order
+
+    def cancel(self, order_id: OrderId, ts: int) -> Order:
+        """Cancel a working order at ``ts`` (ns UTC).
+
+        Raises:
+            NotFoundError: no such order.
+            RejectedByRulesError: the order is no longer open (filled, canceled, rejected, expired).
+        """
+        order = self.orders.get(order_id)
+        if order is None:
+            raise NotFoundError(f"no order {order_id}")
+        if not order.is_open:
+            raise RejectedByRulesError(f"order {order_id} is {order.status}; only open orders can be canceled")
+        self._close(order, OrderCanceled(self._event_ids.next(), order_id, ts, ts, "user"))
+        return order
+
+    def _check_buying_power(self, request: OrderRequest, instrument: Instrument) -> None:
+        if self.account.account_type is not AccountType.CASH:
+            return
+        if request.side is OrderSide.SELL:
+            held = self.account.quantity(instrument.id)
+            pending = sum(
+                (w.order.leaves_qty or Decimal(0) for w in self._open.get(instrument.id, []) if not w.buy), Decimal(0)
+            )
+            if request.notional is None and request.quantity is not None and request.quantity > held - pending:
+                raise RejectedByRulesError(
+                    f"sell of {request.quantity} exceeds the {held - pending} held and not already offered: "
+                    "short selling is not allowed on a cash account"
+                )
+            return
+        cash = self.account.cash
+        if request.notional is not None:
+            if request.notional > cash:
+                raise RejectedByRulesError(f"notional {request.notional} exceeds the cash {cash}")
+            return
+        ref = request.limit_price or request.stop_price or self.last_price(instrument.id)
+        if ref is not None and request.quantity is not None:
+            cost = request.quantity * ref * instrument.multiplier
+            if cost > cash:
+                raise RejectedByRulesError(f"order cost {cost} {instrument.quote_currency} exceeds the cash {cash}")
+
+    # -- market events --------------------------------------------------------------------
+    def on_bar(
+        self, instrument_id: InstrumentId, ts: int, o: int, h: int, low: int, c: int, volume: int | None
+    ) -> None:
+        """Match working orders against a bar opening at ``ts`` (ns UTC); prices raw at the instrument's
+        price precision, volume raw at its size precision (or ``None``)."""
+        working = self._open.get(instrument_id)
+        if not working:
+            return
+        path = matching.bar_path(o, h, low, c)
+        avail = self._available(working[0].instrument, volume)
+        for w in list(working):
+            if self._expire_day(w, ts):
+                continue
+            order = w.order
+            t = order.type
+            slip = taker = True
+            if t is OrderType.MARKET:
+                px: int | None = o
+            elif t is OrderType.LIMIT:
+                px = matching.match_limit_bar(w.buy, w.limit, path)
+                taker = slip = px == o and w.tries == 0
+            elif t is OrderType.STOP:
+                hit = matching.match_stop_bar(w.buy, w.stop, path)
+                px = hit[0] if hit else None
+            else:
+                was = order.triggered
+                triggered, px = matching.match_stop_limit_bar(w.buy, w.stop, w.limit, path, was)
+                if triggered and not was:
+                    self._emit(order, OrderTriggered(self._event_ids.next(), order.order_id, ts, ts))
+                slip = False
+            avail = self._execute(w, px, ts, avail, slip, taker)
+
+    def on_trade(self, instrument_id: InstrumentId, ts: int, price: int, size: int | None) -> None:
+        """Match working orders against one trade at ``ts`` (ns UTC); raw price and size."""
+        working = self._open.get(instrument_id)
+        if not working:
+            return
+        avail = self._available(working[0].instrument, size)
+        for w in list(working):
+            if self._expire_day(w, ts):
+                continue
+            px = self._match_price(w, price, ts)
+            avail = self._execute(w, px, ts, avail, w.order.type is not OrderType.LIMIT, True)
+
+    def on_quote(
+        self, instrument_id: InstrumentId, ts: int, bid: int, ask: int, bid_size: int | None, ask_size: int | None
+    ) -> None:
+        """Match working orders against a top-of-book quote at ``ts`` (ns UTC): buys at the ask, sells at the bid."""
+        working = self._open.get(instrument_id)
+        if not working:
+            return
+        inst = working[0].instrument
+        avail_buy = self._available(inst, ask_size)
+        avail_sell = self._available(inst, bid_size)
+        for w in list(working):
+            if self._expire_day(w, ts):
+                continue
+            px = self._match_price(w, ask if w.buy else bid, ts)
+            slip = w.order.type is not OrderType.LIMIT
+            if w.buy:
+                avail_buy = self._execute(w, px, ts, avail_buy, slip, True)
+            else:
+                avail_sell = self._execute(w, px, ts, avail_sell, slip, True)
+
+    def _match_price(self, w: _Working, price: int, ts: int) -> int | None:
+        order = w.order
+        t = order.type
+        if t is OrderType.MARKET:
+            return price
+        if t is OrderType.LIMIT:
+            return matching.match_limit_price(w.buy, w.limit, price)
+        if t is OrderType.STOP:
+            return price if matching.stop_reached(w.buy, w.stop, price) else None
+        if not order.triggered:
+            if not matching.stop_reached(w.buy, w.stop, price):
+                return None
+            self._emit(order, OrderTriggered(self._event_ids.next(), order.order_id, ts, ts))
+        return matching.match_limit_price(w.buy, w.limit, price)
+
+    # -- fills ----------------------------------------------------------------------------
+    def _available(self, instrument: Instrument, volume: int | None) -> Decimal | None:
+        cap = self.config.participation
+        if cap is None or volume is None:
+            return None
+        return floor_to_step(from_raw(volume, instrument.size_precision) * cap, instrument.lot_size)
+
+    def _expire_day(self, w: _Working, ts: int) -> bool:
+        if w.order.request.time_in_force is TimeInForce.DAY and ts // NS_PER_DAY > w.day:
+            self._close(w.order, OrderExpired(self._event_ids.next(), w.order.order_id, ts, ts))
+            return True
+        return False
+
+    def _execute(
+        self, w: _Working, px: int | None, ts: int, avail: Decimal | None, slip: bool, taker: bool
+    ) -> Decimal | None:
+        """Fill ``w`` at raw price ``px`` as far as ``avail`` allows; returns what is left of ``avail``."""
+        order = w.order
+        tif = order.request.time_in_force
+        w.tries += 1
+        if px is None:
+            if tif is TimeInForce.IOC or tif is TimeInForce.FOK:
+                self._close(order, OrderCanceled(self._event_ids.next(), order.order_id, ts, ts, tif.value))
+            return avail
+        inst = w.instrument
+        price = from_raw(px, inst.price_precision)
+        if slip:
+            price = self.config.slippage.adjust(price, w.buy, inst)
+        commission_model = self.config.commission
+        if order.quantity is None:  # notional order: the quantity is fixed at the first fill price
+            assert order.request.notional is not None
+            budget = order.request.notional
+            if w.buy and self.account.account_type is AccountType.CASH:
+                budget = min(budget, self.account.cash)
+            qty = commission_model.max_quantity(budget, price, inst)
+            if not w.buy and self.account.account_type is AccountType.CASH:
+                qty = min(qty, max(self.account.quantity(inst.id), Decimal(0)))
+            if qty < inst.lot_size:
+                reason = f"notional {order.request.notional} buys less than one lot ({inst.lot_size}) at {price}"
+                self._close(order, OrderCanceled(self._event_ids.next(), order.order_id, ts, ts, reason))
+                return avail
+            order.fix_quantity(qty)
+        leaves = order.leaves_qty
+        assert leaves is not None
+        qty = leaves if avail is None else min(leaves, avail)
+        if tif is TimeInForce.FOK and qty < leaves:
+            self._close(order, OrderCanceled(self._event_ids.next(), order.order_id, ts, ts, "fok"))
+            return avail
+        if qty <= 0:
+            if tif is TimeInForce.IOC:
+                self._close(order, OrderCanceled(self._event_ids.next(), order.order_id, ts, ts, "ioc"))
+            return avail
+        commission = commission_model.commission(qty, price, inst)
+        if w.buy and self.account.account_type is AccountType.CASH:
+            cost = qty * price * inst.multiplier + commission
+            if cost > self.account.cash:
+                reason = f"insufficient cash at fill: cost {cost} > cash {self.account.cash}"
+                self._close(order, OrderCanceled(self._event_ids.next(), order.order_id, ts, ts, reason))
+                return avail
+        fill = Fill(
+            FillId(self._fill_ids.next()),
+            order.order_id,
+            order.client_order_id,
+            inst.id,
+            order.side,
+            qty,
+            price,
+            commission,
+            inst.quote_currency,
+            LiquiditySide.TAKER if taker else LiquiditySide.MAKER,
+            ts,
+        )
+        self.fills.append(fill)
+        self.account.apply_fill(fill, inst)
+        self._emit(order, OrderFilled(self._event_ids.next(), order.order_id, ts, ts, fill))
+        if not order.is_open:
+            self._remove(order)
+        elif tif is TimeInForce.IOC:
+            self._close(order, OrderCanceled(self._event_ids.next(), order.order_id, ts, ts, "ioc"))
+        return None if avail is None else avail - qty
+
+    def _close(self, order: Order, event: OrderEvent) -> None:
+        self._emit(order, event)
+        self._remove(order)
+
+    def _remove(self, order: Order) -> None:
+        lst = self._open.get(order.instrument_id)
+        if lst:
+            self._open[order.instrument_id] = [w for w in lst if w.order is not order]
+
+    def _emit(self, order: Order, event: OrderEvent) -> None:
+        order.apply(event)
+        for listener in self.listeners:
+            listener(order, event)

@@ -1,0 +1,1 @@
+"""Portfolio service: netting positions, the cash ledger, accounts, equity and P&L."""

@@ -1,0 +1,148 @@
+"""Accounts: a cash ledger in one currency plus netting positions, marked to market on demand.
+
+equity = cash + Σ positions' quantity × mark × multiplier  (Σ over open positions, quote = account currency)
+
+Single-currency accounts: an instrument whose quote currency differs from the account's is refused
+(multi-currency balances come with FX conversion later).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from enum import StrEnum
+
+from smart_trader.core.errors import RejectedByRulesError
+from smart_trader.core.ids import AccountId, InstrumentId
+from smart_trader.core.instruments import Instrument
+from smart_trader.execution.enums import OrderSide
+from smart_trader.execution.events import Fill
+from smart_trader.portfolio.exact import EXACT
+from smart_trader.portfolio.ledger import CashLedger, EntryKind
+from smart_trader.portfolio.position import Position
+
+MarkProvider = Callable[[InstrumentId], Decimal | None]
+
+
+class AccountType(StrEnum):
+    """``cash``: no short selling, buys limited to cash. ``margin``: shorts allowed (no leverage limit yet)."""
+
+    CASH = "cash"
+    MARGIN = "margin"
+
+
+class Account:
+    """A trading account.
+
+    Args:
+        account_id: the account's id.
+        currency: the account currency (e.g. ``"USD"``); instruments must be quoted in it.
+        account_type: see :class:`AccountType`.
+        mark_provider: returns the current mark price of an instrument (quote currency), or ``None``
+            when unknown, in which case the last fill price is used.
+    """
+
+    def __init__(
+        self,
+        account_id: AccountId,
+        currency: str,
+        account_type: AccountType = AccountType.CASH,
+        mark_provider: MarkProvider | None = None,
+    ) -> None:
+        self.account_id = account_id
+        self.currency = currency.upper()
+        self.account_type = account_type
+        self.ledger = CashLedger(self.currency)
+        self.positions: dict[InstrumentId, Position] = {}
+        self.mark_provider = mark_provider
+        self._last_fill_price: dict[InstrumentId, Decimal] = {}
+
+    @property
+    def cash(self) -> Decimal:
+        """Cash balance (account currency)."""
+        return self.ledger.balance
+
+    def deposit(self, ts: int, amount: Decimal) -> None:
+        """Deposit cash (ts in ns UTC; amount > 0 in account currency)."""
+        self.ledger.deposit(ts, amount)
+
+    def position(self, instrument_id: InstrumentId) -> Position | None:
+        """The position in ``instrument_id`` (``None`` if never traded)."""
+        return self.positions.get(instrument_id)
+
+    def quantity(self, instrument_id: InstrumentId) -> Decimal:
+        """Signed position quantity (0 when none)."""
+        p = self.positions.get(instrument_id)
+        return p.quantity if p is not None else Decimal(0)
+
+    def check_instrument(self, instrument: Instrument) -> None:
+        """Raise :class:`RejectedByRulesError` when ``instrument`` is not quoted in the account currency."""
+        if instrument.quote_currency != self.currency:
+            raise RejectedByRulesError(
+                f"{instrument.id} is quoted in {instrument.quote_currency}, "
+                f"account {self.account_id} holds {self.currency}"
+            )
+
+    def apply_fill(self, fill: Fill, instrument: Instrument) -> Decimal:
+        """Post a fill: trade cash and commission to the ledger, quantity to the position.
+
+        Returns the P&L the fill realized (before commission, account currency).
+        """
+        pos = self.positions.get(fill.instrument_id)
+        if pos is None:
+            pos = self.positions[fill.instrument_id] = Position(fill.instrument_id, instrument.multiplier)
+        value = EXACT.multiply(EXACT.multiply(fill.quantity, fill.price), instrument.multiplier)
+        self.ledger.post(fill.ts_event, EntryKind.TRADE, -value if fill.side is OrderSide.BUY else value, fill.fill_id)
+        if fill.commission:
+            self.ledger.post(fill.ts_event, EntryKind.COMMISSION, -fill.commission, fill.fill_id)
+        self._last_fill_price[fill.instrument_id] = fill.price
+        return pos.apply_fill(fill.side, fill.quantity, fill.price, fill.commission, fill.ts_event)
+
+    def mark(self, instrument_id: InstrumentId) -> Decimal | None:
+        """Current mark price of an instrument: the provider's, else the last fill price."""
+        if self.mark_provider is not None:
+            m = self.mark_provider(instrument_id)
+            if m is not None:
+                return m
+        return self._last_fill_price.get(instrument_id)
+
+    def market_value(self) -> Decimal:
+        """Σ quantity × mark × multiplier over open positions (account currency)."""
+        total = Decimal(0)
+        for iid, pos in self.positions.items():
+            if pos.quantity:
+                mark = self.mark(iid)
+                assert mark is not None  # a position exists only after a fill, which sets a price
+                total = EXACT.add(total, EXACT.multiply(EXACT.multiply(pos.quantity, mark), pos.multiplier))
+        return total
+
+    @property
+    def equity(self) -> Decimal:
+        """cash + marked-to-market positions (account currency)."""
+        return EXACT.add(self.cash, self.market_value())
+
+    @property
+    def realized_pnl(self) -> Decimal:
+        """Σ realized P&L over positions, before commissions."""
+        return sum((p.realized_pnl for p in self.positions.values()), Decimal(0))
+
+    @property
+    def unrealized_pnl(self) -> Decimal:
+        """Σ unrealized P&L of open positions at their marks."""
+        total = Decimal(0)
+        for iid, pos in self.positions.items():
+            if pos.quantity:
+                mark = self.mark(iid)
+                assert mark is not None
+                total = EXACT.add(total, pos.unrealized_pnl(mark))
+        return total
+
+    @property
+    def commissions(self) -> Decimal:
+        """Total commission paid (positive number)."""
+        return -self.ledger.total(EntryKind.COMMISSION)
+
+    @property
+    def buying_power(self) -> Decimal:
+        """What new buys may cost: cash for a cash account, equity for a margin account."""
+        return self.cash if self.account_type is AccountType.CASH else self.equity

@@ -1,0 +1,79 @@
+"""The cash ledger: every movement of cash is one append-only entry.
+
+Balance after any entry = sum of all entries up to it, in the ledger's currency, exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+
+from smart_trader.core.errors import InvalidInputError
+from smart_trader.portfolio.exact import EXACT
+
+
+class EntryKind(StrEnum):
+    """Why cash moved."""
+
+    DEPOSIT = "deposit"
+    WITHDRAWAL = "withdrawal"
+    TRADE = "trade"  # cash paid for a buy (negative) or received for a sell (positive)
+    COMMISSION = "commission"
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One cash movement. ``amount`` is signed (+ in, - out) in ``currency``; ``ref`` names the cause
+    (a fill id for trades and commissions); ``ts`` is ns since the epoch, UTC."""
+
+    entry_id: int
+    ts: int
+    kind: EntryKind
+    amount: Decimal
+    currency: str
+    balance: Decimal
+    ref: str = ""
+
+
+class CashLedger:
+    """Append-only cash ledger in one currency.
+
+    Raises:
+        InvalidInputError: a deposit or withdrawal that is not positive.
+    """
+
+    def __init__(self, currency: str) -> None:
+        self.currency = currency.upper()
+        self.entries: list[LedgerEntry] = []
+        self.balance = Decimal(0)
+
+    def post(self, ts: int, kind: EntryKind, amount: Decimal, ref: str = "") -> LedgerEntry:
+        """Append an entry of signed ``amount`` and return it (the balance moves by exactly ``amount``)."""
+        if kind in (EntryKind.DEPOSIT, EntryKind.WITHDRAWAL) and amount == 0:
+            raise InvalidInputError(f"{kind} amount must not be zero")
+        balance = EXACT.add(self.balance, amount)
+        entry = LedgerEntry(len(self.entries) + 1, ts, kind, amount, self.currency, balance, ref)
+        self.entries.append(entry)
+        self.balance = balance
+        return entry
+
+    def deposit(self, ts: int, amount: Decimal) -> LedgerEntry:
+        """Add cash. Raises :class:`InvalidInputError` unless ``amount`` > 0."""
+        if amount <= 0:
+            raise InvalidInputError(f"deposit must be positive, got {amount}")
+        return self.post(ts, EntryKind.DEPOSIT, amount)
+
+    def withdraw(self, ts: int, amount: Decimal) -> LedgerEntry:
+        """Remove cash. Raises :class:`InvalidInputError` unless 0 < ``amount`` <= balance."""
+        if amount <= 0 or amount > self.balance:
+            raise InvalidInputError(f"withdrawal must be positive and at most the balance {self.balance}, got {amount}")
+        return self.post(ts, EntryKind.WITHDRAWAL, -amount)
+
+    def total(self, kind: EntryKind | None = None) -> Decimal:
+        """Exact sum of the entries (of one kind, or all)."""
+        out = Decimal(0)
+        for e in self.entries:
+            if kind is None or e.kind is kind:
+                out = EXACT.add(out, e.amount)
+        return out

@@ -1,0 +1,309 @@
+"""The event-driven engine: merges market-data streams in timestamp order and drives a strategy, the
+paper broker and the account — the same components the live platform runs.
+
+Order of work for each event (bar, trade or quote), all at the event's time:
+1. the paper broker matches working orders against it (fills post to the account; ``on_fill``);
+2. the instrument's cursor advances, so indicators and marks include the event;
+3. the strategy's ``on_bar`` / ``on_trade`` / ``on_quote`` runs; orders it submits work from the next event.
+
+Bars become known at their close (``ts_event`` + timeframe); equal timestamps are ordered by the order
+the streams were added. Indicators are computed over each whole series before the run (vectorized)
+and revealed one value per event through :class:`~smart_trader.strategy.api.IndicatorSeries`, so a
+strategy never sees the future.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from itertools import repeat
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from smart_trader.core.errors import InvalidInputError, NotFoundError
+from smart_trader.core.ids import AccountId, InstrumentId, OrderId
+from smart_trader.core.instruments import Instrument
+from smart_trader.core.values import from_raw
+from smart_trader.data.model import Bar, Quote, Trade
+from smart_trader.data.schema import Kind
+from smart_trader.data.timeframes import Timeframe
+from smart_trader.execution.events import OrderEvent, OrderFilled
+from smart_trader.execution.orders import Order, OrderRequest
+from smart_trader.execution.paper_broker import FillConfig, PaperBroker
+from smart_trader.portfolio.account import Account, AccountType
+from smart_trader.strategy.api import IndicatorSeries, Strategy
+from smart_trader.strategy.indicators import Indicator
+from smart_trader.strategy.results import BacktestResult, build_result
+from smart_trader.strategy.streams import Stream, bars_stream, quotes_stream, trades_stream
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class BacktestEngine:
+    """Runs one strategy over recorded market data with the paper broker and an exact account.
+
+    Args:
+        starting_cash: initial deposit (account currency).
+        currency: account currency; defaults to the quote currency of the first instrument added.
+        fill_config: commission, slippage and participation of the paper broker.
+        account_type: ``cash`` (default; no shorting) or ``margin``.
+    """
+
+    def __init__(
+        self,
+        *,
+        starting_cash: Decimal,
+        currency: str | None = None,
+        fill_config: FillConfig | None = None,
+        account_type: AccountType = AccountType.CASH,
+    ) -> None:
+        if starting_cash <= 0:
+            raise InvalidInputError(f"starting cash must be positive, got {starting_cash}")
+        self.starting_cash = starting_cash
+        self.currency = currency
+        self.fill_config = fill_config or FillConfig()
+        self.account_type = account_type
+        self.streams: list[Stream] = []
+        self.instruments: dict[InstrumentId, Instrument] = {}
+        self._primary: dict[InstrumentId, Stream] = {}
+        self._bar_timeframe: Timeframe | None = None
+        self._now = 0
+        self._k = 0
+        self._fill_marks: list[tuple[int, int, float, float]] = []
+        self._instrument_index: dict[InstrumentId, int] = {}
+        self.account: Account
+        self.broker: PaperBroker
+        self._strategy: Strategy | None = None
+
+    # -- data -----------------------------------------------------------------------------
+    def _add(self, stream: Stream) -> None:
+        inst = stream.instrument
+        known = self.instruments.get(inst.id)
+        if known is not None and known != inst:
+            raise InvalidInputError(f"instrument {inst.id} added twice with different definitions")
+        self.instruments[inst.id] = inst
+        self._primary.setdefault(inst.id, stream)
+        self.streams.append(stream)
+
+    def add_bars(self, instrument: Instrument, table: pa.Table, timeframe: Timeframe) -> None:
+        """Add normalized bars (see :mod:`smart_trader.data.schema`) of ``instrument``."""
+        self._add(bars_stream(instrument, table, timeframe.ns))
+        if self._bar_timeframe is None or timeframe < self._bar_timeframe:
+            self._bar_timeframe = timeframe
+
+    def add_trades(self, instrument: Instrument, table: pa.Table) -> None:
+        """Add normalized trades of ``instrument``."""
+        self._add(trades_stream(instrument, table))
+
+    def add_quotes(self, instrument: Instrument, table: pa.Table) -> None:
+        """Add normalized quotes of ``instrument``."""
+        self._add(quotes_stream(instrument, table))
+
+    # -- TradingContext ---------------------------------------------------------------------
+    @property
+    def now_ns(self) -> int:
+        """Simulated time, ns since the epoch, UTC."""
+        return self._now
+
+    def submit(self, request: OrderRequest) -> Order:
+        """Submit an order to the paper broker at the simulated time."""
+        return self.broker.submit(request, self._now)
+
+    def cancel(self, order_id: OrderId) -> Order:
+        """Cancel a working order at the simulated time."""
+        return self.broker.cancel(order_id, self._now)
+
+    def open_orders(self, instrument_id: InstrumentId | None = None) -> list[Order]:
+        """Working orders."""
+        return self.broker.open_orders(instrument_id)
+
+    def instrument(self, instrument_id: InstrumentId | None = None) -> Instrument:
+        """An instrument of the run; the first one added when ``None``.
+
+        Raises:
+            NotFoundError: no such instrument in this run.
+        """
+        if instrument_id is None:
+            return self.streams[0].instrument
+        try:
+            return self.instruments[instrument_id]
+        except KeyError:
+            raise NotFoundError(
+                f"instrument {instrument_id} is not in this run ({', '.join(self.instruments)})"
+            ) from None
+
+    def register_indicator(
+        self, indicator: Indicator, instrument_id: InstrumentId | None, source: str = "close"
+    ) -> IndicatorSeries:
+        """Compute ``indicator`` over the instrument's ``source`` series and return its revealed history."""
+        stream = self._primary[self.instrument(instrument_id).id]
+        values = indicator.compute(stream.source(source))
+        return IndicatorSeries(indicator, values, stream.cursor)
+
+    def _mark(self, instrument_id: InstrumentId) -> Decimal | None:
+        stream = self._primary.get(instrument_id)
+        if stream is None or stream.cursor.i < 0:
+            return None
+        raw, precision = stream.mark_raw(stream.cursor.i)
+        return from_raw(raw, precision)
+
+    # -- run ------------------------------------------------------------------------------
+    def run(self, strategy: Strategy, progress: ProgressCallback | None = None) -> BacktestResult:
+        """Run ``strategy`` over all added data and return the result.
+
+        Raises:
+            InvalidInputError: no data was added, or instruments are quoted in different currencies.
+        """
+        if not self.streams or not any(len(s) for s in self.streams):
+            raise InvalidInputError("no market data to run on: add bars, trades or quotes first")
+        currency = self.currency or self.streams[0].instrument.quote_currency
+        first_ts = min(int(s.ts_event[0]) for s in self.streams if len(s))
+        self.account = Account(AccountId("BACKTEST-001"), currency, self.account_type, mark_provider=self._mark)
+        self.account.deposit(first_ts, self.starting_cash)
+        self.broker = PaperBroker(self.account, self.instruments, self.fill_config, last_price=self._mark)
+        self.broker.listeners.append(self._on_order_event)
+        self._strategy = strategy
+        self._fill_marks = []
+        self._instrument_index = {iid: k for k, iid in enumerate(self.instruments)}
+        for s in self.streams:
+            s.cursor.i = -1
+        self._now = first_ts
+        started = time.perf_counter()
+        strategy.bind(self)
+        strategy.on_start()
+        # The loop allocates millions of short-lived objects that hold no reference cycles; the cyclic
+        # garbage collector's passes over the growing set of orders and fills cost a third of the run
+        # time, so it is paused for the loop and run once after (reference counting still frees memory).
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            if len(self.streams) == 1 and self.streams[0].kind is Kind.BARS:
+                self._run_bars(self.streams[0], strategy, progress)
+            else:
+                self._run_merged(strategy, progress)
+            strategy.on_stop()
+            run_seconds = time.perf_counter() - started
+            return build_result(self, strategy, run_seconds)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+
+    def _on_order_event(self, order: Order, event: OrderEvent) -> None:
+        strategy = self._strategy
+        assert strategy is not None
+        if isinstance(event, OrderFilled):
+            fill = event.fill
+            k = self._instrument_index[fill.instrument_id]
+            signed = float(fill.quantity) if fill.side.sign > 0 else -float(fill.quantity)
+            self._fill_marks.append((self._k, k, signed, float(self.account.cash)))
+            strategy.on_order_event(order, event)
+            strategy.on_fill(fill)
+        else:
+            strategy.on_order_event(order, event)
+
+    def _run_bars(self, stream: Stream, strategy: Strategy, progress: ProgressCallback | None) -> None:
+        """Hot loop for the common case of one bar stream (no merge)."""
+        inst = stream.instrument
+        iid = inst.id
+        cols = stream.columns
+        n = len(stream)
+        rows = iter(
+            zip(
+                repeat(iid, n),
+                stream.ts_event.tolist(),
+                cols["open"],
+                cols["high"],
+                cols["low"],
+                cols["close"],
+                cols["volume"],
+                repeat(inst.price_precision, n),
+                repeat(inst.size_precision, n),
+                strict=True,
+            )
+        )
+        close_ts = stream.ts_order.tolist()
+        cursor = stream.cursor
+        working = self.broker._open  # instrument id -> working orders; read on every bar, so bound once
+        broker_on_bar = self.broker.on_bar
+        on_bar = strategy.on_bar
+        new = tuple.__new__
+        chunk = max(n // 100, 10_000)
+        for start in range(0, n, chunk):
+            for i in range(start, min(start + chunk, n)):
+                row = next(rows)
+                if working.get(iid):
+                    self._k = i
+                    self._now = row[1]
+                    broker_on_bar(iid, row[1], row[2], row[3], row[4], row[5], row[6])
+                cursor.i = i
+                self._now = close_ts[i]
+                on_bar(new(Bar, row))
+            if progress is not None:
+                progress(min(start + chunk, n), n)
+
+    def merged_order(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+        """(ts_order, stream index, row index) of every event, sorted by time then stream then row."""
+        ts = np.concatenate([s.ts_order for s in self.streams])
+        sid = np.concatenate([np.full(len(s), k, dtype=np.int64) for k, s in enumerate(self.streams)])
+        row = np.concatenate([np.arange(len(s), dtype=np.int64) for s in self.streams])
+        order = np.lexsort((row, sid, ts))
+        return ts[order], sid[order], row[order]
+
+    def _run_merged(self, strategy: Strategy, progress: ProgressCallback | None) -> None:
+        """General loop: any number of bar, trade and quote streams, merged by time."""
+        ts_all, sids, rows = self.merged_order()
+        n = len(ts_all)
+        step = max(n // 100, 1)
+        broker = self.broker
+        for k, (t, sid, i) in enumerate(zip(ts_all.tolist(), sids.tolist(), rows.tolist(), strict=True)):
+            self._k = k
+            s = self.streams[sid]
+            inst = s.instrument
+            iid = inst.id
+            c = s.columns
+            pp, sp = inst.price_precision, inst.size_precision
+            if s.kind is Kind.BARS:
+                ts_open = int(s.ts_event[i])
+                row = (iid, ts_open, c["open"][i], c["high"][i], c["low"][i], c["close"][i], c["volume"][i], pp, sp)
+                if broker.has_open_orders(iid):
+                    self._now = ts_open
+                    broker.on_bar(*row[:7])
+                s.cursor.i = i
+                self._now = t
+                strategy.on_bar(Bar(*row))
+            elif s.kind is Kind.TRADES:
+                self._now = t
+                price, size = c["price"][i], c["size"][i]
+                assert price is not None and size is not None
+                if broker.has_open_orders(iid):
+                    broker.on_trade(iid, t, price, size)
+                s.cursor.i = i
+                side, tid = c["aggressor_side"][i], c["trade_id"][i]
+                strategy.on_trade(Trade(iid, t, price, size, side, tid, pp, sp))
+            else:
+                self._now = t
+                bid, ask = c["bid_price"][i], c["ask_price"][i]
+                assert bid is not None and ask is not None
+                bs, asz = c["bid_size"][i], c["ask_size"][i]
+                if broker.has_open_orders(iid):
+                    broker.on_quote(iid, t, bid, ask, bs, asz)
+                s.cursor.i = i
+                strategy.on_quote(Quote(iid, t, bid, ask, bs, asz, pp, sp))
+            if progress is not None and k % step == 0:
+                progress(k, n)
+        if progress is not None:
+            progress(n, n)
+
+    @property
+    def fill_marks(self) -> list[tuple[int, int, float, float]]:
+        """(event index, instrument index, signed quantity, cash after) of every fill, for the equity curve."""
+        return self._fill_marks
+
+    @property
+    def bar_timeframe(self) -> Timeframe | None:
+        """Shortest bar timeframe of the run (``None`` when it has no bars)."""
+        return self._bar_timeframe
