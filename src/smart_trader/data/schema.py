@@ -95,7 +95,11 @@ def quotes_schema(price_precision: int, size_precision: int) -> pa.Schema:
 
 
 SCHEMAS = {Kind.BARS: bars_schema, Kind.TRADES: trades_schema, Kind.QUOTES: quotes_schema}
-PRICE_COLUMNS = {Kind.BARS: ("open", "high", "low", "close"), Kind.TRADES: ("price",), Kind.QUOTES: ("bid_price", "ask_price")}
+PRICE_COLUMNS = {
+    Kind.BARS: ("open", "high", "low", "close"),
+    Kind.TRADES: ("price",),
+    Kind.QUOTES: ("bid_price", "ask_price"),
+}
 SIZE_COLUMNS = {Kind.BARS: ("volume",), Kind.TRADES: ("size",), Kind.QUOTES: ("bid_size", "ask_size")}
 
 
@@ -160,9 +164,7 @@ def infer_precision(values: npt.NDArray[np.float64]) -> int:
     return MAX_PRECISION
 
 
-def raw_from_float(
-    values: npt.NDArray[np.float64], precision: int, *, file: str, column: str
-) -> npt.NDArray[np.int64]:
+def raw_from_float(values: npt.NDArray[np.float64], precision: int, *, file: str, column: str) -> npt.NDArray[np.int64]:
     """Fixed-point integers of float values written by the source at ``precision`` decimals.
 
     A float is accepted only when it is the nearest double to a decimal with ``precision``
@@ -178,7 +180,10 @@ def raw_from_float(
     if bad.any():
         row = int(np.argmax(bad))
         raise DataValidationError(
-            file, "precision", f"{column}={values[row]!r} is not a number with at most {precision} decimals", row=row + 1
+            file,
+            "precision",
+            f"{column}={values[row]!r} is not a number with at most {precision} decimals",
+            row=row + 1,
         )
     if np.any(np.abs(scaled) >= 2.0**63):
         raise DataValidationError(file, "range", f"{column} does not fit a 64-bit fixed-point integer")

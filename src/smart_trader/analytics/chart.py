@@ -1,0 +1,106 @@
+"""Equity and drawdown chart of a backtest, written as a PNG.
+
+Uses matplotlib's object API with the Agg canvas directly (no pyplot, no global backend switch,
+no display needed), so it is safe in servers, workers and tests.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC
+from pathlib import Path
+
+import matplotlib.dates as mdates
+import numpy as np
+import numpy.typing as npt
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+from smart_trader.analytics.stats import drawdown
+from smart_trader.core.errors import InvalidInputError
+
+WIDTH_PX = 1200
+HEIGHT_PX = 700
+DPI = 100
+
+_EQUITY_COLOR = "#1f5fa8"
+_DRAWDOWN_COLOR = "#c0392b"
+
+
+def write_chart(path: Path, ts_ns: npt.NDArray[np.int64], equity: npt.NDArray[np.float64], *, title: str) -> Path:
+    """Write a 1200×700 px PNG with the equity curve (top) and the drawdown under water in % (bottom).
+
+    Args:
+        path: file to write; parent folders are created. Overwritten if it exists.
+        ts_ns: shape ``(n,)`` int64, time of each point, ns since the epoch (UTC), ascending.
+        equity: shape ``(n,)`` float64, equity at each point (quote currency).
+        title: chart title.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        InvalidInputError: arrays not one-dimensional, of different lengths, or empty.
+    """
+    ts = np.asarray(ts_ns, dtype=np.int64)
+    eq = np.asarray(equity, dtype=np.float64)
+    if ts.ndim != 1 or ts.shape != eq.shape:
+        raise InvalidInputError(f"ts_ns {ts.shape} and equity {eq.shape} must be one-dimensional of the same length")
+    if ts.size == 0:
+        raise InvalidInputError("cannot chart an empty equity curve")
+
+    dates = ts.astype("datetime64[ns]")
+    under_water = -100.0 * drawdown(eq)
+
+    fig = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax_eq, ax_dd = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
+    fig.suptitle(title, fontsize=15, fontweight="bold")
+    ax_eq.set_title(_summary(eq, under_water), loc="left", fontsize=10, color="0.3")
+
+    marker = "o" if ts.size == 1 else None
+    ax_eq.plot(dates, eq, color=_EQUITY_COLOR, linewidth=1.4, marker=marker)
+    ax_eq.axhline(eq[0], color="0.45", linewidth=0.8, linestyle="--", label="starting equity")
+    ax_eq.set_ylabel("Equity", fontsize=11)
+    ax_eq.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}"))
+    ax_eq.grid(True, alpha=0.3)
+    ax_eq.legend(loc="best", fontsize=9, framealpha=0.85)
+
+    ax_dd.fill_between(
+        dates,
+        under_water,
+        0.0,
+        color=_DRAWDOWN_COLOR,
+        alpha=0.35,
+        linewidth=0,
+    )
+    ax_dd.plot(dates, under_water, color=_DRAWDOWN_COLOR, linewidth=1.0, marker=marker)
+    ax_dd.set_ylabel("Drawdown", fontsize=11)
+    ax_dd.yaxis.set_major_formatter(PercentFormatter(decimals=1 if under_water.min() > -10 else 0))
+    low = float(under_water.min())
+    ax_dd.set_ylim(min(low * 1.1, -1.0), 0.0)
+    ax_dd.grid(True, alpha=0.3)
+    ax_dd.set_xlabel("Date (UTC)", fontsize=11)
+
+    locator = mdates.AutoDateLocator(tz=UTC)  # type: ignore[no-untyped-call]  # untyped in matplotlib's stubs
+    ax_dd.xaxis.set_major_locator(locator)
+    ax_dd.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator, tz=UTC))  # type: ignore[no-untyped-call]
+    if ts.size > 1:
+        ax_dd.set_xlim(dates[0], dates[-1])
+    else:
+        day = np.timedelta64(1, "D")
+        ax_dd.set_xlim(dates[0] - day, dates[0] + day)
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=DPI)
+    return path
+
+
+def _summary(equity: npt.NDArray[np.float64], under_water: npt.NDArray[np.float64]) -> str:
+    """One line above the equity panel: start → end equity, total return and max drawdown."""
+    first, last = float(equity[0]), float(equity[-1])
+    change = f"{(last / first - 1) * 100:+.2f} %" if first > 0 else "n/a"
+    return (
+        f"{first:,.2f} → {last:,.2f}   return {change}   "
+        f"max drawdown {-float(under_water.min()):.2f} %   {equity.size:,} point{'s' if equity.size != 1 else ''}"
+    )

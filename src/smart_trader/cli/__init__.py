@@ -1,0 +1,1 @@
+"""The ``smart-trader`` command line (Typer + Rich)."""

@@ -1,0 +1,84 @@
+"""What every CLI command shares: the console, the home directory, error reporting and option parsing."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from decimal import Decimal, InvalidOperation
+
+import typer
+from rich.console import Console
+
+from smart_trader.config import home_dir
+from smart_trader.core.clock import parse_utc
+from smart_trader.core.errors import InvalidInputError, NotFoundError, SmartTraderError, TemporaryError
+from smart_trader.data.service import MarketDataService
+
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_INVALID = 2
+EXIT_NOT_FOUND = 3
+EXIT_TEMPORARY = 4
+EXIT_REJECTED = 5
+
+
+@contextlib.contextmanager
+def cli_errors() -> Iterator[None]:
+    """Turn Smart Trader errors into a one-line message on stderr and a non-zero exit (no traceback).
+
+    Exit codes: 2 invalid input, 3 not found, 4 temporary (retry), 5 refused by a rule, 1 other.
+    """
+    try:
+        yield
+    except NotFoundError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_NOT_FOUND) from None
+    except InvalidInputError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    except TemporaryError as exc:
+        err_console.print(f"[red]error:[/red] {exc} (temporary: try again later)", highlight=False)
+        raise typer.Exit(EXIT_TEMPORARY) from None
+    except SmartTraderError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(EXIT_REJECTED if isinstance(exc, ValueError) else 1) from None
+    except FileNotFoundError as exc:
+        err_console.print(f"[red]error:[/red] no such file: {exc.filename}", highlight=False)
+        raise typer.Exit(EXIT_NOT_FOUND) from None
+
+
+def service() -> MarketDataService:
+    """The market-data service of ``SMART_TRADER_HOME``."""
+    return MarketDataService(home_dir())
+
+
+def parse_time(text: str | None, what: str) -> int | None:
+    """ns UTC of an ISO 8601 date/date-time option, or ``None``.
+
+    Raises:
+        InvalidInputError: not an ISO 8601 date or date-time.
+    """
+    if text is None:
+        return None
+    try:
+        return parse_utc(text)
+    except ValueError as exc:
+        raise InvalidInputError(f"--{what}: {exc}") from None
+
+
+def parse_decimal(text: str | None, what: str) -> Decimal | None:
+    """Decimal of a numeric option (never through float), or ``None``.
+
+    Raises:
+        InvalidInputError: not a finite decimal number.
+    """
+    if text is None:
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise InvalidInputError(f"--{what}: {text!r} is not a number") from None
+    if not value.is_finite():
+        raise InvalidInputError(f"--{what}: {text!r} is not a finite number")
+    return value

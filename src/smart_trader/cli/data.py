@@ -1,0 +1,158 @@
+"""``smart-trader data ...``: import, list, read bars, download."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import polars as pl
+import pyarrow as pa
+import typer
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from smart_trader.core.clock import ns_to_datetime
+from smart_trader.core.errors import InvalidInputError
+from smart_trader.core.instruments import AssetClass
+from smart_trader.data.catalog import infer_instrument
+from smart_trader.data.download import Downloader, DownloadRequest, make_exchange
+from smart_trader.data.schema import Kind, PriceType
+from smart_trader.data.store import DatasetKey
+from smart_trader.data.timeframes import Timeframe
+
+from .common import cli_errors, console, parse_time, service
+
+app = typer.Typer(
+    help="Market data: import files, list the store, read bars, download from exchanges.", no_args_is_help=True
+)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="market-data file (CSV, Parquet or Feather)")],
+    symbol: Annotated[str, typer.Option(help="instrument symbol, e.g. BTC/USDT or ORCL")],
+    venue: Annotated[str, typer.Option(help="venue code, e.g. BINANCE or NASDAQ")],
+    kind: Annotated[Kind | None, typer.Option(help="expected kind; an error if the file holds another")] = None,
+    format: Annotated[str | None, typer.Option(help="reader name; detected from the file when omitted")] = None,
+    price_type: Annotated[PriceType | None, typer.Option(help="bars: last, bid, ask or mid")] = None,
+    timeframe: Annotated[str | None, typer.Option(help="bars: e.g. 1m; inferred when omitted")] = None,
+    asset_class: Annotated[AssetClass | None, typer.Option(help="for a new instrument: equity, fx, crypto...")] = None,
+) -> None:
+    """Import FILE into the store (re-importing the same rows adds nothing)."""
+    with cli_errors():
+        tf = Timeframe.parse(timeframe) if timeframe else None
+        with console.status(f"importing {file.name}..."):
+            r = service().import_file(
+                file, symbol=symbol, venue=venue, kind=kind, format=format, price_type=price_type, timeframe=tf,
+                asset_class=asset_class,
+            )  # fmt: skip
+        rate = r.rows_read / r.seconds if r.seconds > 0 else float("inf")
+        console.print(
+            f"imported [bold]{r.rows_read:,}[/] rows ({r.format}) into [bold]{r.key}[/]: "
+            f"{r.rows_added:,} new, {r.partitions_written} day file(s) written, {r.seconds:.2f} s ({rate:,.0f} rows/s)"
+        )
+
+
+@app.command("list")
+def list_(
+    symbol: Annotated[str | None, typer.Option(help="only this symbol")] = None,
+    venue: Annotated[str | None, typer.Option(help="only this venue")] = None,
+) -> None:
+    """List the stored datasets."""
+    with cli_errors():
+        datasets = service().datasets(symbol, venue)
+        table = Table("venue", "symbol", "dataset", "rows", "first (UTC)", "last (UTC)", "price dp", "size dp")
+        for d in datasets:
+            table.add_row(
+                d.key.venue, d.key.symbol, d.key.kind_dir, f"{d.rows:,}",
+                ns_to_datetime(d.first_ts_ns).isoformat(), ns_to_datetime(d.last_ts_ns).isoformat(),
+                str(d.price_precision), str(d.size_precision),
+            )  # fmt: skip
+        if datasets:
+            console.print(table)
+        else:
+            console.print("the store is empty: import a file with `smart-trader data import FILE --symbol S --venue V`")
+
+
+@app.command("bars")
+def bars(
+    symbol: Annotated[str, typer.Argument(help="instrument symbol")],
+    venue: Annotated[str, typer.Option(help="venue code")],
+    timeframe: Annotated[str, typer.Option(help="1s .. 1d, e.g. 5m")] = "1m",
+    start: Annotated[str | None, typer.Option(help="ISO 8601 UTC, inclusive")] = None,
+    end: Annotated[str | None, typer.Option(help="ISO 8601 UTC, exclusive")] = None,
+    price_type: Annotated[PriceType | None, typer.Option(help="last, bid, ask or mid")] = None,
+    out: Annotated[Path | None, typer.Option(help="write to a .csv or .parquet file instead of printing")] = None,
+) -> None:
+    """Bars of SYMBOL at a timeframe: stored, or aggregated from finer bars, trades or quotes."""
+    with cli_errors():
+        table = service().bars(
+            symbol, venue, Timeframe.parse(timeframe), start_ns=parse_time(start, "start"),
+            end_ns=parse_time(end, "end"), price_type=price_type,
+        )  # fmt: skip
+        if out is not None:
+            _write_table(table, out)
+            console.print(f"wrote {table.num_rows:,} bars to {out}")
+            return
+        _print_bars(table)
+
+
+def _write_table(table: pa.Table, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".parquet":
+        pl.from_arrow(table).write_parquet(out)  # type: ignore[union-attr]
+    elif out.suffix == ".csv":
+        frame = pl.from_arrow(table)
+        assert isinstance(frame, pl.DataFrame)
+        frame.with_columns(pl.col(pl.Decimal).cast(pl.String)).write_csv(out)
+    else:
+        raise InvalidInputError(f"--out must end in .csv or .parquet, got {out.name}")
+
+
+def _print_bars(table: pa.Table, limit: int = 20) -> None:
+    view = Table("ts_event (UTC)", "open", "high", "low", "close", "volume")
+    n = table.num_rows
+    rows = list(range(min(n, limit // 2))) + list(range(max(limit // 2, n - limit // 2), n))
+    cols = [table.column(c) for c in ("open", "high", "low", "close", "volume")]
+    ts = table.column("ts_event").cast(pa.int64())
+    for i in rows:
+        view.add_row(ns_to_datetime(ts[i].as_py()).isoformat(), *[str(c[i].as_py()) for c in cols])
+    console.print(view)
+    console.print(f"{n:,} bars" + (f" (first and last {limit // 2} shown)" if n > limit else ""))
+
+
+@app.command("download")
+def download(
+    exchange: Annotated[str, typer.Option(help="ccxt exchange id, e.g. binance")],
+    symbol: Annotated[str, typer.Option(help="ccxt symbol, e.g. BTC/USDT")],
+    since: Annotated[str, typer.Option(help="ISO 8601 UTC start")],
+    timeframe: Annotated[str | None, typer.Option(help="bars timeframe, e.g. 1m (omit with --kind trades)")] = "1m",
+    until: Annotated[str | None, typer.Option(help="ISO 8601 UTC end (exclusive); now when omitted")] = None,
+    kind: Annotated[Kind, typer.Option(help="bars or trades")] = Kind.BARS,
+    venue: Annotated[str | None, typer.Option(help="venue code to store under (default: the exchange id)")] = None,
+) -> None:
+    """Download bars or trades through ccxt into the store; resumes after the last stored row."""
+    with cli_errors():
+        svc = service()
+        tf = Timeframe.parse(timeframe) if kind is Kind.BARS and timeframe else None
+        key = DatasetKey(venue or exchange, symbol, kind, tf)
+        last = next((d.last_ts_ns for d in svc.datasets(symbol, key.venue) if d.key == key), None)
+        since_ns = parse_time(since, "since")
+        assert since_ns is not None
+        req = DownloadRequest(exchange, symbol, kind, tf, since_ns, parse_time(until, "until"))
+        downloader = Downloader(make_exchange(exchange))
+        rows = 0
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
+        ) as progress:
+            task = progress.add_task(f"{exchange} {symbol} {kind}", total=None)
+            for page in downloader.pages(req, resume_from_ns=last):
+                if page.num_rows == 0:
+                    continue
+                pp = page.schema.field("price" if kind is Kind.TRADES else "open").type.scale
+                sp = page.schema.field("size" if kind is Kind.TRADES else "volume").type.scale
+                svc.catalog.add(infer_instrument(symbol, key.venue, pp, sp))
+                svc.store.write(key, page)
+                rows += page.num_rows
+                progress.update(task, description=f"{exchange} {symbol} {kind}: {rows:,} rows")
+        console.print(f"downloaded {rows:,} rows into {key}" + (" (resumed)" if last is not None else ""))

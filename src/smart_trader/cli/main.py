@@ -1,0 +1,78 @@
+"""Entry point of the ``smart-trader`` command."""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from smart_trader.config import home_dir
+from smart_trader.core.errors import NotFoundError
+from smart_trader.data.timeframes import Timeframe
+from smart_trader.execution.paper_broker import FillConfig
+
+from . import data
+from .backtest import backtest, print_summary, run_backtest
+from .common import cli_errors, console, service
+
+app = typer.Typer(
+    name="smart-trader",
+    help="Smart Trader: market data, paper broker, exact portfolio accounting, strategies and backtests.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data.app, name="data")
+app.command()(backtest)
+
+# (file under the shared data folder, symbol, venue): what the demo imports
+DEMO_FILES = [
+    ("bars/ORCL_1995-2014_1d.yahoo.csv", "ORCL", "NASDAQ"),
+    ("bars/ETH-BTC_2018-01_5m.binance.feather", "ETH/BTC", "BINANCE"),
+    ("bars/GBPUSD_2012_1m_bid.fxcm.csv", "GBP/USD", "FXCM"),
+    ("trades/BTCUSDT_2021-01-08.binance.trades.parquet", "BTC/USDT", "BINANCE"),
+    ("quotes/BTCUSDT.binance.quotes.parquet", "BTC/USDT", "BINANCE"),
+]
+DEMO_RUNS = [("ORCL", "NASDAQ", "1d"), ("ETH/BTC", "BINANCE", "5m"), ("GBP/USD", "FXCM", "1m")]
+
+
+def _default_data_dir() -> Path:
+    env = os.environ.get("SMART_TRADER_DATA")
+    return Path(env) if env else Path.cwd().parent / "shared" / "data"
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="folder of recorded market data (default: ../shared/data)")
+    ] = None,
+) -> None:
+    """The main job until the live platform lands: import real recorded data, then backtest sma_cross (10/30)
+    on ORCL daily, ETH/BTC 5-minute and GBP/USD 1-minute bars, writing results under SMART_TRADER_HOME/runs."""
+    with cli_errors():
+        folder = data_dir or _default_data_dir()
+        if not folder.is_dir():
+            raise NotFoundError(f"no market data at {folder}: pass --data-dir or set SMART_TRADER_DATA")
+        svc = service()
+        console.print(f"home: {home_dir()}")
+        for rel, symbol, venue in DEMO_FILES:
+            r = svc.import_file(folder / rel, symbol=symbol, venue=venue)
+            console.print(f"imported {rel}: {r.rows_read:,} rows, {r.rows_added:,} new → {r.key}")
+        for symbol, venue, tf in DEMO_RUNS:
+            timeframe = Timeframe.parse(tf)
+            instrument = svc.instrument(symbol, venue)
+            bars = svc.bars(symbol, venue, timeframe)
+            result = run_backtest(
+                "sma_cross", {"fast": "10", "slow": "30"}, instrument, bars, timeframe,
+                cash=Decimal(100_000), fill_config=FillConfig(),
+            )  # fmt: skip
+            out = home_dir() / "runs" / f"demo-{symbol.replace('/', '')}-{tf}"
+            result.write(out)
+            print_summary(result, f"sma_cross 10/30 on {instrument.id} {tf}")
+            console.print(f"results in {out}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,35 @@
+"""Where Smart Trader keeps its files on this machine.
+
+``SMART_TRADER_HOME`` overrides the home directory; otherwise it is the per-user data directory
+for ``smart-trader`` (platformdirs; ``~/.local/share/smart-trader`` when platformdirs is absent).
+Nothing is created here: callers create the directories they write to.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP_NAME = "smart-trader"
+
+
+def _platform_data_dir() -> Path:
+    try:
+        import platformdirs  # optional: present in most installs, not a declared dependency
+    except ImportError:  # pragma: no cover - depends on the environment
+        return Path.home() / ".local" / "share" / APP_NAME
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def home_dir() -> Path:
+    """Smart Trader's home directory: ``$SMART_TRADER_HOME`` (``~`` expanded) when set and non-empty,
+    else the per-user data directory (e.g. ``~/.local/share/smart-trader`` on Linux)."""
+    env = os.environ.get("SMART_TRADER_HOME", "").strip()
+    if env:
+        return Path(env).expanduser()
+    return _platform_data_dir()
+
+
+def store_dir() -> Path:
+    """Root of the local market-data store: ``home_dir() / "market-data"``."""
+    return home_dir() / "market-data"

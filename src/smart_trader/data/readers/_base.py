@@ -1,0 +1,94 @@
+"""Types shared by the readers: the result of a read, the caller's options and a format's entry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+from smart_trader.data.schema import Kind, PriceType
+from smart_trader.data.timeframes import Timeframe
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """A market-data file read into the normalized schema of its kind.
+
+    Attributes:
+        kind: bars, trades or quotes.
+        table: exactly ``schema_for(kind, price_precision, size_precision)``, one row per data row of
+            the file and in the file's order (row ``i`` of the table is data row ``i + 1``, header
+            excluded). ``ts_event`` is int64 ns since the epoch, UTC; prices are decimals in the quote
+            currency, sizes and volumes decimals in base units (shares, coins).
+        price_precision: decimals of every price column (inferred, or the caller's).
+        size_precision: decimals of every size/volume column (0 when the source has none).
+        format: name of the reader in :data:`smart_trader.data.readers.FORMATS`, e.g. ``"yahoo-csv"``.
+        timeframe: bars only — the most common positive step between consecutive ``ts_event``
+            values; ``None`` for trades and quotes, for a single bar, or when that step is not a
+            whole number of seconds between 1s and 1d.
+        price_type: bars: what the prices are (``last`` for trade prices, ``bid``/``ask`` for FX
+            quote bars); ``last`` for trades and quotes.
+        source: the path as the caller gave it.
+    """
+
+    kind: Kind
+    table: pa.Table
+    price_precision: int
+    size_precision: int
+    format: str
+    timeframe: Timeframe | None
+    price_type: PriceType
+    source: str
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """What the caller imposes on a read; ``None`` means infer from the file."""
+
+    price_precision: int | None = None
+    size_precision: int | None = None
+    price_type: PriceType | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What format detection looks at: the file's suffix and its column names.
+
+    Attributes:
+        path: the file.
+        suffix: lower-case last suffix (``".csv"``, ``".parquet"``, ``".feather"``...).
+        columns: lower-case column names from the CSV header or the Arrow schema; ``None`` for a CSV
+            whose first line is data (no header).
+        first_row: the fields of a CSV's first line (header or data); empty for binary files.
+    """
+
+    path: Path
+    suffix: str
+    columns: tuple[str, ...] | None
+    first_row: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Format:
+    """One entry of the reader registry.
+
+    Attributes:
+        name: registry name, e.g. ``"binance-trades-parquet"``.
+        kind: the kind of data the format holds.
+        description: one line for humans (layout, units, conventions).
+        suffixes: file suffixes the format is detected on.
+        columns: lower-case columns the format requires (empty for a CSV without header); used to
+            say which columns a near-miss file lacks.
+        matches: True when a probed file has this format's columns.
+        read: reads a file of this format (validation is :func:`read_file`'s job).
+    """
+
+    name: str
+    kind: Kind
+    description: str
+    suffixes: tuple[str, ...]
+    columns: tuple[str, ...]
+    matches: Callable[[Probe], bool]
+    read: Callable[[Path, ReadOptions], ReadResult]

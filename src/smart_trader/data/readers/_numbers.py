@@ -1,0 +1,310 @@
+"""Exact conversion of source numbers to fixed-point int64 "raw" values (value × 10**precision).
+
+Three routes, chosen by the source column's Arrow type:
+
+- **text** (CSV): parsed by Arrow's decimal parser, which reads the digits as an integer — no binary
+  float is ever involved. The precision a column *needs* ignores trailing zeros (``"90.540000"``
+  needs 2 decimals).
+- **integers / decimals**: taken as they are.
+- **binary floats** (Parquet, Feather): a float is read as the decimal ``d`` with ``p`` decimals when
+  it is the nearest double to ``d`` — the rule of :func:`smart_trader.data.schema.raw_from_float`,
+  which recovers ``d`` exactly. Real exports also carry values one or two ulps away from ``d``,
+  left by float arithmetic upstream (``0.014596000000000001`` for ``0.014596``); those are read as
+  ``d`` too, but only while ``|d × 10**p| < 2**42``, i.e. while the value keeps at least ten spare
+  bits beyond its decimals so that ``d`` is unambiguous. Anything further off is a
+  :class:`DataValidationError` (rule ``precision``), never a silent rounding.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from smart_trader.core.errors import DataValidationError
+from smart_trader.core.values import from_raw
+from smart_trader.data.schema import MAX_PRECISION, decimal_type, raw_from_decimal
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+Mask = npt.NDArray[np.bool_]
+
+NOISE_ULPS = 2
+"""Largest distance, in units in the last place, at which a float still reads as a nearby decimal."""
+_TOLERANT_LIMIT = 2.0**42
+_EXACT_LIMIT = 2.0**53
+_TEXT_MAX_SCALE = 18
+_SAMPLE = 65_536
+_INT64_MAX = np.iinfo(np.int64).max
+
+
+class NumericColumn(ABC):
+    """One numeric source column on its way to ``decimal128``; null slots hold raw 0."""
+
+    def __init__(self, file: str, name: str, mask: Mask | None) -> None:
+        self.file = file
+        self.name = name
+        self.mask = mask if mask is not None and mask.any() else None
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def needed_precision(self) -> int:
+        """Smallest number of decimals that writes every value of the column exactly."""
+
+    @abstractmethod
+    def raw_at(self, precision: int, rule: str = "precision") -> I64:
+        """int64 values × 10**precision, exact.
+
+        Raises:
+            DataValidationError: a value needs more decimals (``rule``) or does not fit (``range``).
+        """
+
+    def first_null_row(self) -> int | None:
+        """1-based row of the first null value, ``None`` when there is none."""
+        return None if self.mask is None else int(np.argmax(self.mask)) + 1
+
+    def all_null(self) -> bool:
+        """True when the column holds no value at all."""
+        return self.mask is not None and bool(self.mask.all())
+
+
+class ScaledColumn(NumericColumn):
+    """Values already exact as int64 at ``scale`` decimals (parsed text, integers, decimals)."""
+
+    def __init__(self, file: str, name: str, raw: I64, scale: int, mask: Mask | None = None) -> None:
+        super().__init__(file, name, mask)
+        self.raw = raw
+        self.scale = scale
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def needed_precision(self) -> int:
+        if self.scale == 0 or len(self.raw) == 0:
+            return 0
+        g = int(np.gcd.reduce(self.raw))  # nulls hold 0, which divides nothing away
+        if g == 0:
+            return 0
+        trailing = 0
+        while trailing < self.scale and g % 10 ** (trailing + 1) == 0:
+            trailing += 1
+        return self.scale - trailing
+
+    def raw_at(self, precision: int, rule: str = "precision") -> I64:
+        if precision >= self.scale:
+            factor = 10 ** (precision - self.scale)
+            if factor == 1:
+                return self.raw
+            too_big = np.abs(self.raw) > _INT64_MAX // factor
+            if too_big.any():
+                row = int(np.argmax(too_big))
+                raise DataValidationError(
+                    self.file, "range", f"{self.name} does not fit a 64-bit integer at {precision} decimals", row + 1
+                )
+            scaled: I64 = self.raw * np.int64(factor)
+            return scaled
+        div = 10 ** (self.scale - precision)
+        bad = self.raw % div != 0
+        if bad.any():
+            row = int(np.argmax(bad))
+            value = from_raw(int(self.raw[row]), self.scale)
+            raise DataValidationError(
+                self.file, rule, f"{self.name}={value} has more than {precision} decimals", row + 1
+            )
+        reduced: I64 = self.raw // np.int64(div)
+        return reduced
+
+
+class FloatColumn(NumericColumn):
+    """Binary float values, read as the decimals the source wrote (see the module docstring)."""
+
+    def __init__(self, file: str, name: str, values: F64) -> None:
+        finite = np.isfinite(values)
+        nan = None
+        if not finite.all():
+            nan = np.isnan(values)
+            infinite = ~finite & ~nan
+            if infinite.any():
+                row = int(np.argmax(infinite))
+                raise DataValidationError(file, "number-format", f"{name}={values[row]!r} is not finite", row + 1)
+        super().__init__(file, name, nan)
+        self.values = np.where(finite, values, 0.0) if nan is not None else values
+        self._max_abs = float(np.max(np.abs(self.values))) if len(self.values) else 0.0
+        self._last: tuple[int, F64, int | None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def _snapped(self, precision: int) -> tuple[F64, int | None]:
+        if self._last is None or self._last[0] != precision:
+            self._last = (precision, *_snap(self.values, precision, self._max_abs))
+        return self._last[1], self._last[2]
+
+    def needed_precision(self) -> int:
+        v = self.values
+        sample = v[:: max(1, len(v) // _SAMPLE)]
+        p = 0
+        while p < MAX_PRECISION and _snap(sample, p, self._max_abs)[1] is not None:
+            p += 1
+        while p < MAX_PRECISION and self._snapped(p)[1] is not None:
+            p += 1
+        return p  # MAX_PRECISION may still fail: raw_at reports the row
+
+    def raw_at(self, precision: int, rule: str = "precision") -> I64:
+        k, bad = self._snapped(precision)
+        self._last = None
+        if bad is not None:
+            value = self.values[bad]
+            if abs(value) * 10.0**precision >= _EXACT_LIMIT:
+                detail = (
+                    f"{self.name}={value!r} is too large to read exactly from a binary float at {precision} decimals"
+                )
+                raise DataValidationError(self.file, "range", detail, bad + 1)
+            detail = f"{self.name}={value!r} is not a number with at most {precision} decimals"
+            raise DataValidationError(self.file, rule, detail, bad + 1)
+        return k.astype(np.int64)
+
+
+def _snap(values: F64, precision: int, max_abs: float) -> tuple[F64, int | None]:
+    """Nearest integers of ``values × 10**precision`` and the 0-based index of the first value that
+    is not (within the noise allowance) a decimal with ``precision`` decimals, or ``None``.
+
+    ``max_abs`` bounds ``|values|``; it spares a pass for the range check in the common case.
+    """
+    scale = 10.0**precision
+    k = values * scale
+    np.rint(k, out=k)
+    if max_abs * scale < _EXACT_LIMIT:
+        exact = k / scale == values
+    else:
+        exact = (k / scale == values) & (np.abs(k) < _EXACT_LIMIT)
+    if exact.all():
+        return k, None
+    idx = np.flatnonzero(~exact)
+    v, kk = values[idx], k[idx]
+    near = (np.abs(kk) < _TOLERANT_LIMIT) & (np.abs(v - kk / scale) <= NOISE_ULPS * np.spacing(np.abs(v)))
+    if near.all():
+        return k, None
+    return k, int(idx[int(np.argmin(near))])
+
+
+def _as_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    if isinstance(column, pa.ChunkedArray):
+        return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return column
+
+
+def _null_mask(arr: pa.Array) -> Mask | None:
+    if arr.null_count == 0:
+        return None
+    return np.asarray(arr.is_null(), dtype=bool)
+
+
+def first_failing_row(arr: pa.Array, convert: Callable[[pa.Array], object]) -> int:
+    """0-based index of the first element on which ``convert`` raises ``pa.ArrowInvalid`` (bisection;
+    only called once a whole-column conversion has already failed)."""
+    lo, hi = 0, len(arr)  # invariant: the failure lies in arr[lo:hi]
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            convert(arr.slice(lo, mid - lo))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            hi = mid
+        else:
+            lo = mid
+    return lo
+
+
+def text_column(column: pa.ChunkedArray | pa.Array, file: str, name: str) -> ScaledColumn:
+    """Parse decimal text exactly (plain or exponent notation; surrounding blanks ignored; empty = null).
+
+    Raises:
+        DataValidationError: ``number-format`` naming the first unparsable row, ``range`` when a value
+            does not fit an int64 at the column's written number of decimals.
+    """
+    s = pc.utf8_trim_whitespace(_as_array(column))
+    empty = pc.equal(s, "")
+    if pc.any(empty).as_py():
+        s = pc.if_else(empty, pa.scalar(None, pa.string()), s)
+    dot = pc.find_substring(s, ".")
+    written = pc.if_else(pc.greater_equal(dot, 0), pc.subtract(pc.subtract(pc.binary_length(s), dot), 1), 0)
+    scale = pc.max(written).as_py() or 0
+    if scale > _TEXT_MAX_SCALE:
+        row = int(np.argmax(np.asarray(pc.fill_null(pc.greater(written, _TEXT_MAX_SCALE), False))))
+        detail = f"{name}={s[row].as_py()!r} has more than {_TEXT_MAX_SCALE} decimals"
+        raise DataValidationError(file, "number-format", detail, row + 1)
+    target = decimal_type(scale)
+
+    def convert(a: pa.Array) -> pa.Array:
+        return pc.cast(a, target)
+
+    try:
+        dec = convert(s)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        row = first_failing_row(s, convert)
+        raise DataValidationError(file, "number-format", _not_a_number(name, s[row].as_py(), scale), row + 1) from None
+    try:
+        raw = raw_from_decimal(dec)
+    except OverflowError:
+        row = _first_int64_overflow(dec)
+        detail = f"{name}={s[row].as_py()!r} does not fit a 64-bit integer at {scale} decimals"
+        raise DataValidationError(file, "range", detail, row + 1) from None
+    return ScaledColumn(file, name, raw, scale, _null_mask(dec))
+
+
+def _not_a_number(name: str, text: str, scale: int) -> str:
+    try:
+        float(text)  # error path only: tells a number in exponent notation from garbage
+    except ValueError:
+        return f"{name}={text!r} is not a number"
+    return f"{name}={text!r} cannot be read exactly at the column's {scale} decimals; write it as a plain decimal"
+
+
+def _first_int64_overflow(dec: pa.Array) -> int:
+    buf = dec.buffers()[1]
+    assert buf is not None
+    words = np.frombuffer(buf, dtype=np.int64, count=2 * (dec.offset + len(dec)))[2 * dec.offset :]
+    bad = words[1::2] != (words[0::2] >> 63)
+    if dec.null_count:
+        bad &= ~np.asarray(dec.is_null(), dtype=bool)
+    return int(np.argmax(bad))
+
+
+def numeric_column(column: pa.ChunkedArray | pa.Array, file: str, name: str) -> NumericColumn:
+    """The right :class:`NumericColumn` for a source column of text, integers, decimals or floats.
+
+    Raises:
+        DataValidationError: ``number-format`` when the column's type holds no numbers or a value is
+            unparsable/infinite; ``range`` when an integer does not fit int64.
+    """
+    arr = _as_array(column)
+    t = arr.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return text_column(arr, file, name)
+    if pa.types.is_dictionary(t):
+        return numeric_column(arr.dictionary_decode(), file, name)
+    if pa.types.is_floating(t):
+        values = np.asarray(pc.fill_null(arr.cast(pa.float64()), np.nan), dtype=np.float64)
+        return FloatColumn(file, name, values)
+    if pa.types.is_integer(t):
+        if pa.types.is_uint64(t) and len(arr) and (pc.max(arr).as_py() or 0) > _INT64_MAX:
+            row = int(np.argmax(np.asarray(pc.fill_null(pc.greater(arr, _INT64_MAX), False))))
+            raise DataValidationError(file, "range", f"{name} does not fit a 64-bit integer", row + 1)
+        ints = np.asarray(pc.fill_null(arr.cast(pa.int64()), 0), dtype=np.int64)
+        return ScaledColumn(file, name, ints, 0, _null_mask(arr))
+    if pa.types.is_decimal(t):
+        dec = arr.cast(decimal_type(t.scale)) if not isinstance(t, pa.Decimal128Type) else arr
+        try:
+            return ScaledColumn(file, name, raw_from_decimal(dec), t.scale, _null_mask(dec))
+        except OverflowError:
+            row = _first_int64_overflow(dec)
+            raise DataValidationError(file, "range", f"{name} does not fit a 64-bit integer", row + 1) from None
+    if pa.types.is_null(t):
+        return ScaledColumn(file, name, np.zeros(len(arr), dtype=np.int64), 0, np.ones(len(arr), dtype=bool))
+    raise DataValidationError(file, "number-format", f"column {name} holds {t}, not numbers")

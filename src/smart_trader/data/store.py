@@ -1,0 +1,519 @@
+"""The local market-data store: normalized bars, trades and quotes kept as Parquet files.
+
+On-disk layout under ``root`` (one file per dataset and UTC day of ``ts_event``)::
+
+    venue=BINANCE/symbol=BTC%2FUSDT/kind=trades/date=2021-01-08/data.parquet
+    venue=BINANCE/symbol=BTC%2FUSDT/kind=quotes/date=2021-01-08/data.parquet
+    venue=FXCM/symbol=GBP%2FUSD/kind=bars-1m-bid/date=2012-02-01/data.parquet
+
+Symbols are percent-escaped (``urllib.parse.quote(symbol, safe="")``). Bar datasets are keyed by
+timeframe and price type (``bars-<timeframe>-<price type>``). Every file of a dataset holds the
+dataset's schema (:mod:`smart_trader.data.schema`) at one price and size precision, rows sorted by
+``ts_event`` (equal timestamps keep the order they were written in).
+
+Writes are idempotent and all-or-nothing per call: the new rows are validated before any file is
+touched, each day file is written to a temporary file and all of them are then moved into place
+with :func:`os.replace`. One writer per dataset at a time; readers never see a half-written file.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from urllib.parse import quote, unquote
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from smart_trader.core.clock import NS_PER_DAY
+from smart_trader.core.errors import InvalidInputError, NotFoundError
+from smart_trader.data.schema import PRICE_COLUMNS, SIZE_COLUMNS, TS_TYPE, Kind, PriceType, schema_for
+from smart_trader.data.timeframes import Timeframe
+
+DATA_FILE = "data.parquet"
+COMPRESSION = "zstd"
+COMPRESSION_LEVEL = 1
+_OCC = "__occurrence"
+_SIDES = frozenset({"buy", "sell"})
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetKey:
+    """Identity of one dataset in the store.
+
+    Attributes:
+        venue: venue code (upper-cased), e.g. ``"BINANCE"``.
+        symbol: venue symbol as written, e.g. ``"BTC/USDT"``.
+        kind: bars, trades or quotes.
+        timeframe: bar length; required for bars, ``None`` for trades and quotes.
+        price_type: what bars are built from (last/bid/ask/mid); always ``LAST`` for trades and quotes.
+
+    Raises:
+        InvalidInputError: empty venue or symbol, bars without a timeframe, or a timeframe or
+            non-``LAST`` price type on trades or quotes.
+    """
+
+    venue: str
+    symbol: str
+    kind: Kind
+    timeframe: Timeframe | None = None
+    price_type: PriceType = PriceType.LAST
+
+    def __post_init__(self) -> None:
+        if not self.venue.strip() or not self.symbol:
+            raise InvalidInputError("a dataset key needs a venue and a symbol")
+        try:
+            object.__setattr__(self, "kind", Kind(self.kind))
+            object.__setattr__(self, "price_type", PriceType(self.price_type))
+        except ValueError as exc:
+            raise InvalidInputError(str(exc)) from None
+        object.__setattr__(self, "venue", self.venue.strip().upper())
+        if self.kind is Kind.BARS and self.timeframe is None:
+            raise InvalidInputError(f"bars of {self.symbol}.{self.venue} need a timeframe")
+        if self.kind is not Kind.BARS and (self.timeframe is not None or self.price_type is not PriceType.LAST):
+            raise InvalidInputError(f"{self.kind} datasets have no timeframe or price type")
+
+    @property
+    def kind_dir(self) -> str:
+        """Value of the ``kind=`` partition: ``trades``, ``quotes`` or ``bars-<timeframe>-<price type>``."""
+        if self.kind is Kind.BARS:
+            return f"bars-{self.timeframe}-{self.price_type}"
+        return str(self.kind)
+
+    def to_partition(self) -> str:
+        """Relative directory of the dataset, e.g. ``venue=BINANCE/symbol=BTC%2FUSDT/kind=bars-1m-last``."""
+        return f"venue={quote(self.venue, safe='')}/symbol={quote(self.symbol, safe='')}/kind={self.kind_dir}"
+
+    @classmethod
+    def from_partition(cls, path: str | PurePath) -> DatasetKey:
+        """Inverse of :meth:`to_partition`. Accepts any path containing the ``venue=``, ``symbol=`` and
+        ``kind=`` components (a store root before them or ``date=.../data.parquet`` after them is ignored).
+
+        Raises:
+            InvalidInputError: a component is missing or the kind is not a known one.
+        """
+        parts: dict[str, str] = {}
+        for part in PurePath(path).parts:
+            name, sep, value = part.partition("=")
+            if sep and name in ("venue", "symbol", "kind"):
+                parts[name] = unquote(value)
+        if len(parts) != 3:
+            raise InvalidInputError(f"{str(path)!r} is not a dataset path like venue=V/symbol=S/kind=K")
+        kind_text = parts["kind"]
+        if kind_text in (Kind.TRADES, Kind.QUOTES):
+            return cls(parts["venue"], parts["symbol"], Kind(kind_text))
+        prefix, _, rest = kind_text.partition("-")
+        timeframe_text, _, price_type = rest.rpartition("-")
+        if prefix != Kind.BARS or not timeframe_text:
+            raise InvalidInputError(f"unknown dataset kind {kind_text!r} in {str(path)!r}")
+        try:
+            pt = PriceType(price_type)
+        except ValueError:
+            raise InvalidInputError(f"unknown bar price type {price_type!r} in {str(path)!r}") from None
+        return cls(parts["venue"], parts["symbol"], Kind.BARS, Timeframe.parse(timeframe_text), pt)
+
+    def __str__(self) -> str:
+        return f"{self.symbol}.{self.venue} {self.kind_dir}"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteReport:
+    """Outcome of :meth:`MarketDataStore.write`.
+
+    Attributes:
+        rows_in: rows in the table given.
+        rows_added: rows that were not in the store yet (0 when the same data is imported again).
+        partitions_written: day files created or rewritten (files that would not change are left alone).
+    """
+
+    rows_in: int
+    rows_added: int
+    partitions_written: int
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetInfo:
+    """Summary of one stored dataset.
+
+    Attributes:
+        key: the dataset.
+        rows: number of rows.
+        first_ts_ns, last_ts_ns: first and last ``ts_event``, ns since the epoch (UTC).
+        price_precision, size_precision: decimals of prices and sizes in every file.
+        partitions: number of day files.
+    """
+
+    key: DatasetKey
+    rows: int
+    first_ts_ns: int
+    last_ts_ns: int
+    price_precision: int
+    size_precision: int
+    partitions: int
+
+
+class MarketDataStore:
+    """Parquet market-data store rooted at ``root`` (created on first write); see the module docstring."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def dataset_dir(self, key: DatasetKey) -> Path:
+        """Directory of ``key``'s day partitions (it may not exist)."""
+        return self.root / key.to_partition()
+
+    def precision(self, key: DatasetKey) -> tuple[int, int] | None:
+        """``(price_precision, size_precision)`` of the stored dataset, or ``None`` when it holds no file."""
+        files = self._day_files(key)
+        if not files:
+            return None
+        return _precision_of(pq.read_schema(files[0][1]), key.kind)
+
+    def write(
+        self,
+        key: DatasetKey,
+        table: pa.Table,
+        *,
+        price_precision: int | None = None,
+        size_precision: int | None = None,
+    ) -> WriteReport:
+        """Add ``table`` (rows of ``key.kind`` in the normalized schema) to the dataset ``key``.
+
+        Rows are split by UTC day of ``ts_event`` and merged into each day's file: a row already
+        stored is not added again (a row value that occurs k times in ``table`` and j times in the
+        file ends up max(j, k) times, so genuine repeated trades survive and re-imports add nothing).
+        Decimal columns are rescaled exactly to the dataset's precision (the stored one, else the
+        one given, else the table's own).
+
+        Raises:
+            InvalidInputError: wrong columns or types, nulls in a required column, an unknown
+                ``aggressor_side``, bars not aligned to the key's timeframe, a value that does not
+                fit the dataset's precision, or a precision that contradicts the stored one.
+                Nothing on disk has changed when it is raised.
+            OSError, pyarrow.ArrowInvalid: a disk error or a damaged stored file; the temporary files
+                are removed and the stored files are unchanged.
+        """
+        stored = self.precision(key)
+        if stored is not None and price_precision is not None and price_precision != stored[0]:
+            raise InvalidInputError(f"{key}: stored at price precision {stored[0]}, not {price_precision}")
+        if stored is not None and size_precision is not None and size_precision != stored[1]:
+            raise InvalidInputError(f"{key}: stored at size precision {stored[1]}, not {size_precision}")
+        target = stored or (price_precision, size_precision)
+        new, ts = _conform(key, table, target[0], target[1])
+        if new.num_rows == 0:
+            return WriteReport(0, 0, 0)
+        days = ts // NS_PER_DAY
+        cuts = np.flatnonzero(days[1:] != days[:-1]) + 1
+        starts = np.concatenate(([0], cuts))
+        ends = np.concatenate((cuts, [len(ts)]))
+        jobs = [(int(days[s]), new.slice(int(s), int(e - s))) for s, e in zip(starts, ends, strict=True)]
+
+        directory = self.dataset_dir(key)
+        # Phase 1: every changed day goes to a temporary file; on any failure they are all removed.
+        with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
+            futures = [pool.submit(_prepare_day, directory, day, rows) for day, rows in jobs]
+        errors = [exc for f in futures if (exc := f.exception()) is not None]
+        prepared = [f.result() for f in futures if f.exception() is None]
+        pending = [(tmp, final) for tmp, final, _ in prepared if tmp is not None]
+        if errors:
+            for tmp, _ in pending:
+                _discard(tmp)
+            raise errors[0]
+        # Phase 2: move them into place (renames only).
+        for tmp, final in pending:
+            os.replace(tmp, final)
+        for parent in {final.parent for _, final in pending}:
+            _fsync_dir(parent)
+        return WriteReport(new.num_rows, sum(added for _, _, added in prepared), len(pending))
+
+    def read(self, key: DatasetKey, start_ns: int | None = None, end_ns: int | None = None) -> pa.Table:
+        """Rows of ``key`` with ``start_ns <= ts_event < end_ns`` (ns since the epoch, UTC; ``None`` = open
+        end), sorted by ``ts_event``, in the dataset's schema at its stored precision.
+
+        Only the day files overlapping the range are opened; Polars filters rows inside them.
+
+        Raises:
+            NotFoundError: the store holds no data for ``key`` (the message lists what it holds for the symbol).
+        """
+        files = self._day_files(key)
+        if not files:
+            raise NotFoundError(self._not_found_message(key))
+        p, s = _precision_of(pq.read_schema(files[0][1]), key.kind)
+        schema = schema_for(key.kind, p, s)
+        first_day = None if start_ns is None else start_ns // NS_PER_DAY
+        last_day = None if end_ns is None else (end_ns - 1) // NS_PER_DAY
+        paths = [
+            str(path)
+            for day, path in files
+            if (first_day is None or day >= first_day) and (last_day is None or day <= last_day)
+        ]
+        if not paths or (start_ns is not None and end_ns is not None and start_ns >= end_ns):
+            return schema.empty_table()
+        frame = pl.scan_parquet(paths, hive_partitioning=False)
+        ts_col = pl.col("ts_event")
+        if start_ns is not None:
+            frame = frame.filter(ts_col >= pl.lit(start_ns, dtype=pl.Int64).cast(pl.Datetime("ns", "UTC")))
+        if end_ns is not None:
+            frame = frame.filter(ts_col < pl.lit(end_ns, dtype=pl.Int64).cast(pl.Datetime("ns", "UTC")))
+        return frame.collect().to_arrow().cast(schema)
+
+    def list(self) -> builtins.list[DatasetInfo]:
+        """Every dataset in the store with its row count, time span and precisions, sorted by path."""
+        infos: builtins.list[DatasetInfo] = []
+        for directory in sorted(self.root.glob("venue=*/symbol=*/kind=*")):
+            try:
+                key = DatasetKey.from_partition(directory.relative_to(self.root))
+            except InvalidInputError:
+                continue  # not a dataset directory of ours
+            files = self._day_files(key)
+            if not files:
+                continue
+            metas = [pq.read_metadata(path) for _, path in files]
+            p, s = _precision_of(metas[0].schema.to_arrow_schema(), key.kind)
+            infos.append(
+                DatasetInfo(
+                    key=key,
+                    rows=sum(m.num_rows for m in metas),
+                    first_ts_ns=_ts_bound(files[0][1], metas[0], first=True),
+                    last_ts_ns=_ts_bound(files[-1][1], metas[-1], first=False),
+                    price_precision=p,
+                    size_precision=s,
+                    partitions=len(files),
+                )
+            )
+        return infos
+
+    def delete(self, key: DatasetKey) -> None:
+        """Remove the dataset ``key`` and every file of it (empty symbol/venue directories too).
+
+        Raises:
+            NotFoundError: the store holds no such dataset.
+        """
+        directory = self.dataset_dir(key)
+        if not directory.is_dir():
+            raise NotFoundError(self._not_found_message(key))
+        shutil.rmtree(directory)
+        for parent in (directory.parent, directory.parent.parent):
+            if parent != self.root and not any(parent.iterdir()):
+                parent.rmdir()
+
+    def _day_files(self, key: DatasetKey) -> builtins.list[tuple[int, Path]]:
+        """``(day number since the epoch, path)`` of each day file of ``key``, in date order."""
+        directory = self.dataset_dir(key)
+        if not directory.is_dir():
+            return []
+        files = []
+        for entry in directory.glob(f"date=*/{DATA_FILE}"):
+            day = np.datetime64(entry.parent.name.removeprefix("date="), "D").astype(np.int64)
+            files.append((int(day), entry))
+        return sorted(files)
+
+    def _not_found_message(self, key: DatasetKey) -> str:
+        symbol_dir = self.dataset_dir(key).parent
+        held = sorted(p.name.removeprefix("kind=") for p in symbol_dir.glob("kind=*")) if symbol_dir.is_dir() else []
+        what = ", ".join(held) if held else "nothing"
+        return f"no {key.kind_dir} data for {key.symbol}.{key.venue} in {self.root}; it holds {what} for that symbol"
+
+
+def _precision_of(schema: pa.Schema, kind: Kind) -> tuple[int, int]:
+    price = schema.field(PRICE_COLUMNS[kind][0]).type
+    size = schema.field(SIZE_COLUMNS[kind][0]).type
+    return int(price.scale), int(size.scale)
+
+
+def _scale_of(table: pa.Table, columns: Iterable[str], key: DatasetKey) -> int:
+    scales = set()
+    for name in columns:
+        typ = table.schema.field(name).type
+        if not pa.types.is_decimal(typ):
+            raise InvalidInputError(f"{key}: column {name!r} must be decimal128, got {typ}")
+        scales.add(typ.scale)
+    if len(scales) != 1:
+        raise InvalidInputError(f"{key}: columns {builtins.list(columns)} must share one scale, got {sorted(scales)}")
+    return int(scales.pop())
+
+
+def _conform(
+    key: DatasetKey, table: pa.Table, price_precision: int | None, size_precision: int | None
+) -> tuple[pa.Table, npt.NDArray[np.int64]]:
+    """Validate ``table`` against ``key``'s schema, rescale it to the precisions (its own when ``None``)
+    and sort it by ``ts_event`` (stable). Returns the table and its ``ts_event`` as int64 ns."""
+    if not isinstance(table, pa.Table):
+        raise InvalidInputError(f"{key}: expected a pyarrow Table, got {type(table).__name__}")
+    names = schema_for(key.kind, 0, 0).names
+    missing = [n for n in names if n not in table.column_names]
+    extra = [n for n in table.column_names if n not in names]
+    if missing or extra:
+        raise InvalidInputError(
+            f"{key}: columns {table.column_names} do not match the {key.kind} schema {names} "
+            f"(missing {missing}, unexpected {extra})"
+        )
+    p = _scale_of(table, PRICE_COLUMNS[key.kind], key) if price_precision is None else price_precision
+    s = _scale_of(table, SIZE_COLUMNS[key.kind], key) if size_precision is None else size_precision
+    schema = schema_for(key.kind, p, s)
+    columns = []
+    for field in schema:
+        column = table.column(field.name)
+        typ = column.type
+        if field.name == "ts_event":
+            if typ != TS_TYPE:
+                raise InvalidInputError(f"{key}: ts_event must be {TS_TYPE}, got {typ}")
+        elif pa.types.is_decimal(field.type):
+            if not pa.types.is_decimal(typ):
+                raise InvalidInputError(f"{key}: column {field.name!r} must be decimal128, got {typ}")
+            if typ != field.type:
+                try:
+                    column = column.cast(field.type, safe=True)
+                except pa.ArrowInvalid as exc:
+                    raise InvalidInputError(
+                        f"{key}: column {field.name!r} ({typ}) does not fit the dataset's {field.type.scale} "
+                        f"decimals exactly: {exc}"
+                    ) from None
+        elif pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
+            column = column.cast(pa.string()) if typ != pa.string() else column
+        else:
+            raise InvalidInputError(f"{key}: column {field.name!r} must be a string, got {typ}")
+        if not field.nullable and column.null_count:
+            row = int(np.argmax(np.asarray(column.is_null())))
+            raise InvalidInputError(f"{key}: column {field.name!r} is null at row {row + 1} (required)")
+        columns.append(column)
+    out = pa.Table.from_arrays(columns, schema=schema)
+    if key.kind is Kind.TRADES:
+        sides = {v for v in pc.unique(out.column("aggressor_side")).to_pylist() if v is not None}
+        if not sides <= _SIDES:
+            bad = sorted(sides - _SIDES)
+            raise InvalidInputError(f"{key}: aggressor_side must be 'buy', 'sell' or null, got {bad}")
+    ts = _ts_ns(out)
+    if key.timeframe is not None and len(ts) and np.any(ts % key.timeframe.ns):
+        row = int(np.argmax(ts % key.timeframe.ns != 0))
+        raise InvalidInputError(f"{key}: bar at row {row + 1} does not open on a {key.timeframe} boundary")
+    if len(ts) > 1 and np.any(ts[1:] < ts[:-1]):
+        order = np.argsort(ts, kind="stable")
+        out, ts = out.take(order), ts[order]
+    return out.combine_chunks(), ts
+
+
+def _prepare_day(directory: Path, day: int, new: pa.Table) -> tuple[Path | None, Path, int]:
+    """Merge ``new`` (one day's rows, sorted) with the stored day file into a temporary file.
+
+    Returns ``(temporary path or None when nothing changes, final path, rows added)``.
+    """
+    final = directory / f"date={np.datetime64(day, 'D')}" / DATA_FILE
+    if final.exists():
+        merged, added = _merge(pq.read_table(final), new)
+        if added == 0:
+            return None, final, 0
+    else:
+        merged, added = new, new.num_rows
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{DATA_FILE}.{uuid.uuid4().hex}.tmp")
+    try:
+        _write_parquet(merged, tmp)
+    except BaseException:
+        _discard(tmp)
+        raise
+    return tmp, final, added
+
+
+def _discard(tmp: Path) -> None:
+    """Remove a temporary file, and its day directory when that is left empty."""
+    tmp.unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # not empty: the day already had a file
+        tmp.parent.rmdir()
+
+
+def _merge(stored: pa.Table, new: pa.Table) -> tuple[pa.Table, int]:
+    """Multiset union of two sorted tables of one schema: each distinct row keeps max(count in stored,
+    count in new) copies; stored rows come first among equal timestamps. Returns (table, rows added).
+
+    Only the stored rows inside ``new``'s time span take part in the row-by-row merge.
+    """
+    schema = stored.schema
+    new = new.cast(schema)
+    stored_ts = _ts_ns(stored)
+    new_ts = _ts_ns(new)
+    lo = int(np.searchsorted(stored_ts, new_ts[0], side="left"))
+    hi = int(np.searchsorted(stored_ts, new_ts[-1], side="right"))
+    window = stored.slice(lo, hi - lo)
+    if window.num_rows == new.num_rows and window.equals(new):
+        return stored, 0  # the same rows again: the common re-import
+    if window.num_rows == 0:
+        merged = new
+    else:
+        names = schema.names
+        row = pl.struct(names)
+        occurrence = (row.rank("ordinal") - row.rank("min")).alias(_OCC)
+        frames = [_to_polars(t).with_columns(occurrence) for t in (window, new)]
+        frame = (
+            pl.concat(frames)
+            .unique(subset=[*names, _OCC], keep="first", maintain_order=True)
+            .sort("ts_event", maintain_order=True)
+            .drop(_OCC)
+        )
+        merged = frame.to_arrow().cast(schema)
+    added = merged.num_rows - window.num_rows
+    if added == 0:
+        return stored, 0
+    return pa.concat_tables([stored.slice(0, lo), merged, stored.slice(hi)]), added
+
+
+def _ts_ns(table: pa.Table) -> npt.NDArray[np.int64]:
+    return np.asarray(table.column("ts_event").cast(pa.int64()).to_numpy(), dtype=np.int64)
+
+
+def _to_polars(table: pa.Table) -> pl.DataFrame:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame
+
+
+def _write_parquet(table: pa.Table, path: Path) -> None:
+    dictionary = [f.name for f in table.schema if pa.types.is_string(f.type) and f.name != "trade_id"]
+    pq.write_table(
+        table,
+        path,
+        compression=COMPRESSION,
+        compression_level=COMPRESSION_LEVEL,
+        use_dictionary=dictionary,
+    )
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _ts_bound(path: Path, meta: pq.FileMetaData, *, first: bool) -> int:
+    """First (min) or last (max) ``ts_event`` of a day file, from its statistics when present."""
+    column = meta.schema.names.index("ts_event")
+    bounds = []
+    for i in range(meta.num_row_groups):
+        stats = meta.row_group(i).column(column).statistics
+        if stats is None or not stats.has_min_max:
+            ts = pq.read_table(path, columns=["ts_event"]).column("ts_event").cast(pa.int64())
+            value = pc.min(ts) if first else pc.max(ts)
+            return int(value.as_py())
+        bounds.append(int(stats.min_raw if first else stats.max_raw))
+    return min(bounds) if first else max(bounds)
