@@ -124,7 +124,8 @@ class Instrument:
         value = price * quantity * self.multiplier
         if value < self.min_notional:
             raise RejectedByRulesError(
-                f"order value {value} {self.quote_currency} is under the minimum notional {self.min_notional} of {self.id}"
+                f"order value {value} {self.quote_currency} is under the minimum notional "
+                f"{self.min_notional} of {self.id}"
             )
 
     def to_dict(self) -> dict[str, Any]:

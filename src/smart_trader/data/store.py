@@ -1,6 +1,7 @@
 """The local market-data store: normalized bars, trades and quotes kept as Parquet files.
 
-On-disk layout under ``root`` (one file per dataset and UTC day of ``ts_event``)::
+On-disk layout under ``root`` (one file per dataset and UTC day of ``ts_event``; a month for bars of
+1h and longer, a year for daily bars — see :func:`partition_start_days`)::
 
     venue=BINANCE/symbol=BTC%2FUSDT/kind=trades/date=2021-01-08/data.parquet
     venue=BINANCE/symbol=BTC%2FUSDT/kind=quotes/date=2021-01-08/data.parquet
@@ -213,7 +214,7 @@ class MarketDataStore:
         new, ts = _conform(key, table, target[0], target[1])
         if new.num_rows == 0:
             return WriteReport(0, 0, 0)
-        days = ts // NS_PER_DAY
+        days = partition_start_days(key, ts)
         cuts = np.flatnonzero(days[1:] != days[:-1]) + 1
         starts = np.concatenate(([0], cuts))
         ends = np.concatenate((cuts, [len(ts)]))
@@ -251,8 +252,8 @@ class MarketDataStore:
             raise NotFoundError(self._not_found_message(key))
         p, s = _precision_of(pq.read_schema(files[0][1]), key.kind)
         schema = schema_for(key.kind, p, s)
-        first_day = None if start_ns is None else start_ns // NS_PER_DAY
-        last_day = None if end_ns is None else (end_ns - 1) // NS_PER_DAY
+        first_day = None if start_ns is None else int(partition_start_days(key, np.array([start_ns]))[0])
+        last_day = None if end_ns is None else int(partition_start_days(key, np.array([end_ns - 1]))[0])
         paths = [
             str(path)
             for day, path in files
@@ -324,6 +325,21 @@ class MarketDataStore:
         held = sorted(p.name.removeprefix("kind=") for p in symbol_dir.glob("kind=*")) if symbol_dir.is_dir() else []
         what = ", ".join(held) if held else "nothing"
         return f"no {key.kind_dir} data for {key.symbol}.{key.venue} in {self.root}; it holds {what} for that symbol"
+
+
+def partition_start_days(key: DatasetKey, ts_ns: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """First day (days since the epoch, UTC) of the partition each timestamp falls in.
+
+    Trades, quotes and bars shorter than an hour are kept one file per UTC day; bars of 1h up to
+    1d exclusive one file per month; daily bars one file per year — so a 20-year daily series is 20
+    files, not 5,000. The partition directory is named after its first day (``date=1995-01-01``).
+    """
+    days = np.asarray(ts_ns, dtype=np.int64) // NS_PER_DAY
+    tf = key.timeframe
+    if key.kind is not Kind.BARS or tf is None or tf.seconds < 3600:
+        return days
+    unit = "Y" if tf.seconds >= 86_400 else "M"
+    return days.astype("datetime64[D]").astype(f"datetime64[{unit}]").astype("datetime64[D]").astype(np.int64)
 
 
 def _precision_of(schema: pa.Schema, kind: Kind) -> tuple[int, int]:

@@ -48,14 +48,17 @@ def _first_line(path: Path) -> tuple[str, ...]:
     raise DataValidationError(str(path), "not-empty", "the file holds only blank lines")
 
 
-def arrow_schema(path: Path) -> pa.Schema:
-    """Schema of a Parquet or Feather file, read without loading the data.
+def arrow_schema(path: Path, parquet: bool | None = None) -> pa.Schema:
+    """Schema of a Parquet (``parquet=True``) or Feather file, read without loading the data;
+    ``parquet=None`` decides by the suffix.
 
     Raises:
         DataValidationError: ``file-format`` when the file is not readable as such.
     """
+    if parquet is None:
+        parquet = path.suffix.lower() in PARQUET_SUFFIXES
     try:
-        if path.suffix.lower() in PARQUET_SUFFIXES:
+        if parquet:
             return pq.read_schema(path)
         try:
             with pa.memory_map(str(path)) as source:
@@ -63,7 +66,8 @@ def arrow_schema(path: Path) -> pa.Schema:
         except pa.ArrowInvalid:
             return feather.read_table(str(path)).schema  # Feather v1
     except (pa.ArrowException, OSError) as e:
-        raise DataValidationError(str(path), "file-format", f"not a readable {path.suffix} file: {e}") from None
+        container = "Parquet" if parquet else "Feather (Arrow IPC)"
+        raise DataValidationError(str(path), "file-format", f"not a readable {container} file: {e}") from None
 
 
 def probe(path: Path) -> Probe:
@@ -167,8 +171,11 @@ def _single(column: pa.ChunkedArray) -> pa.Array:
     return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
 
 
-def read_arrow_columns(path: Path, wanted: Sequence[str], optional: Sequence[str] = ()) -> dict[str, pa.Array]:
-    """Read the ``wanted`` (and present ``optional``) columns of a Parquet or Feather file by lower-case name.
+def read_arrow_columns(
+    path: Path, wanted: Sequence[str], optional: Sequence[str] = (), *, parquet: bool
+) -> dict[str, pa.Array]:
+    """Read the ``wanted`` (and present ``optional``) columns of a Parquet (``parquet=True``) or
+    Feather file, keyed by lower-case name.
 
     Raises:
         NotFoundError: no such file.
@@ -177,15 +184,16 @@ def read_arrow_columns(path: Path, wanted: Sequence[str], optional: Sequence[str
     """
     _check_file(path)
     file = str(path)
-    mapping = _resolve(file, arrow_schema(path).names, wanted, optional)
+    mapping = _resolve(file, arrow_schema(path, parquet).names, wanted, optional)
     columns = list(mapping.values())
     try:
-        if path.suffix.lower() in PARQUET_SUFFIXES:
+        if parquet:
             table = pq.read_table(path, columns=columns)
         else:
             table = feather.read_table(str(path), columns=columns, memory_map=True)
     except (pa.ArrowException, OSError) as e:
-        raise DataValidationError(file, "file-format", f"not a readable {path.suffix} file: {e}") from None
+        container = "Parquet" if parquet else "Feather (Arrow IPC)"
+        raise DataValidationError(file, "file-format", f"not a readable {container} file: {e}") from None
     if table.num_rows == 0:
         raise DataValidationError(file, "not-empty", "the file has no rows")
     return {w: _single(table.column(a)) for w, a in mapping.items()}

@@ -17,6 +17,7 @@ Three routes, chosen by the source column's Arrow type:
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 
@@ -40,6 +41,7 @@ _EXACT_LIMIT = 2.0**53
 _TEXT_MAX_SCALE = 18
 _SAMPLE = 65_536
 _INT64_MAX = np.iinfo(np.int64).max
+_PLAIN = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)$")
 
 
 class NumericColumn(ABC):
@@ -221,24 +223,28 @@ def first_failing_row(arr: pa.Array, convert: Callable[[pa.Array], object]) -> i
     return lo
 
 
-def text_column(column: pa.ChunkedArray | pa.Array, file: str, name: str) -> ScaledColumn:
+def text_column(column: pa.ChunkedArray | pa.Array, file: str, name: str, *, scale: int | None = None) -> ScaledColumn:
     """Parse decimal text exactly (plain or exponent notation; surrounding blanks ignored; empty = null).
+
+    The values are read at the most decimals any row writes, or at ``scale`` when given (a value
+    needing more decimals is then a ``number-format`` error at its row).
 
     Raises:
         DataValidationError: ``number-format`` naming the first unparsable row, ``range`` when a value
-            does not fit an int64 at the column's written number of decimals.
+            does not fit an int64 at that number of decimals.
     """
     s = pc.utf8_trim_whitespace(_as_array(column))
     empty = pc.equal(s, "")
     if pc.any(empty).as_py():
         s = pc.if_else(empty, pa.scalar(None, pa.string()), s)
-    dot = pc.find_substring(s, ".")
-    written = pc.if_else(pc.greater_equal(dot, 0), pc.subtract(pc.subtract(pc.binary_length(s), dot), 1), 0)
-    scale = pc.max(written).as_py() or 0
-    if scale > _TEXT_MAX_SCALE:
-        row = int(np.argmax(np.asarray(pc.fill_null(pc.greater(written, _TEXT_MAX_SCALE), False))))
-        detail = f"{name}={s[row].as_py()!r} has more than {_TEXT_MAX_SCALE} decimals"
-        raise DataValidationError(file, "number-format", detail, row + 1)
+    if scale is None:
+        dot = pc.find_substring(s, ".")
+        written = pc.if_else(pc.greater_equal(dot, 0), pc.subtract(pc.subtract(pc.binary_length(s), dot), 1), 0)
+        scale = pc.max(written).as_py() or 0
+        if scale > _TEXT_MAX_SCALE:
+            row = int(np.argmax(np.asarray(pc.fill_null(pc.greater(written, _TEXT_MAX_SCALE), False))))
+            detail = f"{name}={s[row].as_py()!r} has more than {_TEXT_MAX_SCALE} decimals"
+            raise DataValidationError(file, "number-format", detail, row + 1)
     target = decimal_type(scale)
 
     def convert(a: pa.Array) -> pa.Array:
@@ -259,11 +265,14 @@ def text_column(column: pa.ChunkedArray | pa.Array, file: str, name: str) -> Sca
 
 
 def _not_a_number(name: str, text: str, scale: int) -> str:
+    """Why Arrow refused ``text`` at ``scale`` decimals (error path only)."""
+    if _PLAIN.match(text):
+        return f"{name}={text!r} has more than {scale} decimals"
     try:
-        float(text)  # error path only: tells a number in exponent notation from garbage
+        float(text)
     except ValueError:
         return f"{name}={text!r} is not a number"
-    return f"{name}={text!r} cannot be read exactly at the column's {scale} decimals; write it as a plain decimal"
+    return f"{name}={text!r} cannot be read exactly at {scale} decimals; write it as a plain decimal"
 
 
 def _first_int64_overflow(dec: pa.Array) -> int:

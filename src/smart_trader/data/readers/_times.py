@@ -114,11 +114,14 @@ def epoch_text_to_ns(column: pa.ChunkedArray | pa.Array, file: str, name: str, u
     """
     digits = {"s": 9, "ms": 6, "us": 3, "ns": 0}[unit]
     try:
-        parsed = text_column(column, file, name)
+        parsed = text_column(column, file, name, scale=digits)
     except DataValidationError as e:
         rule = "timestamp-format" if e.rule == "number-format" else e.rule
-        raise DataValidationError(file, rule, e.detail, e.row) from None
+        detail = (
+            f"{e.detail} ({unit} since the epoch, read to the nanosecond)" if e.rule == "number-format" else e.detail
+        )
+        raise DataValidationError(file, rule, detail, e.row) from None
     null_row = parsed.first_null_row()
     if null_row is not None:
         raise DataValidationError(file, "missing-value", f"{name} is empty", null_row)
-    return parsed.raw_at(digits, rule="timestamp-format")
+    return parsed.raw

@@ -46,7 +46,7 @@ def read_trades_parquet(path: Path, options: ReadOptions) -> ReadResult:
         DataValidationError: missing columns, nulls, buyer_maker not True/False, values that are not decimals.
     """
     file = str(path)
-    cols = read_arrow_columns(path, _TRADES)
+    cols = read_arrow_columns(path, _TRADES, parquet=True)
     return build_result(
         kind=Kind.TRADES,
         fmt=TRADES_NAME,
@@ -72,7 +72,7 @@ def read_quotes_parquet(path: Path, options: ReadOptions) -> ReadResult:
             values that are not decimals.
     """
     file = str(path)
-    cols = read_arrow_columns(path, _QUOTES, optional=("symbol",))
+    cols = read_arrow_columns(path, _QUOTES, optional=("symbol",), parquet=True)
     symbol = cols.get("symbol")
     if symbol is not None and pc.count_distinct(symbol, mode="all").as_py() > 1:
         first = symbol[0]

@@ -42,7 +42,7 @@ def read_ohlcv_feather(path: Path, options: ReadOptions) -> ReadResult:
         DataValidationError: missing columns, nulls, values that are not decimals at the precision.
     """
     file = str(path)
-    cols = read_arrow_columns(path, _OHLCV)
+    cols = read_arrow_columns(path, _OHLCV, parquet=False)
     numbers = {name: numeric_column(cols[name], file, name) for name in _OHLCV[1:]}
     return build_result(
         kind=Kind.BARS,
@@ -62,7 +62,7 @@ def read_trades_parquet(path: Path, options: ReadOptions) -> ReadResult:
         DataValidationError: missing columns, nulls, unknown sides, values that are not decimals.
     """
     file = str(path)
-    cols = read_arrow_columns(path, _TRADES)
+    cols = read_arrow_columns(path, _TRADES, parquet=True)
     return build_result(
         kind=Kind.TRADES,
         fmt=TRADES_NAME,

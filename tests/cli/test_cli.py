@@ -1,0 +1,109 @@
+"""The ``smart-trader`` command end to end: import, list, bars, backtest, and clear errors on bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from smart_trader.cli.main import app
+
+runner = CliRunner(env={"COLUMNS": "200"})
+
+
+def st(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output + (result.stderr if result.stderr_bytes is not None else "")
+
+
+@pytest.fixture
+def orcl_home(home: Path, shared_data: Path) -> Path:
+    code, out = st(
+        "data", "import", str(shared_data / "bars/ORCL_1995-2014_1d.yahoo.csv"), "--symbol", "ORCL", "--venue", "NASDAQ"
+    )
+    assert code == 0, out
+    return home
+
+
+def test_import_list_and_reimport_adds_nothing(orcl_home: Path, shared_data: Path) -> None:
+    code, out = st(
+        "data", "import", str(shared_data / "bars/ORCL_1995-2014_1d.yahoo.csv"), "--symbol", "ORCL", "--venue", "NASDAQ"
+    )
+    assert code == 0 and "0 new" in out
+    code, out = st("data", "list")
+    assert code == 0 and "ORCL" in out and "bars-1d-last" in out and "5,036" in out
+
+
+def test_bars_aggregates_trades_and_writes_csv(home: Path, shared_data: Path, tmp_path: Path) -> None:
+    path = shared_data / "trades/BTCUSDT_2021-01-08.binance.trades.parquet"
+    assert st("data", "import", str(path), "--symbol", "BTC/USDT", "--venue", "BINANCE", "--kind", "trades")[0] == 0
+    out_file = tmp_path / "bars.csv"
+    code, out = st("data", "bars", "BTC/USDT", "--venue", "BINANCE", "--timeframe", "10s", "--out", str(out_file))
+    assert code == 0, out
+    rows = list(csv.DictReader(out_file.open()))
+    assert len(rows) == 5  # 00:00:00 .. 00:00:46 in 10-second bars
+    assert rows[0]["open"] and float(rows[0]["high"]) >= float(rows[0]["low"])
+
+
+def test_backtest_on_stored_bars_writes_every_output(orcl_home: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "run"
+    code, out = st(
+        "backtest", "--strategy", "sma_cross", "--symbol", "ORCL", "--venue", "NASDAQ", "--timeframe", "1d",
+        "--param", "fast=10", "--param", "slow=30", "--cash", "100000", "--commission-bps", "0",
+        "--output", str(out_dir),
+    )  # fmt: skip
+    assert code == 0, out
+    stats = json.loads((out_dir / "stats.json").read_text())
+    assert stats["strategy"] == "sma_cross" and stats["params"] == {"fast": 10, "slow": 30}
+    assert stats["bars_processed"] == 5036 and stats["number_of_trades"] > 50
+    trades = list(csv.DictReader((out_dir / "trades.csv").open()))
+    assert len(trades) == stats["number_of_trades"]
+    assert {"entry_time", "entry_price", "exit_time", "exit_price", "side", "quantity", "pnl"} <= set(trades[0])
+    assert (out_dir / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len((out_dir / "equity.csv").read_text().splitlines()) == 5037
+
+
+def test_backtest_from_a_data_file(shared_data: Path, tmp_path: Path, home: Path) -> None:
+    code, out = st(
+        "backtest", "--data", str(shared_data / "bars/ETH-BTC_2018-01_5m.binance.feather"), "--symbol", "ETH/BTC",
+        "--venue", "BINANCE", "--cash", "10", "--commission-bps", "10", "--output", str(tmp_path / "r"),
+    )  # fmt: skip
+    assert code == 0, out
+    stats = json.loads((tmp_path / "r" / "stats.json").read_text())
+    assert stats["bars_processed"] == 5760 and stats["instruments"] == ["ETH/BTC.BINANCE"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (("data", "bars", "NOPE", "--venue", "NASDAQ", "--timeframe", "1d"), 3, "NOPE"),
+        (("backtest", "--symbol", "ORCL", "--venue", "NASDAQ", "--strategy", "nope"), 3, "unknown strategy"),
+        (("backtest", "--symbol", "ORCL", "--venue", "NASDAQ", "--param", "fast"), 2, "not name=value"),
+        (("backtest", "--symbol", "ORCL", "--venue", "NASDAQ", "--param", "fast=50"), 2, "fast < slow"),
+        (("backtest", "--symbol", "ORCL", "--venue", "NASDAQ", "--cash", "abc"), 2, "not a number"),
+        (("data", "bars", "ORCL", "--venue", "NASDAQ", "--timeframe", "7x"), 2, "timeframe"),
+        (("data", "bars", "ORCL", "--venue", "NASDAQ", "--start", "yesterday"), 2, "ISO 8601"),
+        (("data", "download", "--exchange", "binanse", "--symbol", "BTC/USDT", "--since", "2021-01-01"), 2, "binance"),
+    ],
+)
+def test_bad_input_gets_a_clear_message_and_non_zero_exit(
+    orcl_home: Path, args: tuple[str, ...], code: int, message: str
+) -> None:
+    exit_code, out = st(*args)
+    assert exit_code == code, out
+    assert message in out
+    assert "Traceback" not in out
+
+
+def test_malformed_file_import_fails_cleanly_and_keeps_the_store(orcl_home: Path, tmp_path: Path) -> None:
+    before = sorted((p, p.stat().st_mtime_ns) for p in orcl_home.rglob("*") if p.is_file())
+    bad = tmp_path / "bad.yahoo.csv"
+    bad.write_text("Date,Open,High,Low,Close,Adj Close,Volume\n2015-01-02,1.0,2.0,0.5,1.5,1.5,-3\n")
+    code, out = st("data", "import", str(bad), "--symbol", "ORCL", "--venue", "NASDAQ")
+    assert code == 2 and "row 1" in out and "Traceback" not in out
+    assert sorted((p, p.stat().st_mtime_ns) for p in orcl_home.rglob("*") if p.is_file()) == before
+    code, out = st("data", "import", str(tmp_path / "missing.csv"), "--symbol", "ORCL", "--venue", "NASDAQ")
+    assert code == 3 and "missing.csv" in out
