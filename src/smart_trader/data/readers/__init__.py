@@ -153,7 +153,10 @@ def read_file(
     _check_precision("price_precision", price_precision)
     _check_precision("size_precision", size_precision)
     if price_type is not None:
-        price_type = PriceType(price_type)
+        try:
+            price_type = PriceType(price_type)
+        except ValueError:
+            raise InvalidInputError(f"price_type must be one of {', '.join(PriceType)}, not {price_type!r}") from None
     name = detect_format(path) if format is None else format
     spec = FORMATS.get(name)
     if spec is None:

@@ -21,7 +21,7 @@ _COLUMNS = ("timestamp", "bid", "ask")
 
 
 def _matches(probe: Probe) -> bool:
-    return probe.columns == _COLUMNS
+    return probe.columns is not None and set(_COLUMNS) <= set(probe.columns)
 
 
 def read_truefx_csv(path: Path, options: ReadOptions) -> ReadResult:
