@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 
@@ -14,8 +15,9 @@ from smart_trader.core.clock import parse_utc
 from smart_trader.core.errors import InvalidInputError, NotFoundError, SmartTraderError, TemporaryError
 from smart_trader.data.service import MarketDataService
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped or captured output is not cut to 80 columns: tables keep every character.
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 EXIT_INVALID = 2
 EXIT_NOT_FOUND = 3

@@ -30,16 +30,29 @@ class CommissionModel(Protocol):
         ...
 
 
-def _max_quantity(model: CommissionModel, notional: Decimal, price: Decimal, instrument: Instrument) -> Decimal:
+def _max_quantity(
+    model: CommissionModel, notional: Decimal, price: Decimal, instrument: Instrument, estimate: Decimal
+) -> Decimal:
+    """Largest lot multiple q with q × price × multiplier + commission(q) <= notional, searched from ``estimate``
+    (exact: the estimate only decides where the search starts; commission must grow with quantity)."""
     unit_cost = price * instrument.multiplier
-    qty = floor_to_step(notional / unit_cost, instrument.lot_size)
-    # Step down by whole lots until cost + commission fits; bounded because commission < notional for sane models.
-    for _ in range(10_000):
-        if qty <= 0 or qty * unit_cost + model.commission(qty, price, instrument) <= notional:
-            return max(qty, Decimal(0))
-        over = qty * unit_cost + model.commission(qty, price, instrument) - notional
-        qty -= max(instrument.lot_size, floor_to_step(over / unit_cost, instrument.lot_size))
-    return Decimal(0)
+    lot = instrument.lot_size
+
+    def fits(q: Decimal) -> bool:
+        return q * unit_cost + model.commission(q, price, instrument) <= notional
+
+    q = max(floor_to_step(estimate, lot), Decimal(0))
+    step = lot
+    while q > 0 and not fits(q):  # too much: step down, doubling the step
+        q = max(q - step, Decimal(0))
+        step *= 2
+    step = lot
+    while fits(q + lot):  # room left: step up, doubling, then back off
+        while fits(q + step * 2):
+            step *= 2
+        q += step
+        step = lot
+    return q
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +88,8 @@ class BpsCommission:
 
     def max_quantity(self, notional: Decimal, price: Decimal, instrument: Instrument) -> Decimal:
         """Largest quantity with cost × (1 + bps/10_000) <= notional."""
-        return _max_quantity(self, notional, price, instrument)
+        estimate = notional / (price * instrument.multiplier * (1 + self.bps / _BPS))
+        return _max_quantity(self, notional, price, instrument, estimate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +114,9 @@ class PerUnitCommission:
 
     def max_quantity(self, notional: Decimal, price: Decimal, instrument: Instrument) -> Decimal:
         """Largest quantity whose cost plus commission fits in ``notional``."""
-        return _max_quantity(self, notional, price, instrument)
+        unit = price * instrument.multiplier
+        estimate = min(notional / (unit + self.per_unit), max(notional - self.minimum, Decimal(0)) / unit)
+        return _max_quantity(self, notional, price, instrument, estimate)
 
 
 class SlippageModel(Protocol):
@@ -126,6 +142,10 @@ class TickSlippage:
 
     ticks: int
 
+    def __post_init__(self) -> None:
+        if self.ticks < 0:
+            raise InvalidInputError(f"slippage ticks must not be negative, got {self.ticks}")
+
     def adjust(self, price: Decimal, buy: bool, instrument: Instrument) -> Decimal:
         """Price moved by ``ticks × tick_size`` against the trader."""
         moved = price + (self.ticks if buy else -self.ticks) * instrument.tick_size
@@ -137,6 +157,10 @@ class BpsSlippage:
     """Price moved by ``bps`` basis points against the trader, rounded outward to the tick grid."""
 
     bps: Decimal
+
+    def __post_init__(self) -> None:
+        if self.bps < 0:
+            raise InvalidInputError(f"slippage bps must not be negative, got {self.bps}")
 
     def adjust(self, price: Decimal, buy: bool, instrument: Instrument) -> Decimal:
         """``price × (1 ± bps/10_000)`` rounded up (buys) or down (sells) to the tick size."""

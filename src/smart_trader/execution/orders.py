@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from smart_trader.core.errors import InvalidInputError, InvalidStateTransitionError
+from smart_trader.core.errors import InvalidInputError, InvalidStateTransitionError, RejectedByRulesError
 from smart_trader.core.ids import ClientOrderId, InstrumentId, OrderId
 from smart_trader.core.instruments import Instrument
 from smart_trader.execution.enums import OrderSide, OrderStatus, OrderType, TimeInForce
@@ -96,6 +96,11 @@ class OrderRequest:
                 raise InvalidInputError("notional is only for market orders; give a quantity")
             if self.notional <= 0:
                 raise InvalidInputError(f"notional must be positive, got {self.notional}")
+            if self.notional < instrument.min_notional:
+                raise RejectedByRulesError(
+                    f"notional {self.notional} is under the minimum notional "
+                    f"{instrument.min_notional} of {instrument.id}"
+                )
         needs_limit = self.type in (OrderType.LIMIT, OrderType.STOP_LIMIT)
         needs_stop = self.type in (OrderType.STOP, OrderType.STOP_LIMIT)
         if needs_limit != (self.limit_price is not None):

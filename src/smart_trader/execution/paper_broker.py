@@ -115,6 +115,11 @@ class PaperBroker:
         """True when orders are working on ``instrument_id``."""
         return bool(self._open.get(instrument_id))
 
+    def working_list(self, instrument_id: InstrumentId) -> list[object]:
+        """The live list of working orders of an instrument (mutated in place; empty when none). An event
+        loop may keep it and test its truth on every event, the cheapest "anything to match?" check."""
+        return self._open.setdefault(instrument_id, [])  # type: ignore[return-value]
+
     def open_orders(self, instrument_id: InstrumentId | None = None) -> list[Order]:
         """Working orders (of one instrument, or all), in submission order."""
         lists = [self._open.get(instrument_id, [])] if instrument_id else list(self._open.values())
@@ -128,7 +133,6 @@ class PaperBroker:
         """
         if request.client_order_id is not None and request.client_order_id in self._by_client_id:
             return self._by_client_id[request.client_order_id]
-        order = Order(OrderId(self._order_ids.next()), request, ts_init=ts)
         instrument = self.instruments.get(request.instrument_id)
         reason = None
         if instrument is None:
@@ -140,6 +144,7 @@ class PaperBroker:
                 self._check_buying_power(request, instrument)
             except RejectedByRulesError as exc:
                 reason = str(exc)
+        order = Order(OrderId(self._order_ids.next()), request, ts_init=ts)
         self.orders[order.order_id] = order
         if request.client_order_id is not None:
             self._by_client_id[request.client_order_id] = order
@@ -176,29 +181,51 @@ class PaperBroker:
         return order
 
     def _check_buying_power(self, request: OrderRequest, instrument: Instrument) -> None:
+        """Cash accounts: sells only of what is held and not already offered; buys only with cash not
+        already committed to working buys (valued at their limit/stop price, or the last price)."""
         if self.account.account_type is not AccountType.CASH:
             return
+        working = self._open.get(instrument.id, [])
         if request.side is OrderSide.SELL:
             held = self.account.quantity(instrument.id)
+            # a working notional sell may sell everything held, so it reserves all of it
             pending = sum(
-                (w.order.leaves_qty or Decimal(0) for w in self._open.get(instrument.id, []) if not w.buy), Decimal(0)
+                (w.order.leaves_qty if w.order.leaves_qty is not None else held for w in working if not w.buy),
+                Decimal(0),
             )
-            if request.notional is None and request.quantity is not None and request.quantity > held - pending:
+            free = held - pending
+            wanted = request.quantity if request.quantity is not None else instrument.lot_size
+            if wanted > free:
                 raise RejectedByRulesError(
-                    f"sell of {request.quantity} exceeds the {held - pending} held and not already offered: "
-                    "short selling is not allowed on a cash account"
+                    f"sell of {request.quantity or f'{request.notional} notional'} exceeds the {max(free, Decimal(0))} "
+                    "held and not already offered: short selling is not allowed on a cash account"
                 )
             return
-        cash = self.account.cash
+        committed = Decimal(0)
+        for acct_orders in self._open.values():
+            for w in acct_orders:
+                if w.buy:
+                    committed += self._reserved(w.order, w.instrument)
+        cash = self.account.cash - committed
         if request.notional is not None:
             if request.notional > cash:
-                raise RejectedByRulesError(f"notional {request.notional} exceeds the cash {cash}")
+                raise RejectedByRulesError(f"notional {request.notional} exceeds the uncommitted cash {cash}")
             return
         ref = request.limit_price or request.stop_price or self.last_price(instrument.id)
         if ref is not None and request.quantity is not None:
             cost = request.quantity * ref * instrument.multiplier
             if cost > cash:
-                raise RejectedByRulesError(f"order cost {cost} {instrument.quote_currency} exceeds the cash {cash}")
+                raise RejectedByRulesError(
+                    f"order cost {cost} {instrument.quote_currency} exceeds the uncommitted cash {cash}"
+                )
+
+    def _reserved(self, order: Order, instrument: Instrument) -> Decimal:
+        """Cash a working buy may still spend (quote currency)."""
+        leaves = order.leaves_qty
+        if leaves is None:
+            return order.request.notional or Decimal(0)
+        ref = order.request.limit_price or order.request.stop_price or self.last_price(instrument.id) or Decimal(0)
+        return leaves * ref * instrument.multiplier
 
     # -- market events --------------------------------------------------------------------
     def on_bar(
@@ -221,7 +248,8 @@ class PaperBroker:
                 px: int | None = o
             elif t is OrderType.LIMIT:
                 px = matching.match_limit_bar(w.buy, w.limit, path)
-                taker = slip = px == o and w.tries == 0
+                taker = px == o and w.tries == 0
+                slip = False  # a limit never fills worse than its price
             elif t is OrderType.STOP:
                 hit = matching.match_stop_bar(w.buy, w.stop, path)
                 px = hit[0] if hit else None
@@ -231,6 +259,7 @@ class PaperBroker:
                 if triggered and not was:
                     self._emit(order, OrderTriggered(self._event_ids.next(), order.order_id, ts, ts))
                 slip = False
+                taker = not was
             avail = self._execute(w, px, ts, avail, slip, taker)
 
     def on_trade(self, instrument_id: InstrumentId, ts: int, price: int, size: int | None) -> None:
@@ -243,7 +272,8 @@ class PaperBroker:
             if self._expire_day(w, ts):
                 continue
             px = self._match_price(w, price, ts)
-            avail = self._execute(w, px, ts, avail, w.order.type is not OrderType.LIMIT, True)
+            slip = w.order.type is OrderType.MARKET or w.order.type is OrderType.STOP
+            avail = self._execute(w, px, ts, avail, slip, slip or w.tries == 0)
 
     def on_quote(
         self, instrument_id: InstrumentId, ts: int, bid: int, ask: int, bid_size: int | None, ask_size: int | None
@@ -259,11 +289,11 @@ class PaperBroker:
             if self._expire_day(w, ts):
                 continue
             px = self._match_price(w, ask if w.buy else bid, ts)
-            slip = w.order.type is not OrderType.LIMIT
+            slip = w.order.type is OrderType.MARKET or w.order.type is OrderType.STOP
             if w.buy:
-                avail_buy = self._execute(w, px, ts, avail_buy, slip, True)
+                avail_buy = self._execute(w, px, ts, avail_buy, slip, slip or w.tries == 0)
             else:
-                avail_sell = self._execute(w, px, ts, avail_sell, slip, True)
+                avail_sell = self._execute(w, px, ts, avail_sell, slip, slip or w.tries == 0)
 
     def _match_price(self, w: _Working, price: int, ts: int) -> int | None:
         order = w.order
@@ -325,6 +355,12 @@ class PaperBroker:
         leaves = order.leaves_qty
         assert leaves is not None
         qty = leaves if avail is None else min(leaves, avail)
+        if not w.buy and self.account.account_type is AccountType.CASH:
+            held = max(self.account.quantity(inst.id), Decimal(0))
+            if qty > held:  # never short on a cash account, whatever was accepted earlier
+                reason = f"sell of {qty} exceeds the {held} held at fill: no short selling on a cash account"
+                self._close(order, OrderCanceled(self._event_ids.next(), order.order_id, ts, ts, reason))
+                return avail
         if tif is TimeInForce.FOK and qty < leaves:
             self._close(order, OrderCanceled(self._event_ids.next(), order.order_id, ts, ts, "fok"))
             return avail
@@ -368,7 +404,7 @@ class PaperBroker:
     def _remove(self, order: Order) -> None:
         lst = self._open.get(order.instrument_id)
         if lst:
-            self._open[order.instrument_id] = [w for w in lst if w.order is not order]
+            lst[:] = [w for w in lst if w.order is not order]  # in place: the engine holds this list
 
     def _emit(self, order: Order, event: OrderEvent) -> None:
         order.apply(event)

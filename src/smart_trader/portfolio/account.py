@@ -12,7 +12,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from enum import StrEnum
 
-from smart_trader.core.errors import RejectedByRulesError
+from smart_trader.core.errors import InvalidInputError, RejectedByRulesError
 from smart_trader.core.ids import AccountId, InstrumentId
 from smart_trader.core.instruments import Instrument
 from smart_trader.execution.enums import OrderSide
@@ -63,8 +63,20 @@ class Account:
         return self.ledger.balance
 
     def deposit(self, ts: int, amount: Decimal) -> None:
-        """Deposit cash (ts in ns UTC; amount > 0 in account currency)."""
+        """Deposit cash (ts in ns UTC; amount > 0 in account currency).
+
+        Raises:
+            InvalidInputError: the amount is not a finite positive number.
+        """
         self.ledger.deposit(ts, amount)
+
+    def withdraw(self, ts: int, amount: Decimal) -> None:
+        """Withdraw cash (ts in ns UTC; 0 < amount <= cash, account currency).
+
+        Raises:
+            InvalidInputError: the amount is not positive or exceeds the cash balance.
+        """
+        self.ledger.withdraw(ts, amount)
 
     def position(self, instrument_id: InstrumentId) -> Position | None:
         """The position in ``instrument_id`` (``None`` if never traded)."""
@@ -87,7 +99,20 @@ class Account:
         """Post a fill: trade cash and commission to the ledger, quantity to the position.
 
         Returns the P&L the fill realized (before commission, account currency).
+
+        Raises:
+            RejectedByRulesError: the fill is for another instrument, or in another currency than the account's.
+            InvalidInputError: a quantity or price that is not positive, or a negative commission.
         """
+        if fill.instrument_id != instrument.id:
+            raise RejectedByRulesError(f"fill of {fill.instrument_id} posted with instrument {instrument.id}")
+        self.check_instrument(instrument)
+        if fill.commission_currency != self.currency:
+            raise RejectedByRulesError(
+                f"commission in {fill.commission_currency}, account {self.account_id} holds {self.currency}"
+            )
+        if fill.quantity <= 0 or fill.price <= 0 or fill.commission < 0:
+            raise InvalidInputError(f"fill {fill.fill_id} needs a positive quantity and price and a commission >= 0")
         pos = self.positions.get(fill.instrument_id)
         if pos is None:
             pos = self.positions[fill.instrument_id] = Position(fill.instrument_id, instrument.multiplier)
@@ -124,7 +149,10 @@ class Account:
     @property
     def realized_pnl(self) -> Decimal:
         """Σ realized P&L over positions, before commissions."""
-        return sum((p.realized_pnl for p in self.positions.values()), Decimal(0))
+        total = Decimal(0)
+        for p in self.positions.values():
+            total = EXACT.add(total, p.realized_pnl)
+        return total
 
     @property
     def unrealized_pnl(self) -> Decimal:

@@ -47,33 +47,44 @@ class CashLedger:
         self.currency = currency.upper()
         self.entries: list[LedgerEntry] = []
         self.balance = Decimal(0)
+        self._totals: dict[EntryKind, Decimal] = {}
 
     def post(self, ts: int, kind: EntryKind, amount: Decimal, ref: str = "") -> LedgerEntry:
-        """Append an entry of signed ``amount`` and return it (the balance moves by exactly ``amount``)."""
+        """Append an entry of signed ``amount`` and return it (the balance moves by exactly ``amount``).
+
+        Raises:
+            TypeError: ``amount`` is not a Decimal (binary floats never enter the ledger).
+            InvalidInputError: ``amount`` is not finite, or a zero deposit/withdrawal.
+        """
+        if not isinstance(amount, Decimal):
+            raise TypeError(f"ledger amounts are Decimal, not {type(amount).__name__}")
+        if not amount.is_finite():
+            raise InvalidInputError(f"{kind} amount must be a finite number, got {amount}")
         if kind in (EntryKind.DEPOSIT, EntryKind.WITHDRAWAL) and amount == 0:
             raise InvalidInputError(f"{kind} amount must not be zero")
         balance = EXACT.add(self.balance, amount)
         entry = LedgerEntry(len(self.entries) + 1, ts, kind, amount, self.currency, balance, ref)
         self.entries.append(entry)
         self.balance = balance
+        self._totals[kind] = EXACT.add(self._totals.get(kind, Decimal(0)), amount)
         return entry
 
     def deposit(self, ts: int, amount: Decimal) -> LedgerEntry:
-        """Add cash. Raises :class:`InvalidInputError` unless ``amount`` > 0."""
-        if amount <= 0:
+        """Add cash. Raises :class:`InvalidInputError` unless ``amount`` is finite and > 0."""
+        if not isinstance(amount, Decimal):
+            raise TypeError(f"ledger amounts are Decimal, not {type(amount).__name__}")
+        if not amount.is_finite() or amount <= 0:
             raise InvalidInputError(f"deposit must be positive, got {amount}")
         return self.post(ts, EntryKind.DEPOSIT, amount)
 
     def withdraw(self, ts: int, amount: Decimal) -> LedgerEntry:
-        """Remove cash. Raises :class:`InvalidInputError` unless 0 < ``amount`` <= balance."""
-        if amount <= 0 or amount > self.balance:
+        """Remove cash. Raises :class:`InvalidInputError` unless 0 < ``amount`` <= balance (finite)."""
+        if not isinstance(amount, Decimal):
+            raise TypeError(f"ledger amounts are Decimal, not {type(amount).__name__}")
+        if not amount.is_finite() or amount <= 0 or amount > self.balance:
             raise InvalidInputError(f"withdrawal must be positive and at most the balance {self.balance}, got {amount}")
         return self.post(ts, EntryKind.WITHDRAWAL, -amount)
 
     def total(self, kind: EntryKind | None = None) -> Decimal:
-        """Exact sum of the entries (of one kind, or all)."""
-        out = Decimal(0)
-        for e in self.entries:
-            if kind is None or e.kind is kind:
-                out = EXACT.add(out, e.amount)
-        return out
+        """Exact sum of the entries (of one kind, or all); kept as running totals, O(1)."""
+        return self.balance if kind is None else self._totals.get(kind, Decimal(0))

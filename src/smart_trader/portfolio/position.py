@@ -71,8 +71,8 @@ class Position:
             new_q = EXACT.add(q, signed)
         else:
             closed = min(abs(signed), abs(q))
-            # the closed share of the cost basis; rounded at 28 digits, the remainder stays exact
-            removed = AVERAGE.multiply(self.cost_basis, AVERAGE.divide(closed, abs(q)))
+            # the closed share of the cost basis: exact when it terminates, else 28 digits; the remainder stays exact
+            removed = AVERAGE.divide(EXACT.multiply(self.cost_basis, closed), abs(q))
             if closed == abs(q):
                 removed = self.cost_basis
             proceeds = EXACT.multiply(EXACT.multiply(closed if q > 0 else -closed, price), self.multiplier)
@@ -81,7 +81,7 @@ class Position:
             new_q = EXACT.add(q, signed)
             if new_q != 0 and (new_q > 0) != (q > 0):  # flipped through zero: the rest opens at the fill price
                 self.cost_basis = EXACT.multiply(EXACT.multiply(new_q, price), self.multiplier)
-        if q == 0 and new_q != 0:
+        if new_q != 0 and (q == 0 or (new_q > 0) != (q > 0)):  # opened, or flipped through zero
             self.ts_opened = ts
         self.quantity = new_q
         self.realized_pnl = EXACT.add(self.realized_pnl, realized)

@@ -57,6 +57,17 @@ class IndicatorSeries:
         return self._list[j] if j >= 0 else math.nan
 
     @property
+    def cursor(self) -> Cursor:
+        """The stream position this series is revealed up to."""
+        return self._cursor
+
+    @property
+    def values(self) -> FloatArray:
+        """For engines only: the whole precomputed series, future included (strategies read ``value``,
+        ``[-k]`` or ``history``)."""
+        return self._values
+
+    @property
     def history(self) -> FloatArray:
         """Values from the first event to the current one."""
         view = self._values[: self._cursor.i + 1]
@@ -124,7 +135,19 @@ class Strategy:
             )
         self.params: dict[str, Any] = {k: _coerce(k, params.get(k, v), v) for k, v in self.defaults.items()}
         self._ctx: TradingContext | None = None
+        self.wake_series: IndicatorSeries | None = None
         self.validate_params()
+
+    def wake_on(self, series: IndicatorSeries) -> None:
+        """Ask to have ``on_bar`` called only on bars where ``series`` is non-zero (call in ``on_start``).
+
+        For a strategy that acts only on a signal (a crossover, a breakout flag), the engine then skips
+        the bars in between instead of calling ``on_bar`` for nothing. Everything else is unchanged:
+        working orders still match against every bar, fills still arrive through ``on_fill``, the equity
+        curve still has every bar. Live, the indicator updates on every bar and ``on_bar`` runs when it
+        is non-zero: the same decisions.
+        """
+        self.wake_series = series
 
     def validate_params(self) -> None:
         """Check parameter values; raise :class:`InvalidInputError` with a clear message when wrong."""

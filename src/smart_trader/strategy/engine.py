@@ -18,7 +18,7 @@ import gc
 import time
 from collections.abc import Callable
 from decimal import Decimal
-from itertools import repeat
+from itertools import islice, repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -182,7 +182,10 @@ class BacktestEngine:
         gc.disable()
         try:
             if len(self.streams) == 1 and self.streams[0].kind is Kind.BARS:
-                self._run_bars(self.streams[0], strategy, progress)
+                if strategy.wake_series is not None and strategy.wake_series.cursor is self.streams[0].cursor:
+                    self._run_bars_on_signal(self.streams[0], strategy, strategy.wake_series.values, progress)
+                else:
+                    self._run_bars(self.streams[0], strategy, progress)
             else:
                 self._run_merged(strategy, progress)
             strategy.on_stop()
@@ -227,23 +230,65 @@ class BacktestEngine:
         )
         close_ts = stream.ts_order.tolist()
         cursor = stream.cursor
-        working = self.broker._open  # instrument id -> working orders; read on every bar, so bound once
+        working = self.broker.working_list(iid)
         broker_on_bar = self.broker.on_bar
         on_bar = strategy.on_bar
         new = tuple.__new__
         chunk = max(n // 100, 10_000)
+        i = 0
         for start in range(0, n, chunk):
-            for i in range(start, min(start + chunk, n)):
-                row = next(rows)
-                if working.get(iid):
+            for row in islice(rows, chunk):
+                if working:
                     self._k = i
                     self._now = row[1]
                     broker_on_bar(iid, row[1], row[2], row[3], row[4], row[5], row[6])
                 cursor.i = i
                 self._now = close_ts[i]
                 on_bar(new(Bar, row))
+                i += 1
             if progress is not None:
                 progress(min(start + chunk, n), n)
+
+    def _run_bars_on_signal(
+        self, stream: Stream, strategy: Strategy, signal: npt.NDArray[np.float64], progress: ProgressCallback | None
+    ) -> None:
+        """One bar stream, ``on_bar`` only where ``signal`` is non-zero; bars with working orders are still
+        matched one by one. Gives the same orders and fills as :meth:`_run_bars` for such a strategy."""
+        inst = stream.instrument
+        iid = inst.id
+        cols = stream.columns
+        o, h, lo, c, v = cols["open"], cols["high"], cols["low"], cols["close"], cols["volume"]
+        ts_open = stream.ts_event.tolist()
+        close_ts = stream.ts_order.tolist()
+        wake = np.flatnonzero(np.nan_to_num(signal) != 0).tolist()
+        wake.append(len(stream))  # sentinel
+        cursor = stream.cursor
+        working = self.broker.working_list(iid)
+        broker_on_bar = self.broker.on_bar
+        on_bar = strategy.on_bar
+        pp, sp = inst.price_precision, inst.size_precision
+        n = len(stream)
+        i = 0
+        k = 0
+        while i < n:
+            if working:
+                self._k = i
+                self._now = ts_open[i]
+                broker_on_bar(iid, ts_open[i], o[i], h[i], lo[i], c[i], v[i])  # type: ignore[arg-type]
+            elif wake[k] > i:
+                i = wake[k]  # nothing working and no signal before this bar: skip ahead
+                if i >= n:
+                    break
+                continue
+            if wake[k] == i:
+                k += 1
+                cursor.i = i
+                self._now = close_ts[i]
+                on_bar(Bar(iid, ts_open[i], o[i], h[i], lo[i], c[i], v[i], pp, sp))  # type: ignore[arg-type]
+            i += 1
+        cursor.i = n - 1
+        if progress is not None:
+            progress(n, n)
 
     def merged_order(self) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
         """(ts_order, stream index, row index) of every event, sorted by time then stream then row."""

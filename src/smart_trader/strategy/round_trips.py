@@ -16,7 +16,7 @@ from smart_trader.analytics.stats import RoundTrip
 from smart_trader.core.ids import InstrumentId
 from smart_trader.execution.enums import OrderSide
 from smart_trader.execution.events import Fill
-from smart_trader.portfolio.exact import AVERAGE
+from smart_trader.portfolio.exact import AVERAGE, EXACT
 
 ZERO = Decimal(0)
 
@@ -45,25 +45,27 @@ def build_round_trips(fills: Iterable[Fill], multipliers: Mapping[InstrumentId, 
         if q != 0 and (q > 0) != (signed > 0):  # reducing
             closing = min(abs(q), f.quantity)
             rt = open_[iid]
-            part_comm = commission if closing == f.quantity else AVERAGE.multiply(commission, closing / f.quantity)
-            rt.exit_qty += closing
-            rt.exit_value += closing * f.price
-            rt.commission += part_comm
-            rest, commission = f.quantity - closing, commission - part_comm
+            part_comm = (
+                commission if closing == f.quantity else AVERAGE.divide(EXACT.multiply(commission, closing), f.quantity)
+            )
+            rt.exit_qty = EXACT.add(rt.exit_qty, closing)
+            rt.exit_value = EXACT.add(rt.exit_value, EXACT.multiply(closing, f.price))
+            rt.commission = EXACT.add(rt.commission, part_comm)
+            rest, commission = EXACT.subtract(f.quantity, closing), EXACT.subtract(commission, part_comm)
             if rt.exit_qty == rt.entry_qty:
                 out.append(_close(iid, rt, f.ts_event, multipliers.get(iid, Decimal(1))))
                 del open_[iid]
         if rest > 0:  # opening or adding
             rt = open_.get(iid) or open_.setdefault(iid, _Open(signed > 0, f.ts_event))
-            rt.entry_qty += rest
-            rt.entry_value += rest * f.price
-            rt.commission += commission
-        qty[iid] = q + signed
+            rt.entry_qty = EXACT.add(rt.entry_qty, rest)
+            rt.entry_value = EXACT.add(rt.entry_value, EXACT.multiply(rest, f.price))
+            rt.commission = EXACT.add(rt.commission, commission)
+        qty[iid] = EXACT.add(q, signed)
     return sorted(out, key=lambda r: (r.exit_ts, r.entry_ts))
 
 
 def _close(iid: InstrumentId, rt: _Open, ts: int, multiplier: Decimal) -> RoundTrip:
-    gross = (rt.exit_value - rt.entry_value) if rt.long else (rt.entry_value - rt.exit_value)
+    gross = EXACT.subtract(rt.exit_value, rt.entry_value) if rt.long else EXACT.subtract(rt.entry_value, rt.exit_value)
     return RoundTrip(
         instrument_id=iid,
         side="long" if rt.long else "short",
@@ -72,6 +74,6 @@ def _close(iid: InstrumentId, rt: _Open, ts: int, multiplier: Decimal) -> RoundT
         exit_ts=ts,
         entry_price=AVERAGE.divide(rt.entry_value, rt.entry_qty),
         exit_price=AVERAGE.divide(rt.exit_value, rt.exit_qty),
-        pnl=gross * multiplier - rt.commission,
+        pnl=EXACT.subtract(EXACT.multiply(gross, multiplier), rt.commission),
         commission=rt.commission,
     )
