@@ -181,3 +181,24 @@ def test_rsi_reversion_trades_on_real_data(shared_data: Path) -> None:
 def test_running_without_data_is_a_clear_error() -> None:
     with pytest.raises(InvalidInputError, match="no market data"):
         BacktestEngine(starting_cash=Decimal(1)).run(BuyAndHold())
+
+
+def test_waking_only_on_signal_bars_gives_the_same_fills_as_every_bar(shared_data: Path) -> None:
+    from smart_trader.strategy.builtin.sma_cross import SmaCross
+
+    class EveryBar(SmaCross):
+        def on_start(self) -> None:
+            super().on_start()
+            self.wake_series = None  # back to on_bar on every bar
+
+    r = read_file(shared_data / "bars" / "GBPUSD_2012_1m_bid.fxcm.csv")
+    inst = infer_instrument("GBP/USD", "FXCM", r.price_precision, 0)
+    fills = []
+    for cls in (SmaCross, EveryBar):
+        engine = BacktestEngine(starting_cash=Decimal(100000), fill_config=FillConfig(commission=BpsCommission(Decimal(1))))
+        engine.add_bars(inst, r.table, ONE_MINUTE)
+        result = engine.run(cls())
+        fills.append([(f.side, f.quantity, f.price, f.ts_event) for f in result.fills])
+        assert result.stats.bars_processed == r.table.num_rows
+    assert len(fills[0]) > 1000
+    assert fills[0] == fills[1]
