@@ -195,7 +195,9 @@ def test_waking_only_on_signal_bars_gives_the_same_fills_as_every_bar(shared_dat
     inst = infer_instrument("GBP/USD", "FXCM", r.price_precision, 0)
     fills = []
     for cls in (SmaCross, EveryBar):
-        engine = BacktestEngine(starting_cash=Decimal(100000), fill_config=FillConfig(commission=BpsCommission(Decimal(1))))
+        engine = BacktestEngine(
+            starting_cash=Decimal(100000), fill_config=FillConfig(commission=BpsCommission(Decimal(1)))
+        )
         engine.add_bars(inst, r.table, ONE_MINUTE)
         result = engine.run(cls())
         fills.append([(f.side, f.quantity, f.price, f.ts_event) for f in result.fills])
