@@ -21,11 +21,23 @@ def gbpusd_closes(shared_data: Path) -> np.ndarray:
 @pytest.mark.parametrize(
     "make", [lambda: SMA(10), lambda: SMA(30), lambda: RSI(14), lambda: CrossOver(SMA(10), SMA(30))]
 )
-def test_stream_updates_equal_batch_values_to_the_bit(make: type[Indicator], gbpusd_closes: np.ndarray) -> None:
-    batch = make().compute(gbpusd_closes)
+@pytest.mark.parametrize("precision", [None, 5])
+def test_stream_updates_equal_batch_values_to_the_bit(
+    make: type[Indicator], precision: int | None, gbpusd_closes: np.ndarray
+) -> None:
+    batch = make().compute(gbpusd_closes, precision)
     live = make()
-    streamed = np.array([live.update(float(v)) for v in gbpusd_closes])
+    streamed = np.array([live.update(float(v), precision) for v in gbpusd_closes])
     assert np.array_equal(batch, streamed, equal_nan=True)
+
+
+def test_exact_sma_ties_exactly_equal_averages_that_float_sums_split() -> None:
+    closes = np.array([0.2, 0.1, 0.3])  # mean(0.2, 0.1, 0.3) == mean(0.1, 0.3) == 0.2 exactly
+    assert SMA(3).compute(closes)[2] != SMA(2).compute(closes)[2]  # float sums split the tie
+    assert SMA(3).compute(closes, 1)[2] == SMA(2).compute(closes, 1)[2] == 0.2
+    # so a "cross" out of that tie is not a strict cross: previous bar equal, not below
+    closes = np.array([0.2, 0.1, 0.3, 0.5])
+    assert CrossOver(SMA(2), SMA(3)).compute(closes, 1).tolist() == [0.0, 0.0, 0.0, 0.0]
 
 
 def test_sma_is_the_mean_of_its_window_and_nan_during_warm_up() -> None:

@@ -141,7 +141,8 @@ class BacktestEngine:
     ) -> IndicatorSeries:
         """Compute ``indicator`` over the instrument's ``source`` series and return its revealed history."""
         stream = self._primary[self.instrument(instrument_id).id]
-        values = indicator.compute(stream.source(source))
+        precision = stream.instrument.price_precision + (1 if source == "mid" else 0)
+        values = indicator.compute(stream.source(source), precision)
         return IndicatorSeries(indicator, values, stream.cursor)
 
     def _mark(self, instrument_id: InstrumentId) -> Decimal | None:
