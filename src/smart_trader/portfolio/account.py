@@ -106,7 +106,8 @@ class Account:
         """
         if fill.instrument_id != instrument.id:
             raise RejectedByRulesError(f"fill of {fill.instrument_id} posted with instrument {instrument.id}")
-        self.check_instrument(instrument)
+        if instrument.quote_currency != self.currency:
+            self.check_instrument(instrument)
         if fill.commission_currency != self.currency:
             raise RejectedByRulesError(
                 f"commission in {fill.commission_currency}, account {self.account_id} holds {self.currency}"

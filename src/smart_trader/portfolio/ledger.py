@@ -5,9 +5,9 @@ Balance after any entry = sum of all entries up to it, in the ledger's currency,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from typing import NamedTuple
 
 from smart_trader.core.errors import InvalidInputError
 from smart_trader.portfolio.exact import EXACT
@@ -22,8 +22,7 @@ class EntryKind(StrEnum):
     COMMISSION = "commission"
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
+class LedgerEntry(NamedTuple):
     """One cash movement. ``amount`` is signed (+ in, - out) in ``currency``; ``ref`` names the cause
     (a fill id for trades and commissions); ``ts`` is ns since the epoch, UTC."""
 
@@ -56,7 +55,7 @@ class CashLedger:
             TypeError: ``amount`` is not a Decimal (binary floats never enter the ledger).
             InvalidInputError: ``amount`` is not finite, or a zero deposit/withdrawal.
         """
-        if not isinstance(amount, Decimal):
+        if type(amount) is not Decimal:
             raise TypeError(f"ledger amounts are Decimal, not {type(amount).__name__}")
         if not amount.is_finite():
             raise InvalidInputError(f"{kind} amount must be a finite number, got {amount}")

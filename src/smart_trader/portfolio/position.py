@@ -72,9 +72,10 @@ class Position:
         else:
             closed = min(abs(signed), abs(q))
             # the closed share of the cost basis: exact when it terminates, else 28 digits; the remainder stays exact
-            removed = AVERAGE.divide(EXACT.multiply(self.cost_basis, closed), abs(q))
             if closed == abs(q):
                 removed = self.cost_basis
+            else:
+                removed = AVERAGE.divide(EXACT.multiply(self.cost_basis, closed), abs(q))
             proceeds = EXACT.multiply(EXACT.multiply(closed if q > 0 else -closed, price), self.multiplier)
             realized = EXACT.subtract(proceeds, removed)
             self.cost_basis = EXACT.subtract(self.cost_basis, removed)

@@ -9,8 +9,8 @@ multiplier − the commissions of its fills (a flipping fill's commission is spl
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, localcontext
+from typing import Any
 
 from smart_trader.analytics.stats import RoundTrip
 from smart_trader.core.ids import InstrumentId
@@ -19,61 +19,61 @@ from smart_trader.execution.events import Fill
 from smart_trader.portfolio.exact import AVERAGE, EXACT
 
 ZERO = Decimal(0)
-
-
-@dataclass
-class _Open:
-    long: bool
-    entry_ts: int
-    entry_qty: Decimal = ZERO
-    entry_value: Decimal = ZERO
-    exit_qty: Decimal = ZERO
-    exit_value: Decimal = ZERO
-    commission: Decimal = ZERO
+ONE = Decimal(1)
 
 
 def build_round_trips(fills: Iterable[Fill], multipliers: Mapping[InstrumentId, Decimal]) -> list[RoundTrip]:
-    """Closed round trips of ``fills`` (in fill order), sorted by exit time; open positions are left out."""
+    """Closed round trips of ``fills`` (in fill order), sorted by exit time; open positions are left out.
+
+    Sums and products run in the exact context (rounding raises); only average prices and a flipping
+    fill's pro-rata commission are quotients (28 digits).
+    """
     out: list[RoundTrip] = []
     qty: dict[InstrumentId, Decimal] = {}
-    open_: dict[InstrumentId, _Open] = {}
-    for f in fills:
-        iid = f.instrument_id
-        q = qty.get(iid, ZERO)
-        signed = f.quantity if f.side is OrderSide.BUY else -f.quantity
-        rest, commission = f.quantity, f.commission
-        if q != 0 and (q > 0) != (signed > 0):  # reducing
-            closing = min(abs(q), f.quantity)
-            rt = open_[iid]
-            part_comm = (
-                commission if closing == f.quantity else AVERAGE.divide(EXACT.multiply(commission, closing), f.quantity)
-            )
-            rt.exit_qty = EXACT.add(rt.exit_qty, closing)
-            rt.exit_value = EXACT.add(rt.exit_value, EXACT.multiply(closing, f.price))
-            rt.commission = EXACT.add(rt.commission, part_comm)
-            rest, commission = EXACT.subtract(f.quantity, closing), EXACT.subtract(commission, part_comm)
-            if rt.exit_qty == rt.entry_qty:
-                out.append(_close(iid, rt, f.ts_event, multipliers.get(iid, Decimal(1))))
-                del open_[iid]
-        if rest > 0:  # opening or adding
-            rt = open_.get(iid) or open_.setdefault(iid, _Open(signed > 0, f.ts_event))
-            rt.entry_qty = EXACT.add(rt.entry_qty, rest)
-            rt.entry_value = EXACT.add(rt.entry_value, EXACT.multiply(rest, f.price))
-            rt.commission = EXACT.add(rt.commission, commission)
-        qty[iid] = EXACT.add(q, signed)
-    return sorted(out, key=lambda r: (r.exit_ts, r.entry_ts))
+    # per instrument: [long, entry_ts, entry_qty, entry_value, exit_qty, exit_value, commission]
+    open_: dict[InstrumentId, list[Any]] = {}
+    buy = OrderSide.BUY
+    with localcontext(EXACT):
+        for f in fills:
+            iid = f.instrument_id
+            q = qty.get(iid, ZERO)
+            fq = f.quantity
+            signed = fq if f.side is buy else -fq
+            rest, commission = fq, f.commission
+            if q and (q > 0) != (signed > 0):  # reducing
+                closing = min(abs(q), fq)
+                rt = open_[iid]
+                part = commission if closing == fq else AVERAGE.divide(commission * closing, fq)
+                rt[4] += closing
+                rt[5] += closing * f.price
+                rt[6] += part
+                rest, commission = fq - closing, commission - part
+                if rt[4] == rt[2]:
+                    out.append(_close(iid, rt, f.ts_event, multipliers.get(iid, ONE)))
+                    del open_[iid]
+            if rest:  # opening or adding
+                trip = open_.get(iid)
+                if trip is None:
+                    trip = open_[iid] = [signed > 0, f.ts_event, ZERO, ZERO, ZERO, ZERO, ZERO]
+                trip[2] += rest
+                trip[3] += rest * f.price
+                trip[6] += commission
+            qty[iid] = q + signed
+    out.sort(key=lambda r: (r.exit_ts, r.entry_ts))
+    return out
 
 
-def _close(iid: InstrumentId, rt: _Open, ts: int, multiplier: Decimal) -> RoundTrip:
-    gross = EXACT.subtract(rt.exit_value, rt.entry_value) if rt.long else EXACT.subtract(rt.entry_value, rt.exit_value)
+def _close(iid: InstrumentId, rt: list[Any], ts: int, multiplier: Decimal) -> RoundTrip:
+    long, entry_ts, entry_qty, entry_value, exit_qty, exit_value, commission = rt
+    gross = exit_value - entry_value if long else entry_value - exit_value
     return RoundTrip(
         instrument_id=iid,
-        side="long" if rt.long else "short",
-        quantity=rt.entry_qty,
-        entry_ts=rt.entry_ts,
+        side="long" if long else "short",
+        quantity=entry_qty,
+        entry_ts=entry_ts,
         exit_ts=ts,
-        entry_price=AVERAGE.divide(rt.entry_value, rt.entry_qty),
-        exit_price=AVERAGE.divide(rt.exit_value, rt.exit_qty),
-        pnl=EXACT.subtract(EXACT.multiply(gross, multiplier), rt.commission),
-        commission=rt.commission,
+        entry_price=AVERAGE.divide(entry_value, entry_qty),
+        exit_price=AVERAGE.divide(exit_value, exit_qty),
+        pnl=gross * multiplier - commission,
+        commission=commission,
     )
