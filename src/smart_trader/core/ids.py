@@ -7,6 +7,7 @@ An :data:`InstrumentId` is written ``"SYMBOL.VENUE"``, e.g. ``"BTC/USDT.BINANCE"
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import NewType
 
 InstrumentId = NewType("InstrumentId", str)
@@ -25,12 +26,11 @@ def instrument_id(symbol: str, venue: str) -> InstrumentId:
 
 
 class IdGenerator:
-    """Deterministic, monotonically numbered ids (``"O-1"``, ``"O-2"``...) for reproducible runs."""
+    """Deterministic, monotonically numbered ids (``"O-1"``, ``"O-2"``...) for reproducible runs.
+
+    ``next()`` is a bound C iterator method (no Python frame per id): ids are made on every order event.
+    """
 
     def __init__(self, prefix: str) -> None:
         self._prefix = prefix
-        self._counter = itertools.count(1)
-
-    def next(self) -> str:
-        """The next id of this generator."""
-        return f"{self._prefix}-{next(self._counter)}"
+        self.next: Callable[[], str] = map(f"{prefix}-{{}}".format, itertools.count(1)).__next__

@@ -15,7 +15,7 @@ from typing import Any
 
 from smart_trader.core.errors import InvalidInputError, RejectedByRulesError
 from smart_trader.core.ids import InstrumentId, instrument_id
-from smart_trader.core.values import DecimalLike, decimals_of, to_decimal
+from smart_trader.core.values import DecimalLike, Price, Quantity, decimals_of, to_decimal
 
 
 class AssetClass(StrEnum):
@@ -118,6 +118,26 @@ class Instrument:
             raise RejectedByRulesError(
                 f"quantity {quantity} is not a multiple of the lot size {self.lot_size} of {self.id}"
             )
+
+    def make_price(self, value: DecimalLike) -> Price:
+        """A :class:`Price` of this instrument from text, an int or a Decimal (floats raise TypeError).
+
+        Raises:
+            RejectedByRulesError: the price is not positive or is off the tick size.
+        """
+        price = Price(value)
+        self.check_price(price.value)
+        return price
+
+    def make_qty(self, value: DecimalLike) -> Quantity:
+        """A :class:`Quantity` of this instrument (base units) from text, an int or a Decimal.
+
+        Raises:
+            RejectedByRulesError: under one lot or not a multiple of the lot size.
+        """
+        qty = Quantity(value)
+        self.check_quantity(qty.value)
+        return qty
 
     def check_notional(self, price: Decimal, quantity: Decimal) -> None:
         """Raise :class:`RejectedByRulesError` when price × quantity × multiplier < ``min_notional``."""

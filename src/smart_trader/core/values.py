@@ -13,8 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
-
-DecimalLike = str | int | Decimal
+from typing import TypeAlias
 
 _POW10 = [Decimal(1).scaleb(-p) for p in range(19)]
 
@@ -30,6 +29,8 @@ def to_decimal(value: DecimalLike, what: str = "value") -> Decimal:
         raise TypeError(f"{what} must be str, int or Decimal, not bool")
     if isinstance(value, Decimal):
         d = value
+    elif isinstance(value, Price | Quantity):
+        d = value.value
     elif isinstance(value, int):
         d = Decimal(value)
     elif isinstance(value, str):
@@ -159,3 +160,7 @@ def notional(price: Decimal, quantity: Decimal, multiplier: Decimal = Decimal(1)
 
 
 POW10 = _POW10
+
+
+DecimalLike: TypeAlias = str | int | Decimal | Price | Quantity
+"""What an exact-value parameter accepts: text, integers, Decimals or our value types — never floats."""

@@ -15,6 +15,7 @@ from enum import StrEnum
 from smart_trader.core.errors import InvalidInputError, RejectedByRulesError
 from smart_trader.core.ids import AccountId, InstrumentId
 from smart_trader.core.instruments import Instrument
+from smart_trader.core.values import Money
 from smart_trader.execution.enums import OrderSide
 from smart_trader.execution.events import Fill
 from smart_trader.portfolio.exact import EXACT
@@ -61,6 +62,16 @@ class Account:
     def cash(self) -> Decimal:
         """Cash balance (account currency)."""
         return self.ledger.balance
+
+    @property
+    def balance(self) -> Money:
+        """Cash balance as :class:`Money` in the account currency."""
+        return Money(self.ledger.balance, self.currency)
+
+    @property
+    def equity_money(self) -> Money:
+        """Equity as :class:`Money` in the account currency."""
+        return Money(self.equity, self.currency)
 
     def deposit(self, ts: int, amount: Decimal) -> None:
         """Deposit cash (ts in ns UTC; amount > 0 in account currency).

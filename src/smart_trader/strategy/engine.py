@@ -31,6 +31,7 @@ from smart_trader.core.values import from_raw
 from smart_trader.data.model import Bar, Quote, Trade
 from smart_trader.data.schema import Kind
 from smart_trader.data.timeframes import Timeframe
+from smart_trader.execution.enums import OrderSide
 from smart_trader.execution.events import OrderEvent, OrderFilled
 from smart_trader.execution.orders import Order, OrderRequest
 from smart_trader.execution.paper_broker import FillConfig, PaperBroker
@@ -199,10 +200,11 @@ class BacktestEngine:
     def _on_order_event(self, order: Order, event: OrderEvent) -> None:
         strategy = self._strategy
         assert strategy is not None
-        if isinstance(event, OrderFilled):
+        if type(event) is OrderFilled:
+            assert isinstance(event, OrderFilled)
             fill = event.fill
             k = self._instrument_index[fill.instrument_id]
-            signed = float(fill.quantity) if fill.side.sign > 0 else -float(fill.quantity)
+            signed = float(fill.quantity) if fill.side is OrderSide.BUY else -float(fill.quantity)
             self._fill_marks.append((self._k, k, signed, float(self.account.cash)))
             strategy.on_order_event(order, event)
             strategy.on_fill(fill)
