@@ -32,7 +32,7 @@ from smart_trader.core.instruments import Instrument
 from smart_trader.core.values import floor_to_step, from_raw, to_raw
 from smart_trader.execution import matching
 from smart_trader.execution.costs import CommissionModel, NoCommission, NoSlippage, SlippageModel
-from smart_trader.execution.enums import LiquiditySide, OrderSide, OrderType, TimeInForce
+from smart_trader.execution.enums import LiquiditySide, OrderSide, OrderStatus, OrderType, TimeInForce
 from smart_trader.execution.events import (
     Fill,
     OrderAccepted,
@@ -66,9 +66,9 @@ class FillConfig:
             raise InvalidInputError(f"participation must be in (0, 1], got {self.participation}")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Working:
-    """An open order with its prices as raw ints, ready for matching."""
+    """An open order with its prices as raw ints and its type and time in force at hand, ready for matching."""
 
     order: Order
     instrument: Instrument
@@ -76,6 +76,8 @@ class _Working:
     limit: int
     stop: int
     day: int
+    type: OrderType
+    tif: TimeInForce
     tries: int = 0
 
 
@@ -161,6 +163,8 @@ class PaperBroker:
             to_raw(request.limit_price, pp) if request.limit_price is not None else 0,
             to_raw(request.stop_price, pp) if request.stop_price is not None else 0,
             ts // NS_PER_DAY,
+            request.type,
+            request.time_in_force,
         )
         self._open.setdefault(instrument.id, []).append(working)
         return order
@@ -236,13 +240,13 @@ class PaperBroker:
         working = self._open.get(instrument_id)
         if not working:
             return
-        path = matching.bar_path(o, h, low, c)
-        avail = self._available(working[0].instrument, volume)
+        path = (o, low, h, c) if c >= o else (o, h, low, c)  # matching.bar_path, inlined: called per bar
+        avail = None if self.config.participation is None else self._available(working[0].instrument, volume)
         for w in list(working):
-            if self._expire_day(w, ts):
+            if w.tif is TimeInForce.DAY and self._expire_day(w, ts):
                 continue
             order = w.order
-            t = order.type
+            t = w.type
             slip = taker = True
             if t is OrderType.MARKET:
                 px: int | None = o
@@ -272,7 +276,7 @@ class PaperBroker:
             if self._expire_day(w, ts):
                 continue
             px = self._match_price(w, price, ts)
-            slip = w.order.type is OrderType.MARKET or w.order.type is OrderType.STOP
+            slip = w.type is OrderType.MARKET or w.type is OrderType.STOP
             avail = self._execute(w, px, ts, avail, slip, slip or w.tries == 0)
 
     def on_quote(
@@ -289,7 +293,7 @@ class PaperBroker:
             if self._expire_day(w, ts):
                 continue
             px = self._match_price(w, ask if w.buy else bid, ts)
-            slip = w.order.type is OrderType.MARKET or w.order.type is OrderType.STOP
+            slip = w.type is OrderType.MARKET or w.type is OrderType.STOP
             if w.buy:
                 avail_buy = self._execute(w, px, ts, avail_buy, slip, slip or w.tries == 0)
             else:
@@ -318,7 +322,7 @@ class PaperBroker:
         return floor_to_step(from_raw(volume, instrument.size_precision) * cap, instrument.lot_size)
 
     def _expire_day(self, w: _Working, ts: int) -> bool:
-        if w.order.request.time_in_force is TimeInForce.DAY and ts // NS_PER_DAY > w.day:
+        if w.tif is TimeInForce.DAY and ts // NS_PER_DAY > w.day:
             self._close(w.order, OrderExpired(self._event_ids.next(), w.order.order_id, ts, ts))
             return True
         return False
@@ -328,14 +332,14 @@ class PaperBroker:
     ) -> Decimal | None:
         """Fill ``w`` at raw price ``px`` as far as ``avail`` allows; returns what is left of ``avail``."""
         order = w.order
-        tif = order.request.time_in_force
+        tif = w.tif
         w.tries += 1
         if px is None:
             if tif is TimeInForce.IOC or tif is TimeInForce.FOK:
                 self._close(order, OrderCanceled(self._event_ids.next(), order.order_id, ts, ts, tif.value))
             return avail
         inst = w.instrument
-        price = from_raw(px, inst.price_precision)
+        price = Decimal(px).scaleb(-inst.price_precision)  # from_raw, inlined: once per fill
         if slip:
             price = self.config.slippage.adjust(price, w.buy, inst)
         commission_model = self.config.commission
@@ -391,7 +395,7 @@ class PaperBroker:
         self.fills.append(fill)
         self.account.apply_fill(fill, inst)
         self._emit(order, OrderFilled(self._event_ids.next(), order.order_id, ts, ts, fill))
-        if not order.is_open:
+        if order.status is OrderStatus.FILLED:
             self._remove(order)
         elif tif is TimeInForce.IOC:
             self._close(order, OrderCanceled(self._event_ids.next(), order.order_id, ts, ts, "ioc"))
@@ -404,7 +408,10 @@ class PaperBroker:
     def _remove(self, order: Order) -> None:
         lst = self._open.get(order.instrument_id)
         if lst:
-            lst[:] = [w for w in lst if w.order is not order]  # in place: the engine holds this list
+            for i, w in enumerate(lst):
+                if w.order is order:
+                    del lst[i]  # in place: the engine holds this list
+                    break
 
     def _emit(self, order: Order, event: OrderEvent) -> None:
         order.apply(event)
