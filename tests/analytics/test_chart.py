@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from smart_trader.analytics import write_chart
+from smart_trader.analytics.chart import write_chart
 from smart_trader.core.errors import InvalidInputError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

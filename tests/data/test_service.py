@@ -136,3 +136,31 @@ def test_order_book_depth_files_are_refused_with_a_message(shared_data: Path, tm
         MarketDataService(tmp_path).import_file(
             shared_data / "orderbook/BTCUSDT.binance.depth-snapshot.csv", symbol="BTC/USDT", venue="BINANCE"
         )
+
+
+def test_reimporting_a_bar_with_other_values_is_a_conflict_not_a_second_bar(shared_data: Path, tmp_path: Path) -> None:
+    svc = MarketDataService(tmp_path / "home")
+    src = shared_data / "bars/ORCL_1995-2014_1d.yahoo.csv"
+    svc.import_file(src, symbol="ORCL", venue="NASDAQ")
+    before = _tree_digest(tmp_path / "home")
+    lines = src.read_text().splitlines()
+    fields = lines[5].split(",")
+    fields[4] = "2.200000"  # another close for a bar already stored (still inside its high and low)
+    fields[2], fields[3] = "2.300000", "2.100000"
+    changed = tmp_path / "ORCL_adjusted.yahoo.csv"
+    changed.write_text("\n".join([lines[0], ",".join(fields)]) + "\n")
+    with pytest.raises(InvalidInputError, match=r"ts_event 1995-01-09.*already stored"):
+        svc.import_file(changed, symbol="ORCL", venue="NASDAQ", timeframe=Timeframe.parse("1d"))
+    assert _tree_digest(tmp_path / "home") == before
+
+
+def test_a_timeframe_that_contradicts_the_file_is_refused(shared_data: Path, tmp_path: Path) -> None:
+    svc = MarketDataService(tmp_path)
+    with pytest.raises(InvalidInputError, match="5m"):
+        svc.import_file(
+            shared_data / "bars/ETH-BTC_2018-01_5m.binance.feather", symbol="ETH/BTC", venue="BINANCE",
+            timeframe=Timeframe.parse("1m"),
+        )  # fmt: skip
+    assert svc.datasets() == []
+    with pytest.raises(NotFoundError):
+        svc.instrument("ETH/BTC", "BINANCE")  # nothing half-defined by the refused import

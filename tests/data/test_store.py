@@ -353,3 +353,14 @@ def test_real_binance_trades_round_trip_exactly(tmp_path: Path, shared_data: Pat
 
     assert (first.rows_added, second.rows_added) == (2001, 0)
     assert store.read(TRADES).equals(table)  # the file is already in time order
+
+
+def test_a_stored_trade_id_with_other_values_is_a_conflict_and_changes_nothing(tmp_path: Path) -> None:
+    store = MarketDataStore(tmp_path)
+    store.write(TRADES, trades([(DAY1 + NS_PER_SECOND, "100.00", "0.5", "buy", "7")]))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+
+    with pytest.raises(InvalidInputError, match="trade_id 7 is already stored"):
+        store.write(TRADES, trades([(DAY1 + 2 * NS_PER_SECOND, "101.00", "0.5", "buy", "7")]))
+
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before

@@ -16,11 +16,13 @@ from tests.execution.builders import (
     BTC,
     BUY,
     ORCL,
+    ORDER_ID,
     SELL,
     TS_EVENT,
     TS_INIT,
     D,
     accepted,
+    at,
     canceled,
     equity,
     expired,
@@ -42,7 +44,6 @@ DOCUMENTED_TRANSITIONS = {
     (S.NEW, S.ACCEPTED),
     (S.NEW, S.REJECTED),
     (S.NEW, S.CANCELED),
-    (S.ACCEPTED, S.ACCEPTED),
     (S.ACCEPTED, S.PARTIALLY_FILLED),
     (S.ACCEPTED, S.FILLED),
     (S.ACCEPTED, S.CANCELED),
@@ -74,9 +75,9 @@ def order_in(status: OrderStatus) -> Order:
 
 
 def event_moving(order: Order, to: OrderStatus) -> OrderEvent:
-    """The event that moves ``order`` to ``to`` (a trigger for the self-transitions of working orders)."""
+    """The event that moves ``order`` to ``to`` (another partial fill for partially_filled → partially_filled)."""
     if to is order.status:
-        return triggered()
+        return filled("1")
     leaves = order.leaves_qty
     assert leaves is not None
     return {
@@ -179,14 +180,37 @@ def test_partial_fills_add_up_to_filled_with_a_volume_weighted_average_price() -
     assert not order.is_open
 
 
-def test_trigger_marks_the_order_triggered_and_keeps_it_working() -> None:
-    order = order_in(S.ACCEPTED)
+def test_trigger_marks_a_stop_limit_triggered_once_and_keeps_it_working() -> None:
+    order = Order(ORDER_ID, stop_limit(BUY, "10", "101.00", "102.00"), ts_init=at(0))
+    order.apply(accepted())
 
     order.apply(triggered())
 
     assert order.triggered
     assert order.status is S.ACCEPTED
     assert order.is_open
+    with pytest.raises(InvalidStateTransitionError, match="once"):
+        order.apply(triggered())
+
+
+def test_a_trigger_does_not_apply_to_a_limit_order() -> None:
+    order = order_in(S.ACCEPTED)  # a limit order
+    with pytest.raises(InvalidStateTransitionError, match="stop-limit"):
+        order.apply(triggered())
+    assert not order.triggered
+
+
+def test_a_second_acceptance_is_refused() -> None:
+    order = order_in(S.ACCEPTED)
+    with pytest.raises(InvalidStateTransitionError):
+        order.apply(accepted())
+
+
+def test_events_cannot_go_back_in_time() -> None:
+    order = order_in(S.ACCEPTED)
+    with pytest.raises(InvalidStateTransitionError, match="before its last event"):
+        order.apply(canceled(ts=order.ts_last - 1))
+    assert order.status is S.ACCEPTED
 
 
 def test_rejection_keeps_its_reason_on_the_order() -> None:

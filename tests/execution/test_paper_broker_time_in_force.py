@@ -68,13 +68,26 @@ def test_day_order_expires_on_a_trade_or_quote_of_the_next_day_too() -> None:
     paper = broker()
     feed = Feed(paper)
     on_trade = paper.submit(stop(BUY, "1", "150.00", tif=DAY), at(0))
+    feed.trade(at(1), "100.00")  # the first event it meets is on its own day: it lives through that day
 
     feed.trade(MIDNIGHT + 5, "100.00")
 
     assert on_trade.status is S.EXPIRED
     on_quote = paper.submit(stop(BUY, "1", "150.00", tif=DAY), MIDNIGHT + 10)
+    feed.quote(MIDNIGHT + 20, "99.99", "100.01")
     feed.quote(MIDNIGHT + 86_400 * 10**9, "99.99", "100.01")
     assert on_quote.status is S.EXPIRED
+
+
+def test_day_order_placed_after_the_last_event_of_a_day_works_through_the_next_days_session() -> None:
+    # e.g. placed at the close of Friday's daily bar: it must meet Monday's open, not expire unmatched
+    paper = broker()
+    feed = Feed(paper)
+    order = paper.submit(market(BUY, "1", tif=DAY), at(0))
+
+    feed.bar(MIDNIGHT + 2 * 86_400 * 10**9, "100.00", "100.50", "99.50", "100.20")
+
+    assert order.status is S.FILLED
 
 
 def test_gtc_order_keeps_working_across_days() -> None:

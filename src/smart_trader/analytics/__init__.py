@@ -1,6 +1,6 @@
-"""Analytics: performance statistics of a backtest and its equity/drawdown chart."""
+"""Analytics: performance statistics of a backtest (``stats``) and its equity/drawdown chart (``chart``,
+which imports matplotlib: import it where a chart is drawn)."""
 
-from smart_trader.analytics.chart import write_chart
 from smart_trader.analytics.stats import RoundTrip, Stats, compute_stats, drawdown, periods_per_year
 
-__all__ = ["RoundTrip", "Stats", "compute_stats", "drawdown", "periods_per_year", "write_chart"]
+__all__ = ["RoundTrip", "Stats", "compute_stats", "drawdown", "periods_per_year"]

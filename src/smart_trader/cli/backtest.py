@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import pyarrow as pa
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -45,9 +46,14 @@ def parse_params(pairs: list[str]) -> dict[str, str]:
 
 
 def bars_from_file(
-    path: Path, symbol: str | None, venue: str | None, timeframe: Timeframe | None
+    path: Path,
+    symbol: str | None,
+    venue: str | None,
+    timeframe: Timeframe | None,
+    price_type: PriceType | None = None,
 ) -> tuple[Instrument, pa.Table, Timeframe]:
-    """Read ``path`` and return bars at ``timeframe`` (the file's own for bar files when ``None``).
+    """Read ``path`` and return bars at ``timeframe`` (the file's own for bar files when ``None``); quote files
+    give bid bars unless ``price_type`` says ask (mid bars would need a finer tick than the instrument's).
 
     Raises:
         InvalidInputError: a bar file cannot give the asked timeframe, or trades/quotes without ``timeframe``.
@@ -67,7 +73,18 @@ def bars_from_file(
         raise InvalidInputError(f"{path} holds {r.kind}: give --timeframe to build bars from them")
     if r.kind is Kind.TRADES:
         return inst, trades_to_bars(r.table, timeframe), timeframe
-    return inst, quotes_to_bars(r.table, timeframe, PriceType.MID), timeframe
+    pt = price_type if price_type is not None and price_type is not PriceType.LAST else PriceType.BID
+    return inst, quotes_to_bars(r.table, timeframe, pt), timeframe
+
+
+def _between(bars: pa.Table, start_ns: int | None, end_ns: int | None) -> pa.Table:
+    """Rows with start <= ts_event < end (ns UTC)."""
+    if start_ns is None and end_ns is None:
+        return bars
+    ts = np.asarray(bars.column("ts_event").cast(pa.int64()).to_numpy())
+    lo = 0 if start_ns is None else int(np.searchsorted(ts, start_ns))
+    hi = len(ts) if end_ns is None else int(np.searchsorted(ts, end_ns))
+    return bars.slice(lo, max(hi - lo, 0))
 
 
 def default_timeframe(svc: MarketDataService, symbol: str, venue: str) -> Timeframe:
@@ -134,8 +151,9 @@ def backtest(
     slippage_ticks: Annotated[int, typer.Option(help="ticks of slippage on market-taking fills")] = 0,
     participation: Annotated[str | None, typer.Option(help="max fraction of a bar's volume per fill, e.g. 0.1")] = None,
     account_type: Annotated[AccountType, typer.Option(help="cash (no shorting) or margin")] = AccountType.CASH,
-    start: Annotated[str | None, typer.Option(help="ISO 8601 UTC start (stored data)")] = None,
-    end: Annotated[str | None, typer.Option(help="ISO 8601 UTC end, exclusive (stored data)")] = None,
+    start: Annotated[str | None, typer.Option(help="ISO 8601 UTC start")] = None,
+    end: Annotated[str | None, typer.Option(help="ISO 8601 UTC end, exclusive")] = None,
+    price_type: Annotated[PriceType | None, typer.Option(help="bars of last (trade), bid or ask prices")] = None,
     output: Annotated[
         Path, typer.Option(help="folder for stats.json, trades.csv, fills.csv, equity.csv, chart.png")
     ] = Path("backtest-output"),
@@ -143,15 +161,17 @@ def backtest(
     """Backtest a strategy with the paper broker; writes the results into --output."""
     with cli_errors():
         tf = Timeframe.parse(timeframe) if timeframe else None
+        start_ns, end_ns = parse_time(start, "start"), parse_time(end, "end")
         if data is not None:
-            instrument, bars, tf = bars_from_file(data, symbol, venue, tf)
+            instrument, bars, tf = bars_from_file(data, symbol, venue, tf, price_type)
+            bars = _between(bars, start_ns, end_ns)
         else:
             if symbol is None or venue is None:
                 raise InvalidInputError("give --symbol and --venue (stored data) or --data FILE")
             svc = service()
             instrument = svc.instrument(symbol, venue)
             tf = tf or default_timeframe(svc, symbol, venue)
-            bars = svc.bars(symbol, venue, tf, start_ns=parse_time(start, "start"), end_ns=parse_time(end, "end"))
+            bars = svc.bars(symbol, venue, tf, start_ns=start_ns, end_ns=end_ns, price_type=price_type)
         starting = parse_decimal(cash, "cash")
         assert starting is not None
         per_unit = parse_decimal(commission_per_unit, "commission-per-unit")

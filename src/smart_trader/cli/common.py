@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Iterator
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, DecimalException, InvalidOperation
 
+import pyarrow as pa
 import typer
 from rich.console import Console
 
@@ -29,7 +30,8 @@ EXIT_REJECTED = 5
 def cli_errors() -> Iterator[None]:
     """Turn Smart Trader errors into a one-line message on stderr and a non-zero exit (no traceback).
 
-    Exit codes: 2 invalid input, 3 not found, 4 temporary (retry), 5 refused by a rule, 1 other.
+    Exit codes: 2 invalid input (also numbers out of range), 3 not found, 4 temporary (retry), 5 refused by
+    a rule, 1 other (including unreadable stored files).
     """
     try:
         yield
@@ -48,6 +50,18 @@ def cli_errors() -> Iterator[None]:
     except FileNotFoundError as exc:
         err_console.print(f"[red]error:[/red] no such file: {exc.filename}", highlight=False)
         raise typer.Exit(EXIT_NOT_FOUND) from None
+    except DecimalException as exc:
+        err_console.print(
+            f"[red]error:[/red] a number is out of the range Smart Trader handles ({exc!r})", highlight=False
+        )
+        raise typer.Exit(EXIT_INVALID) from None
+    except pa.ArrowException as exc:
+        err_console.print(
+            f"[red]error:[/red] could not read stored market data ({exc}); a damaged file in the store? "
+            "`smart-trader data list` shows the datasets",
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
 
 
 def service() -> MarketDataService:

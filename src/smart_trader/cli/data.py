@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -12,10 +13,9 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from smart_trader.core.clock import ns_to_datetime
-from smart_trader.core.errors import InvalidInputError
+from smart_trader.core.errors import InvalidInputError, NotFoundError
 from smart_trader.core.instruments import AssetClass
 from smart_trader.data.catalog import infer_instrument
-from smart_trader.data.download import Downloader, DownloadRequest, make_exchange
 from smart_trader.data.schema import Kind, PriceType
 from smart_trader.data.store import DatasetKey
 from smart_trader.data.timeframes import Timeframe
@@ -70,6 +70,8 @@ def list_(
             )  # fmt: skip
         if datasets:
             console.print(table)
+        elif symbol is not None or venue is not None:
+            console.print("no stored dataset matches; `smart-trader data list` shows them all")
         else:
             console.print("the store is empty: import a file with `smart-trader data import FILE --symbol S --venue V`")
 
@@ -132,6 +134,8 @@ def download(
     venue: Annotated[str | None, typer.Option(help="venue code to store under (default: the exchange id)")] = None,
 ) -> None:
     """Download bars or trades through ccxt into the store; resumes after the last stored row."""
+    from smart_trader.data.download import Downloader, DownloadRequest, make_exchange  # ccxt loads in ~1 s
+
     with cli_errors():
         svc = service()
         tf = Timeframe.parse(timeframe) if kind is Kind.BARS and timeframe else None
@@ -142,17 +146,23 @@ def download(
         req = DownloadRequest(exchange, symbol, kind, tf, since_ns, parse_time(until, "until"))
         downloader = Downloader(make_exchange(exchange))
         rows = 0
-        with Progress(
-            SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console
-        ) as progress:
+        instrument = None
+        with contextlib.suppress(NotFoundError):
+            instrument = svc.instrument(symbol, key.venue)  # data from files or earlier downloads fixes it
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as progress:
             task = progress.add_task(f"{exchange} {symbol} {kind}", total=None)
             for page in downloader.pages(req, resume_from_ns=last):
                 if page.num_rows == 0:
                     continue
-                pp = page.schema.field("price" if kind is Kind.TRADES else "open").type.scale
-                sp = page.schema.field("size" if kind is Kind.TRADES else "volume").type.scale
-                svc.catalog.add(infer_instrument(symbol, key.venue, pp, sp))
-                svc.store.write(key, page)
+                if instrument is None:  # the first page defines a new instrument from the market's precisions
+                    pp = page.schema.field("price" if kind is Kind.TRADES else "open").type.scale
+                    sp = page.schema.field("size" if kind is Kind.TRADES else "volume").type.scale
+                    instrument = infer_instrument(symbol, key.venue, pp, sp)
+                svc.store.write(
+                    key, page, price_precision=instrument.price_precision, size_precision=instrument.size_precision
+                )
+                svc.catalog.add(instrument)
                 rows += page.num_rows
                 progress.update(task, description=f"{exchange} {symbol} {kind}: {rows:,} rows")
         console.print(f"downloaded {rows:,} rows into {key}" + (" (resumed)" if last is not None else ""))

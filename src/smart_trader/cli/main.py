@@ -35,7 +35,8 @@ DEMO_FILES = [
     ("trades/BTCUSDT_2021-01-08.binance.trades.parquet", "BTC/USDT", "BINANCE"),
     ("quotes/BTCUSDT.binance.quotes.parquet", "BTC/USDT", "BINANCE"),
 ]
-DEMO_RUNS = [("ORCL", "NASDAQ", "1d"), ("ETH/BTC", "BINANCE", "5m"), ("GBP/USD", "FXCM", "1m")]
+# (symbol, venue, timeframe, starting cash in the quote currency)
+DEMO_RUNS = [("ORCL", "NASDAQ", "1d", 100_000), ("ETH/BTC", "BINANCE", "5m", 10), ("GBP/USD", "FXCM", "1m", 100_000)]
 
 
 def _default_data_dir() -> Path:
@@ -60,13 +61,13 @@ def demo(
         for rel, symbol, venue in DEMO_FILES:
             r = svc.import_file(folder / rel, symbol=symbol, venue=venue)
             console.print(f"imported {rel}: {r.rows_read:,} rows, {r.rows_added:,} new → {r.key}")
-        for symbol, venue, tf in DEMO_RUNS:
+        for symbol, venue, tf, cash in DEMO_RUNS:
             timeframe = Timeframe.parse(tf)
             instrument = svc.instrument(symbol, venue)
             bars = svc.bars(symbol, venue, timeframe)
             result = run_backtest(
                 "sma_cross", {"fast": "10", "slow": "30"}, instrument, bars, timeframe,
-                cash=Decimal(100_000), fill_config=FillConfig(),
+                cash=Decimal(cash), fill_config=FillConfig(),
             )  # fmt: skip
             out = home_dir() / "runs" / f"demo-{symbol.replace('/', '')}-{tf}"
             result.write(out)

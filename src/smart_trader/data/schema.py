@@ -182,7 +182,7 @@ def raw_from_float(values: npt.NDArray[np.float64], precision: int, *, file: str
         raise DataValidationError(
             file,
             "precision",
-            f"{column}={values[row]!r} is not a number with at most {precision} decimals",
+            f"{column}={float(values[row])!r} is not a number with at most {precision} decimals",
             row=row + 1,
         )
     if np.any(np.abs(scaled) >= 2.0**63):

@@ -87,6 +87,8 @@ class MarketDataService:
             symbol, venue, result.price_precision, result.size_precision, asset_class_hint=asset_class
         )
         _check_ticks(result.table, result.kind, instrument, str(path))
+        if timeframe is not None and result.timeframe is not None and timeframe != result.timeframe:
+            raise InvalidInputError(f"{path} holds {result.timeframe} bars, not {timeframe}")
         tf = timeframe or result.timeframe
         if result.kind is Kind.BARS and tf is None:
             raise InvalidInputError(f"cannot infer the bar timeframe of {path}; give --timeframe")
@@ -97,10 +99,10 @@ class MarketDataService:
             tf if result.kind is Kind.BARS else None,
             result.price_type if result.kind is Kind.BARS else PriceType.LAST,
         )
-        self.catalog.add(instrument)
         report = self.store.write(
             key, result.table, price_precision=instrument.price_precision, size_precision=instrument.size_precision
         )
+        self.catalog.add(instrument)  # only once the data is accepted: a refused file defines nothing
         return ImportReport(
             key,
             instrument,
@@ -139,39 +141,59 @@ class MarketDataService:
         price_type: PriceType | None = None,
     ) -> pa.Table:
         """Bars of ``timeframe`` in [start, end) (ns UTC): stored bars of that timeframe, else built from
-        the longest stored shorter timeframe that divides it, else from stored trades, else from quotes.
+        the longest stored shorter timeframe that divides it, else from stored trades, else from quotes
+        (bid bars unless ``price_type`` says ask or mid: bid and ask bars stay on the instrument's tick,
+        mid bars need one more decimal).
+
+        ``price_type`` ``None`` means trade (``last``) bars when stored; when only several quote-based
+        types are stored the choice is the caller's.
 
         Bars are aligned to multiples of the timeframe since the epoch, so building from a finer series
         needs the range widened to whole buckets; this is done here.
 
         Raises:
             NotFoundError: unknown instrument, or no stored data that can make these bars.
+            InvalidInputError: several bar price types stored and none chosen.
         """
         self.instrument(symbol, venue)
         datasets = self.datasets(symbol, venue)
-        bar_sets = [
-            d for d in datasets if d.key.kind is Kind.BARS and (price_type is None or d.key.price_type is price_type)
-        ]
-        bar_sets.sort(key=lambda d: (d.key.price_type is not PriceType.LAST, d.key.price_type))
+        bar_sets = [d for d in datasets if d.key.kind is Kind.BARS]
+        if price_type is None:
+            kinds = sorted({d.key.price_type for d in bar_sets})
+            if PriceType.LAST in kinds:
+                bar_sets = [d for d in bar_sets if d.key.price_type is PriceType.LAST]
+            elif len(kinds) > 1:
+                raise InvalidInputError(
+                    f"{symbol}.{venue.upper()} has {', '.join(kinds)} bars stored: choose one with --price-type"
+                )
+        else:
+            bar_sets = [d for d in bar_sets if d.key.price_type is price_type]
         lo = None if start_ns is None else start_ns - start_ns % timeframe.ns
         for d in bar_sets:
             if d.key.timeframe == timeframe:
                 return self.store.read(d.key, start_ns, end_ns)
-        finer = [d for d in bar_sets if d.key.timeframe is not None and d.key.timeframe < timeframe]
-        finer = [d for d in finer if d.key.timeframe is not None and timeframe.seconds % d.key.timeframe.seconds == 0]
+        # built bars: whole buckets only, so the range is widened at the start and cut at the end
+        hi = None if end_ns is None else end_ns - end_ns % timeframe.ns
+        finer = [
+            d
+            for d in bar_sets
+            if d.key.timeframe is not None
+            and d.key.timeframe < timeframe
+            and timeframe.seconds % d.key.timeframe.seconds == 0
+        ]
         if finer:
-            best = max(finer, key=lambda d: (d.key.timeframe, d.key.price_type is PriceType.LAST))
+            best = max(finer, key=lambda d: d.key.timeframe or timeframe)
             assert best.key.timeframe is not None
-            return _clip(resample_bars(self.store.read(best.key, lo, end_ns), timeframe, best.key.timeframe), start_ns)
+            return _clip(resample_bars(self.store.read(best.key, lo, hi), timeframe, best.key.timeframe), start_ns)
         if price_type in (None, PriceType.LAST):
             for d in datasets:
                 if d.key.kind is Kind.TRADES:
-                    return _clip(trades_to_bars(self.store.read(d.key, lo, end_ns), timeframe), start_ns)
+                    return _clip(trades_to_bars(self.store.read(d.key, lo, hi), timeframe), start_ns)
         for d in datasets:
             if d.key.kind is Kind.QUOTES:
-                pt = price_type if price_type not in (None, PriceType.LAST) else PriceType.MID
+                pt = price_type if price_type not in (None, PriceType.LAST) else PriceType.BID
                 assert pt is not None
-                return _clip(quotes_to_bars(self.store.read(d.key, lo, end_ns), timeframe, pt), start_ns)
+                return _clip(quotes_to_bars(self.store.read(d.key, lo, hi), timeframe, pt), start_ns)
         have = ", ".join(d.key.kind_dir for d in datasets) or "nothing"
         raise NotFoundError(f"no stored data makes {timeframe} bars of {symbol}.{venue.upper()} (stored: {have})")
 

@@ -223,7 +223,8 @@ class MarketDataStore:
         directory = self.dataset_dir(key)
         # Phase 1: every changed day goes to a temporary file; on any failure they are all removed.
         with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
-            futures = [pool.submit(_prepare_day, directory, day, rows) for day, rows in jobs]
+            unique = "ts_event" if key.kind is Kind.BARS else "trade_id" if key.kind is Kind.TRADES else None
+            futures = [pool.submit(_prepare_day, directory, day, rows, unique) for day, rows in jobs]
         errors = [exc for f in futures if (exc := f.exception()) is not None]
         prepared = [f.result() for f in futures if f.exception() is None]
         pending = [(tmp, final) for tmp, final, _ in prepared if tmp is not None]
@@ -316,7 +317,12 @@ class MarketDataStore:
             return []
         files = []
         for entry in directory.glob(f"date=*/{DATA_FILE}"):
-            day = np.datetime64(entry.parent.name.removeprefix("date="), "D").astype(np.int64)
+            try:
+                day = np.datetime64(entry.parent.name.removeprefix("date="), "D").astype(np.int64)
+            except ValueError:
+                raise InvalidInputError(
+                    f"{entry.parent} is not a date partition (date=YYYY-MM-DD): remove it from the store"
+                ) from None
             files.append((int(day), entry))
         return sorted(files)
 
@@ -420,16 +426,24 @@ def _conform(
     return out.combine_chunks(), ts
 
 
-def _prepare_day(directory: Path, day: int, new: pa.Table) -> tuple[Path | None, Path, int]:
+def _prepare_day(directory: Path, day: int, new: pa.Table, unique: str | None) -> tuple[Path | None, Path, int]:
     """Merge ``new`` (one day's rows, sorted) with the stored day file into a temporary file.
 
+    ``unique`` names the column that identifies a row (``ts_event`` for bars, ``trade_id`` for trades):
+    a new row with a stored identity but other values is a conflict, never a second copy.
+
     Returns ``(temporary path or None when nothing changes, final path, rows added)``.
+
+    Raises:
+        InvalidInputError: a conflict (names the identity and both rows).
     """
     final = directory / f"date={np.datetime64(day, 'D')}" / DATA_FILE
     if final.exists():
         merged, added = _merge(pq.read_table(final), new)
         if added == 0:
             return None, final, 0
+        if unique is not None:
+            _check_unique(merged, unique, final)
     else:
         merged, added = new, new.num_rows
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -482,6 +496,30 @@ def _merge(stored: pa.Table, new: pa.Table) -> tuple[pa.Table, int]:
     if added == 0:
         return stored, 0
     return pa.concat_tables([stored.slice(0, lo), merged, stored.slice(hi)]), added
+
+
+def _check_unique(merged: pa.Table, column: str, path: Path) -> None:
+    """Raise :class:`InvalidInputError` when two rows share ``column`` (nulls do not count)."""
+    if column == "ts_event":
+        values = _ts_ns(merged)
+        dup = np.flatnonzero(values[1:] == values[:-1])  # sorted by ts_event
+        if not len(dup):
+            return
+        i = int(dup[0])
+        rows = (i, i + 1)
+    else:
+        frame = pl.DataFrame({"v": pl.Series(merged.column(column).combine_chunks())}).with_row_index()
+        frame = frame.filter(pl.col("v").is_not_null() & pl.col("v").is_duplicated())
+        if frame.height == 0:
+            return
+        first = frame.row(0)
+        rows = (int(first[0]), int(frame.filter(pl.col("v") == first[1]).row(1)[0]))
+    old, new = (merged.slice(r, 1).to_pylist()[0] for r in rows)
+    ident = old[column] if column != "ts_event" else old[column].isoformat()
+    raise InvalidInputError(
+        f"{column} {ident} is already stored in {path} with other values (stored {old}, new {new}); "
+        "delete the dataset first to replace it"
+    )
 
 
 def _ts_ns(table: pa.Table) -> npt.NDArray[np.int64]:

@@ -29,7 +29,8 @@ class OrderType(StrEnum):
 class TimeInForce(StrEnum):
     """How long an order stays working.
 
-    - ``day``: until the end of the UTC day it was accepted in;
+    - ``day``: until the end of the UTC day of the first market event it meets (so an order placed
+      after a session's last bar, e.g. at Friday's daily close, works through the next session);
     - ``gtc``: good till canceled;
     - ``ioc``: immediate or cancel — fill what the next price event allows, cancel the rest;
     - ``fok``: fill or kill — fill the whole quantity on the next price event or cancel it all.

@@ -6,13 +6,15 @@ Transition table (from NautilusTrader's order state machine, reduced to the stat
 from               allowed to
 =================  ==============================================================
 new                accepted, rejected, canceled
-accepted           partially_filled, filled, canceled, expired, accepted (trigger)
-partially_filled   partially_filled, filled, canceled, expired, partially_filled
+accepted           partially_filled, filled, canceled, expired
+partially_filled   partially_filled (another fill), filled, canceled, expired
 filled, canceled,  — (terminal)
 rejected, expired
 =================  ==============================================================
 
-Applying an event whose transition is not in the table raises
+``OrderTriggered`` changes no status: it applies once, to a working stop-limit order. Events must not go
+back in time (``ts_event`` >= the order's last event). Applying an event whose transition is not in the
+table, or that breaks these rules, raises
 :class:`~smart_trader.core.errors.InvalidStateTransitionError` and leaves the order unchanged.
 """
 
@@ -41,12 +43,11 @@ TRANSITIONS: frozenset[tuple[OrderStatus, OrderStatus]] = frozenset(
         (S.NEW, S.ACCEPTED),
         (S.NEW, S.REJECTED),
         (S.NEW, S.CANCELED),
-        (S.ACCEPTED, S.ACCEPTED),
         (S.ACCEPTED, S.PARTIALLY_FILLED),
         (S.ACCEPTED, S.FILLED),
         (S.ACCEPTED, S.CANCELED),
         (S.ACCEPTED, S.EXPIRED),
-        (S.PARTIALLY_FILLED, S.PARTIALLY_FILLED),
+        (S.PARTIALLY_FILLED, S.PARTIALLY_FILLED),  # another partial fill
         (S.PARTIALLY_FILLED, S.FILLED),
         (S.PARTIALLY_FILLED, S.CANCELED),
         (S.PARTIALLY_FILLED, S.EXPIRED),
@@ -196,6 +197,11 @@ class Order:
         """
         if event.order_id != self.order_id:
             raise InvalidStateTransitionError(f"event for {event.order_id} applied to {self.order_id}")
+        if event.ts_event < self.ts_last:
+            raise InvalidStateTransitionError(
+                f"order {self.order_id}: {type(event).__name__} at {event.ts_event} ns is before its last "
+                f"event at {self.ts_last} ns"
+            )
         kind = type(event)
         if kind is OrderFilled:
             assert isinstance(event, OrderFilled)
@@ -208,15 +214,19 @@ class Order:
                 )
             target = OrderStatus.FILLED if filled == quantity else OrderStatus.PARTIALLY_FILLED
         elif kind is OrderAccepted:
-            target = OrderStatus.ACCEPTED if self.status is OrderStatus.NEW else self.status
+            target = OrderStatus.ACCEPTED
         elif kind is OrderTriggered:
-            # a trigger keeps the working status; it does not apply to an order not yet accepted
-            target = self.status if self.status is not OrderStatus.NEW else OrderStatus.FILLED
+            if self.type is not OrderType.STOP_LIMIT or self.triggered or not self.status.is_open:
+                raise InvalidStateTransitionError(
+                    f"order {self.order_id}: a trigger applies once, to a working stop-limit order "
+                    f"(this is a {self.type} order, status {self.status}, triggered={self.triggered})"
+                )
+            target = self.status
         else:
             target = _TERMINAL.get(kind, OrderStatus.NEW)
             if target is OrderStatus.NEW:
                 raise InvalidStateTransitionError(f"unknown event {kind.__name__}")
-        if (self.status, target) not in TRANSITIONS:
+        if kind is not OrderTriggered and (self.status, target) not in TRANSITIONS:
             raise InvalidStateTransitionError(
                 f"order {self.order_id}: {type(event).__name__} does not apply in status {self.status}"
             )

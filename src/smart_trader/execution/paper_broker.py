@@ -75,7 +75,7 @@ class _Working:
     buy: bool
     limit: int
     stop: int
-    day: int
+    day: int | None  # UTC day (days since the epoch) of the first event the order could match
     type: OrderType
     tif: TimeInForce
     tries: int = 0
@@ -162,7 +162,7 @@ class PaperBroker:
             request.side is OrderSide.BUY,
             to_raw(request.limit_price, pp) if request.limit_price is not None else 0,
             to_raw(request.stop_price, pp) if request.stop_price is not None else 0,
-            ts // NS_PER_DAY,
+            None,
             request.type,
             request.time_in_force,
         )
@@ -243,9 +243,11 @@ class PaperBroker:
         path = (o, low, h, c) if c >= o else (o, h, low, c)  # matching.bar_path, inlined: called per bar
         avail = None if self.config.participation is None else self._available(working[0].instrument, volume)
         for w in list(working):
+            order = w.order
+            if order.ts_init > ts:  # submitted after this bar opened (another stream's event): next bar
+                continue
             if w.tif is TimeInForce.DAY and self._expire_day(w, ts):
                 continue
-            order = w.order
             t = w.type
             slip = taker = True
             if t is OrderType.MARKET:
@@ -322,7 +324,11 @@ class PaperBroker:
         return floor_to_step(from_raw(volume, instrument.size_precision) * cap, instrument.lot_size)
 
     def _expire_day(self, w: _Working, ts: int) -> bool:
-        if w.tif is TimeInForce.DAY and ts // NS_PER_DAY > w.day:
+        if w.tif is not TimeInForce.DAY:
+            return False
+        if w.day is None:  # a day order lives through the UTC day of the first event it meets
+            w.day = ts // NS_PER_DAY
+        if ts // NS_PER_DAY > w.day:
             self._close(w.order, OrderExpired(self._event_ids.next(), w.order.order_id, ts, ts))
             return True
         return False

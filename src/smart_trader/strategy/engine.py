@@ -91,17 +91,36 @@ class BacktestEngine:
         self.streams.append(stream)
 
     def add_bars(self, instrument: Instrument, table: pa.Table, timeframe: Timeframe) -> None:
-        """Add normalized bars (see :mod:`smart_trader.data.schema`) of ``instrument``."""
-        self._add(bars_stream(instrument, table, timeframe.ns))
+        """Add normalized bars (see :mod:`smart_trader.data.schema`) of ``instrument``, one per ``timeframe``.
+
+        Raises:
+            InvalidInputError: prices at another precision than the instrument's (e.g. mid bars built
+                from quotes, which need one more decimal), or timestamps not strictly increasing.
+        """
+        _check_precision(table, ("open", "high", "low", "close"), instrument)
+        stream = bars_stream(instrument, table, timeframe.ns)
+        if len(stream) > 1 and not bool(np.all(np.diff(stream.ts_event) > 0)):
+            raise InvalidInputError(f"bars of {instrument.id} must have strictly increasing timestamps")
+        self._add(stream)
         if self._bar_timeframe is None or timeframe < self._bar_timeframe:
             self._bar_timeframe = timeframe
 
     def add_trades(self, instrument: Instrument, table: pa.Table) -> None:
-        """Add normalized trades of ``instrument``."""
+        """Add normalized trades of ``instrument``.
+
+        Raises:
+            InvalidInputError: prices at another precision than the instrument's.
+        """
+        _check_precision(table, ("price",), instrument)
         self._add(trades_stream(instrument, table))
 
     def add_quotes(self, instrument: Instrument, table: pa.Table) -> None:
-        """Add normalized quotes of ``instrument``."""
+        """Add normalized quotes of ``instrument``.
+
+        Raises:
+            InvalidInputError: prices at another precision than the instrument's.
+        """
+        _check_precision(table, ("bid_price", "ask_price"), instrument)
         self._add(quotes_stream(instrument, table))
 
     # -- TradingContext ---------------------------------------------------------------------
@@ -163,6 +182,9 @@ class BacktestEngine:
         if not self.streams or not any(len(s) for s in self.streams):
             raise InvalidInputError("no market data to run on: add bars, trades or quotes first")
         currency = self.currency or self.streams[0].instrument.quote_currency
+        others = sorted({i.quote_currency for i in self.instruments.values()} - {currency})
+        if others:
+            raise InvalidInputError(f"the account holds {currency}; instruments quoted in {', '.join(others)} need FX")
         first_ts = min(int(s.ts_event[0]) for s in self.streams if len(s))
         self.account = Account(AccountId("BACKTEST-001"), currency, self.account_type, mark_provider=self._mark)
         self.account.deposit(first_ts, self.starting_cash)
@@ -276,6 +298,7 @@ class BacktestEngine:
         while i < n:
             if working:
                 self._k = i
+                cursor.i = i - 1  # marks seen from on_fill are the last close before this open
                 self._now = ts_open[i]
                 broker_on_bar(iid, ts_open[i], o[i], h[i], lo[i], c[i], v[i])  # type: ignore[arg-type]
             elif wake[k] > i:
@@ -355,3 +378,14 @@ class BacktestEngine:
     def bar_timeframe(self) -> Timeframe | None:
         """Shortest bar timeframe of the run (``None`` when it has no bars)."""
         return self._bar_timeframe
+
+
+def _check_precision(table: pa.Table, columns: tuple[str, ...], instrument: Instrument) -> None:
+    """Prices must be decimals at the instrument's precision: the engine reads them as fixed-point integers."""
+    for name in columns:
+        scale = table.schema.field(name).type.scale
+        if scale != instrument.price_precision:
+            raise InvalidInputError(
+                f"{name} of {instrument.id} has {scale} decimals but the instrument's prices have "
+                f"{instrument.price_precision} (tick {instrument.tick_size}); for quote data use bid or ask bars"
+            )

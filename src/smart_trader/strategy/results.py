@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from smart_trader.analytics.chart import write_chart
 from smart_trader.analytics.stats import RoundTrip, Stats, compute_stats, periods_per_year
 from smart_trader.core.clock import ns_to_datetime
 from smart_trader.core.instruments import AssetClass
@@ -119,6 +118,8 @@ class BacktestResult:
             w.writerow(["ts_event", "time", "equity"])
             for t, e in zip(self.equity_ts.tolist(), self.equity.tolist(), strict=True):
                 w.writerow([t, ns_to_datetime(t).isoformat(), repr(e)])
+        from smart_trader.analytics.chart import write_chart  # matplotlib loads only when a chart is drawn
+
         write_chart(
             paths["chart"], self.equity_ts, self.equity, title=f"{self.strategy} on {', '.join(self.instruments)}"
         )

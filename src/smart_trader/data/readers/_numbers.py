@@ -162,7 +162,7 @@ class FloatColumn(NumericColumn):
         k, bad = self._snapped(precision)
         self._last = None
         if bad is not None:
-            value = self.values[bad]
+            value = float(self.values[bad])  # a Python float prints as 0.1, not np.float64(0.1)
             if abs(value) * 10.0**precision >= _EXACT_LIMIT:
                 detail = (
                     f"{self.name}={value!r} is too large to read exactly from a binary float at {precision} decimals"
