@@ -1,7 +1,7 @@
 """Where Smart Trader keeps its files on this machine.
 
 ``SMART_TRADER_HOME`` overrides the home directory; otherwise it is the per-user data directory
-for ``smart-trader`` (platformdirs; ``~/.local/share/smart-trader`` when platformdirs is absent).
+for ``smart-trader`` (platformdirs: ``~/.local/share/smart-trader`` on Linux).
 Nothing is created here: callers create the directories they write to.
 """
 
@@ -10,14 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import platformdirs
+
 APP_NAME = "smart-trader"
 
 
 def _platform_data_dir() -> Path:
-    try:
-        import platformdirs  # optional: present in most installs, not a declared dependency
-    except ImportError:  # pragma: no cover - depends on the environment
-        return Path.home() / ".local" / "share" / APP_NAME
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 

@@ -107,3 +107,22 @@ def test_malformed_file_import_fails_cleanly_and_keeps_the_store(orcl_home: Path
     assert sorted((p, p.stat().st_mtime_ns) for p in orcl_home.rglob("*") if p.is_file()) == before
     code, out = st("data", "import", str(tmp_path / "missing.csv"), "--symbol", "ORCL", "--venue", "NASDAQ")
     assert code == 3 and "missing.csv" in out
+
+
+def test_backtest_on_quotes_runs_on_bid_bars_at_real_prices(shared_data: Path, tmp_path: Path, home: Path) -> None:
+    code, out = st(
+        "backtest", "--strategy", "buy_and_hold",
+        "--data", str(shared_data / "quotes/USDJPY_2013-01.truefx.quotes.csv"),
+        "--symbol", "USD/JPY", "--venue", "TRUEFX", "--timeframe", "1m", "--output", str(tmp_path / "q"),
+    )  # fmt: skip
+    assert code == 0, out
+    fills = list(csv.DictReader((tmp_path / "q" / "fills.csv").open()))
+    assert 86 < float(fills[0]["price"]) < 87  # USD/JPY traded near 86.7 then, not 10x that
+
+
+def test_out_of_range_numbers_get_a_message_not_a_traceback(orcl_home: Path, tmp_path: Path) -> None:
+    code, out = st(
+        "backtest", "--symbol", "ORCL", "--venue", "NASDAQ", "--cash", "1e400", "--output", str(tmp_path / "x")
+    )
+    assert code == 2, out
+    assert "Traceback" not in out and "error:" in out

@@ -204,3 +204,46 @@ def test_waking_only_on_signal_bars_gives_the_same_fills_as_every_bar(shared_dat
         assert result.stats.bars_processed == r.table.num_rows
     assert len(fills[0]) > 1000
     assert fills[0] == fills[1]
+
+
+def test_no_fill_happens_before_its_order_exists_in_a_merged_run() -> None:
+    """Two instruments: an order on B placed when A's bar closes must not fill at B's bar that opened earlier."""
+    a, b = equity_instrument("AAA"), equity_instrument("BBB")
+
+    class BuyB(Strategy):
+        name: ClassVar[str] = "buy_b"
+
+        def on_bar(self, bar: Bar) -> None:
+            flat = self.account.quantity(b.id) == 0
+            if bar.instrument_id == a.id and not self.ctx.open_orders(None) and flat:
+                self.buy(1, instrument_id=b.id)
+
+    engine = BacktestEngine(starting_cash=Decimal(100000))
+    engine.add_bars(a, closes_table(["10.00"] * 6, step=MINUTE_NS), ONE_MINUTE)
+    # B's bars are 5 minutes long: the one opening at T0 closes after A's first bars have closed
+    b_bars = bars_table(
+        [("20.00", "20.00", "20.00", "20.00", "1"), ("21.00", "21.00", "21.00", "21.00", "1")], step=5 * MINUTE_NS
+    )
+    engine.add_bars(b, b_bars, Timeframe.parse("5m"))
+    result = engine.run(BuyB())
+    orders = {o.order_id: o for o in result.orders}
+    assert result.fills, "the order on B filled at B's next bar"
+    for fill in result.fills:
+        assert fill.ts_event >= orders[fill.order_id].ts_init
+    assert result.fills[0].price == Decimal("21.00")
+
+
+def test_bars_at_another_precision_than_the_instrument_are_refused() -> None:
+    engine = BacktestEngine(starting_cash=Decimal(1000))
+    with pytest.raises(InvalidInputError, match="3 decimals but the instrument's prices have 2"):
+        engine.add_bars(equity_instrument(), closes_table(["1.000", "1.001"], pp=3), ONE_MINUTE)
+
+
+def test_the_equity_curve_is_cash_plus_position_at_every_close() -> None:
+    closes = ["10.00", "10.50", "11.00", "10.00", "9.50", "12.00"]
+    _, result = run(closes_table(closes), BuyAndHold(), cash="1000")
+    qty = Decimal(1000) // Decimal("10.50")
+    cash = Decimal(1000) - qty * Decimal("10.50")
+    expected = [1000.0] + [float(cash + qty * Decimal(c)) for c in closes[1:]]
+    assert result.equity.tolist() == pytest.approx(expected, rel=1e-15)
+    assert result.equity_ts.tolist() == [T0 + (i + 1) * MINUTE_NS for i in range(len(closes))]

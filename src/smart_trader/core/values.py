@@ -2,8 +2,7 @@
 
 Every value is a :class:`decimal.Decimal` underneath and is never built from a binary float:
 constructors accept ``str``, ``int`` or ``Decimal`` and raise :class:`TypeError` for ``float``.
-Arithmetic that changes the unit returns an explicit type (price × quantity → notional as Decimal
-in the quote currency, wrapped into :class:`Money` by the caller who knows the currency).
+Money carries its currency; adding or comparing two currencies raises.
 
 Fixed-point "raw" integers are how the engine and the store carry prices at speed:
 ``raw = value × 10**precision`` exactly; :func:`to_raw` and :func:`from_raw` convert.
@@ -11,11 +10,10 @@ Fixed-point "raw" integers are how the engine and the store carry prices at spee
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 from typing import TypeAlias
-
-_POW10 = [Decimal(1).scaleb(-p) for p in range(19)]
 
 
 def to_decimal(value: DecimalLike, what: str = "value") -> Decimal:
@@ -74,11 +72,6 @@ def floor_to_step(value: Decimal, step: Decimal) -> Decimal:
     return (value / step).to_integral_value(rounding=ROUND_DOWN) * step
 
 
-def round_to_step(value: Decimal, step: Decimal) -> Decimal:
-    """Nearest multiple of ``step`` (banker's rounding on ties)."""
-    return (value / step).to_integral_value(rounding=ROUND_HALF_EVEN) * step
-
-
 @dataclass(frozen=True, slots=True, order=True)
 class Price:
     """A price in the instrument's quote currency per unit of base (exact).
@@ -115,6 +108,7 @@ class Quantity:
         return str(self.value)
 
 
+@functools.total_ordering
 @dataclass(frozen=True, slots=True)
 class Money:
     """An exact amount in one currency (ISO 4217 code or coin ticker, e.g. ``"USD"``, ``"BTC"``).
@@ -152,14 +146,6 @@ class Money:
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency}"
-
-
-def notional(price: Decimal, quantity: Decimal, multiplier: Decimal = Decimal(1)) -> Decimal:
-    """Quote-currency value of ``quantity`` at ``price``: price × quantity × multiplier (exact)."""
-    return price * quantity * multiplier
-
-
-POW10 = _POW10
 
 
 DecimalLike: TypeAlias = str | int | Decimal | Price | Quantity

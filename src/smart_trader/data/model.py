@@ -131,11 +131,6 @@ class Quote(NamedTuple):
         return from_raw(self.ask_raw, self.price_precision)
 
     @property
-    def mid_raw2(self) -> int:
-        """bid + ask as raw (twice the mid; exact without an extra decimal)."""
-        return self.bid_raw + self.ask_raw
-
-    @property
     def mid(self) -> Decimal:
         """(bid + ask) / 2, exact."""
         return from_raw(self.bid_raw + self.ask_raw, self.price_precision) / 2

@@ -142,6 +142,10 @@ class PaperBroker:
         else:
             try:
                 request.validate(instrument)
+                if request.quantity is not None and request.type is OrderType.MARKET and instrument.min_notional:
+                    last = self.last_price(instrument.id)  # a market order's value is known only at the last price
+                    if last is not None:
+                        instrument.check_notional(last, request.quantity)
                 self.account.check_instrument(instrument)
                 self._check_buying_power(request, instrument)
             except RejectedByRulesError as exc:

@@ -68,11 +68,6 @@ class Account:
         """Cash balance as :class:`Money` in the account currency."""
         return Money(self.ledger.balance, self.currency)
 
-    @property
-    def equity_money(self) -> Money:
-        """Equity as :class:`Money` in the account currency."""
-        return Money(self.equity, self.currency)
-
     def deposit(self, ts: int, amount: Decimal) -> None:
         """Deposit cash (ts in ns UTC; amount > 0 in account currency).
 
