@@ -14,6 +14,7 @@ import pytest
 from smart_trader.config import home_dir, store_dir
 from smart_trader.core.clock import NS_PER_DAY, NS_PER_SECOND, parse_utc
 from smart_trader.core.errors import InvalidInputError, NotFoundError
+from smart_trader.data.datasets import DatasetKey
 from smart_trader.data.schema import (
     Kind,
     PriceType,
@@ -24,7 +25,7 @@ from smart_trader.data.schema import (
     raw_from_float,
     trades_schema,
 )
-from smart_trader.data.store import DatasetKey, MarketDataStore
+from smart_trader.data.store import MarketDataStore
 from smart_trader.data.timeframes import Timeframe
 
 DAY1 = parse_utc("2021-01-08")

@@ -16,8 +16,8 @@ from smart_trader.core.clock import ns_to_datetime
 from smart_trader.core.errors import InvalidInputError, NotFoundError
 from smart_trader.core.instruments import AssetClass
 from smart_trader.data.catalog import infer_instrument
+from smart_trader.data.datasets import DatasetKey
 from smart_trader.data.schema import Kind, PriceType
-from smart_trader.data.store import DatasetKey
 from smart_trader.data.timeframes import Timeframe
 
 from .common import cli_errors, console, parse_time, service

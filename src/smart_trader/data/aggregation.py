@@ -68,7 +68,9 @@ def resample_bars(bars: pa.Table, timeframe: Timeframe, source: Timeframe) -> pa
         InvalidInputError: ``timeframe`` is shorter than ``source`` or not a whole multiple of it; a bar
             does not open on a ``source`` boundary; a column is missing or of the wrong type.
     """
-    if timeframe.seconds < source.seconds or timeframe.seconds % source.seconds:
+    if timeframe.seconds < source.seconds:
+        raise InvalidInputError(f"cannot build {timeframe} bars from {source} bars: {timeframe} is shorter")
+    if timeframe.seconds % source.seconds:
         raise InvalidInputError(f"cannot build {timeframe} bars from {source} bars: not a whole multiple")
     ts = _ts_ns(bars)
     if len(ts) and np.any(ts % source.ns):

@@ -18,9 +18,10 @@ from smart_trader.core.instruments import AssetClass, Instrument
 from smart_trader.core.values import to_raw
 from smart_trader.data.aggregation import quotes_to_bars, resample_bars, trades_to_bars
 from smart_trader.data.catalog import InstrumentCatalog, infer_instrument
+from smart_trader.data.datasets import DatasetKey
 from smart_trader.data.readers import read_file
 from smart_trader.data.schema import PRICE_COLUMNS, Kind, PriceType, raw_from_decimal
-from smart_trader.data.store import DatasetInfo, DatasetKey, MarketDataStore
+from smart_trader.data.store import DatasetInfo, MarketDataStore
 from smart_trader.data.timeframes import Timeframe
 
 

@@ -1,7 +1,7 @@
 """The local market-data store: normalized bars, trades and quotes kept as Parquet files.
 
 On-disk layout under ``root`` (one file per dataset and UTC day of ``ts_event``; a month for bars of
-1h and longer, a year for daily bars — see :func:`partition_start_days`)::
+1h and longer, a year for daily bars — see :func:`smart_trader.data.datasets.partition_start_days`)::
 
     venue=BINANCE/symbol=BTC%2FUSDT/kind=trades/date=2021-01-08/data.parquet
     venue=BINANCE/symbol=BTC%2FUSDT/kind=quotes/date=2021-01-08/data.parquet
@@ -27,8 +27,7 @@ import uuid
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path, PurePath
-from urllib.parse import quote, unquote
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -37,95 +36,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from smart_trader.core.clock import NS_PER_DAY
 from smart_trader.core.errors import InvalidInputError, NotFoundError
-from smart_trader.data.schema import PRICE_COLUMNS, SIZE_COLUMNS, TS_TYPE, Kind, PriceType, schema_for
-from smart_trader.data.timeframes import Timeframe
+from smart_trader.data.datasets import DatasetKey, partition_start_days
+from smart_trader.data.schema import PRICE_COLUMNS, SIZE_COLUMNS, TS_TYPE, Kind, schema_for
 
 DATA_FILE = "data.parquet"
 COMPRESSION = "zstd"
 COMPRESSION_LEVEL = 1
 _OCC = "__occurrence"
 _SIDES = frozenset({"buy", "sell"})
-
-
-@dataclass(frozen=True, slots=True)
-class DatasetKey:
-    """Identity of one dataset in the store.
-
-    Attributes:
-        venue: venue code (upper-cased), e.g. ``"BINANCE"``.
-        symbol: venue symbol as written, e.g. ``"BTC/USDT"``.
-        kind: bars, trades or quotes.
-        timeframe: bar length; required for bars, ``None`` for trades and quotes.
-        price_type: what bars are built from (last/bid/ask/mid); always ``LAST`` for trades and quotes.
-
-    Raises:
-        InvalidInputError: empty venue or symbol, bars without a timeframe, or a timeframe or
-            non-``LAST`` price type on trades or quotes.
-    """
-
-    venue: str
-    symbol: str
-    kind: Kind
-    timeframe: Timeframe | None = None
-    price_type: PriceType = PriceType.LAST
-
-    def __post_init__(self) -> None:
-        if not self.venue.strip() or not self.symbol:
-            raise InvalidInputError("a dataset key needs a venue and a symbol")
-        try:
-            object.__setattr__(self, "kind", Kind(self.kind))
-            object.__setattr__(self, "price_type", PriceType(self.price_type))
-        except ValueError as exc:
-            raise InvalidInputError(str(exc)) from None
-        object.__setattr__(self, "venue", self.venue.strip().upper())
-        if self.kind is Kind.BARS and self.timeframe is None:
-            raise InvalidInputError(f"bars of {self.symbol}.{self.venue} need a timeframe")
-        if self.kind is not Kind.BARS and (self.timeframe is not None or self.price_type is not PriceType.LAST):
-            raise InvalidInputError(f"{self.kind} datasets have no timeframe or price type")
-
-    @property
-    def kind_dir(self) -> str:
-        """Value of the ``kind=`` partition: ``trades``, ``quotes`` or ``bars-<timeframe>-<price type>``."""
-        if self.kind is Kind.BARS:
-            return f"bars-{self.timeframe}-{self.price_type}"
-        return str(self.kind)
-
-    def to_partition(self) -> str:
-        """Relative directory of the dataset, e.g. ``venue=BINANCE/symbol=BTC%2FUSDT/kind=bars-1m-last``."""
-        return f"venue={quote(self.venue, safe='')}/symbol={quote(self.symbol, safe='')}/kind={self.kind_dir}"
-
-    @classmethod
-    def from_partition(cls, path: str | PurePath) -> DatasetKey:
-        """Inverse of :meth:`to_partition`. Accepts any path containing the ``venue=``, ``symbol=`` and
-        ``kind=`` components (a store root before them or ``date=.../data.parquet`` after them is ignored).
-
-        Raises:
-            InvalidInputError: a component is missing or the kind is not a known one.
-        """
-        parts: dict[str, str] = {}
-        for part in PurePath(path).parts:
-            name, sep, value = part.partition("=")
-            if sep and name in ("venue", "symbol", "kind"):
-                parts[name] = unquote(value)
-        if len(parts) != 3:
-            raise InvalidInputError(f"{str(path)!r} is not a dataset path like venue=V/symbol=S/kind=K")
-        kind_text = parts["kind"]
-        if kind_text in (Kind.TRADES, Kind.QUOTES):
-            return cls(parts["venue"], parts["symbol"], Kind(kind_text))
-        prefix, _, rest = kind_text.partition("-")
-        timeframe_text, _, price_type = rest.rpartition("-")
-        if prefix != Kind.BARS or not timeframe_text:
-            raise InvalidInputError(f"unknown dataset kind {kind_text!r} in {str(path)!r}")
-        try:
-            pt = PriceType(price_type)
-        except ValueError:
-            raise InvalidInputError(f"unknown bar price type {price_type!r} in {str(path)!r}") from None
-        return cls(parts["venue"], parts["symbol"], Kind.BARS, Timeframe.parse(timeframe_text), pt)
-
-    def __str__(self) -> str:
-        return f"{self.symbol}.{self.venue} {self.kind_dir}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,21 +250,6 @@ class MarketDataStore:
         held = sorted(p.name.removeprefix("kind=") for p in symbol_dir.glob("kind=*")) if symbol_dir.is_dir() else []
         what = ", ".join(held) if held else "nothing"
         return f"no {key.kind_dir} data for {key.symbol}.{key.venue} in {self.root}; it holds {what} for that symbol"
-
-
-def partition_start_days(key: DatasetKey, ts_ns: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """First day (days since the epoch, UTC) of the partition each timestamp falls in.
-
-    Trades, quotes and bars shorter than an hour are kept one file per UTC day; bars of 1h up to
-    1d exclusive one file per month; daily bars one file per year — so a 20-year daily series is 20
-    files, not 5,000. The partition directory is named after its first day (``date=1995-01-01``).
-    """
-    days = np.asarray(ts_ns, dtype=np.int64) // NS_PER_DAY
-    tf = key.timeframe
-    if key.kind is not Kind.BARS or tf is None or tf.seconds < 3600:
-        return days
-    unit = "Y" if tf.seconds >= 86_400 else "M"
-    return days.astype("datetime64[D]").astype(f"datetime64[{unit}]").astype("datetime64[D]").astype(np.int64)
 
 
 def _precision_of(schema: pa.Schema, kind: Kind) -> tuple[int, int]:

@@ -98,7 +98,8 @@ def iso_to_ns(column: pa.ChunkedArray | pa.Array, file: str, name: str) -> I64:
         ts = convert(s)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         row = first_failing_row(s, convert)
-        style = "with a UTC offset like the first row" if target == TS_TYPE else "like the first row"
+        like = "" if row == 0 else " like the first row"
+        style = f"with a UTC offset{like}" if target == TS_TYPE else like.strip() or "in one consistent style"
         detail = f"{name}={s[row].as_py()!r} is not an ISO 8601 timestamp {style}"
         raise DataValidationError(file, "timestamp-format", detail, row + 1) from None
     return np.asarray(ts.cast(pa.int64()), dtype=np.int64)
