@@ -2,6 +2,12 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+# The hot path (broker, orders, accounting, engine) compiled to C with mypyc into a separate copy of the
+# package; nothing in src/ changes. `PYTHONPATH=build/compiled` selects it (tests and benchmarks do).
+COMPILED := build/compiled
+MYPYC_MODULES := execution/paper_broker.py execution/orders.py execution/events.py execution/matching.py \
+	execution/costs.py portfolio/position.py portfolio/ledger.py portfolio/account.py \
+	strategy/round_trips.py strategy/engine.py strategy/results.py strategy/streams.py
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -9,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-.PHONY: demo test lint bench
+.PHONY: demo test lint compiled test-compiled bench
 demo: $(STAMP)  ## the main job: import the real data in ../shared/data and backtest sma_cross on it
 	$(VENV)/bin/smart-trader demo
 
@@ -18,8 +24,18 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy src
 
-test: lint  ## lint, type-check, then the whole test suite
+test: lint  ## lint, type-check, the whole suite, then the engine's tests again on the mypyc-compiled build
 	$(VENV)/bin/pytest -q -n 2
+	$(MAKE) --no-print-directory test-compiled
 
-bench: $(STAMP)  ## benchmarks; results go to docs/benchmarks.md by hand
+compiled: $(STAMP)  ## build/compiled: the package with its hot path compiled by mypyc
+	rm -rf $(COMPILED) && mkdir -p $(COMPILED) && cp -r src/smart_trader $(COMPILED)/
+	cd $(COMPILED) && $(abspath $(VENV))/bin/mypyc --ignore-missing-imports \
+		$(addprefix smart_trader/,$(MYPYC_MODULES)) > mypyc.log 2>&1 || (tail -40 mypyc.log; exit 1)
+
+test-compiled: compiled
+	PYTHONPATH=$(COMPILED) $(PY) -c "import smart_trader.strategy.engine as m; assert m.__file__.endswith('.so'), m.__file__"
+	PYTHONPATH=$(COMPILED) $(VENV)/bin/pytest -q -n 2 -p no:cacheprovider tests/execution tests/portfolio tests/strategy
+
+bench: compiled  ## benchmarks (pure Python and compiled); results go to docs/benchmarks.md with --write-docs
 	$(PY) benchmarks/run.py

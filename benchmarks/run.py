@@ -19,6 +19,8 @@ import os
 os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bar; read when tqdm is imported
 
 import argparse
+import hashlib
+import json
 import platform
 import subprocess
 import sys
@@ -30,6 +32,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -134,6 +137,42 @@ def run_ours(instrument: Instrument, table: pa.Table, timeframe: Timeframe) -> O
     return OurRun(added - started, done - added, result.stats.run_seconds, our_trades(result), crosses)
 
 
+COMPILED = ROOT / "build" / "compiled"
+
+
+def trades_digest(trades: list[Trade]) -> str:
+    """A fingerprint of a trade list, to compare runs in two processes."""
+    return hashlib.sha256(repr(trades).encode()).hexdigest()
+
+
+def child_ours(n_bars: int, repeats: int) -> None:
+    """Run ours in this process (started with PYTHONPATH=build/compiled) and print the timings as JSON."""
+    import smart_trader.strategy.engine as engine_module
+
+    if not engine_module.__file__ or not engine_module.__file__.endswith(".so"):
+        raise SystemExit(f"not the compiled build: {engine_module.__file__}")
+    source = read_file(DATA / BARS_FILE)
+    assert source.timeframe is not None
+    table, _ = tile_bars(source.table, n_bars, MINUTE_NS)
+    instrument = infer_instrument("GBP/USD", "FXCM", source.price_precision, source.size_precision)
+    runs = [run_ours(instrument, table, source.timeframe) for _ in range(repeats)]
+    trades = runs[0].trades
+    out = {"run": min(r.run_seconds for r in runs), "loop": min(r.loop_seconds for r in runs)}
+    print(json.dumps({**out, "n": len(trades), "trades": trades_digest(trades)}))
+
+
+def run_compiled(n_bars: int, repeats: int) -> dict[str, Any] | None:
+    """Timings of the mypyc-compiled build (``make compiled``) in a child process, or None when not built."""
+    if not COMPILED.is_dir():
+        print("build/compiled is missing: `make compiled` adds the compiled engine's rows", file=sys.stderr)
+        return None
+    env = {**os.environ, "PYTHONPATH": str(COMPILED)}
+    cmd = [sys.executable, __file__, "--child-ours", str(n_bars), "--repeats", str(repeats)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
 def bench_backtest(n_bars: int, backtrader_bars: int, repeats: int) -> BacktestReport:
     source = read_file(DATA / BARS_FILE)
     assert source.timeframe is not None
@@ -151,6 +190,17 @@ def bench_backtest(n_bars: int, backtrader_bars: int, repeats: int) -> BacktestR
         Row("Smart Trader indicators + event loop (`stats.run_seconds`)", n_bars, loop_s, len(ours), "—"),
         Row("Smart Trader `add_bars()` + `run()`", n_bars, add_s + run_s, len(ours), "—"),
     ]
+    compiled = run_compiled(n_bars, repeats)
+    if compiled is not None:
+        same = "yes" if compiled["trades"] == trades_digest(ours) else "no"
+        report.rows += [
+            Row(
+                "Smart Trader compiled (mypyc), `engine.run()` end to end", n_bars, compiled["run"], compiled["n"], same
+            ),
+            Row(
+                "Smart Trader compiled (mypyc), indicators + event loop", n_bars, compiled["loop"], compiled["n"], same
+            ),
+        ]
 
     close = bars.frame["Close"].to_numpy()
     exact = exact_crosses(bars.raw_close, FAST, SLOW)
@@ -328,6 +378,8 @@ def markdown(info: dict[str, str], bt: BacktestReport, imp: ImportReport | None,
         f"“× ours” is bars/s divided by ours end to end (first row). Ours, NumPy and vectorbt: best of {bt.repeats} "
         "runs; backtesting.py and backtrader: one run. vectorbt's numba compilation is done on a warm-up "
         "call and not timed; every peer's time includes computing its indicators and building its trade list.",
+        "The compiled rows run the same source compiled to C by mypyc (`make compiled` builds `build/compiled`: the "
+        "broker, orders, accounting and engine modules), in a child process on the same tiled bars.",
         "",
         "### Crosses against exact arithmetic",
         "",
@@ -408,7 +460,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--import-repeats", type=int, default=5, help="runs of each import path (best is reported)")
     parser.add_argument("--skip-import", action="store_true", help="run the backtest benchmark only")
     parser.add_argument("--write-docs", action="store_true", help="also write docs/benchmarks.md")
+    parser.add_argument("--child-ours", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child_ours is not None:
+        child_ours(args.child_ours, args.repeats)
+        return 0
     if not DATA.is_dir():
         print(f"real market data not found at {DATA}", file=sys.stderr)
         return 2

@@ -138,31 +138,32 @@ def equity_curve(
     else:
         ts, sids, rows = engine.merged_order()
     n = len(ts)
-    cash = np.full(n, float(engine.starting_cash))
+    start_cash = float(engine.starting_cash)
+    cash = np.full(n, start_cash)
     iids = list(engine.instruments)
     qty = np.zeros((len(iids), n))
-    marks = np.full((len(iids), n), np.nan)
-    for k, s in enumerate(streams):
-        sel = sids == k
-        marks[iids.index(s.instrument.id), sel] = s.mark_series()[rows[sel]]
+    if len(streams) == 1:
+        marks = streams[0].mark_series()[None, :]  # one stream: its own prices, nothing to merge
+    else:
+        marks = np.full((len(iids), n), np.nan)
+        for k, s in enumerate(streams):
+            sel = sids == k
+            marks[iids.index(s.instrument.id), sel] = s.mark_series()[rows[sel]]
+        # forward-fill marks per instrument; before an instrument's first price its quantity is zero anyway
+        for j in range(len(iids)):
+            m = marks[j]
+            valid = ~np.isnan(m)
+            pos = np.maximum.accumulate(np.where(valid, np.arange(n), 0))
+            marks[j] = np.where(valid[pos], m[pos], 0.0)
     fm = engine.fill_marks
     if fm:
-        ev = np.array([f[0] for f in fm], dtype=np.int64)
-        inst = np.array([f[1] for f in fm], dtype=np.int64)
-        dq = np.array([f[2] for f in fm])
-        np.add.at(qty, (inst, ev), dq)
+        ev, inst, dq, cash_after = (np.array(col) for col in zip(*fm, strict=True))
+        np.add.at(qty, (inst.astype(np.int64), ev.astype(np.int64)), dq)
         qty = np.cumsum(qty, axis=1)
-        cash_after = np.array([f[3] for f in fm])
         idx = np.zeros(n, dtype=np.int64)
-        idx[ev] = np.arange(1, len(ev) + 1)  # last fill of an event wins
+        idx[ev.astype(np.int64)] = np.arange(1, len(ev) + 1)  # last fill of an event wins
         idx = np.maximum.accumulate(idx)
-        cash = np.where(idx > 0, np.concatenate(([float(engine.starting_cash)], cash_after))[idx], cash)
-    # forward-fill marks per instrument; before an instrument's first price its quantity is zero anyway
-    for j in range(len(iids)):
-        m = marks[j]
-        valid = ~np.isnan(m)
-        pos = np.maximum.accumulate(np.where(valid, np.arange(n), 0))
-        marks[j] = np.where(valid[pos], m[pos], 0.0)
+        cash = np.concatenate(([start_cash], cash_after))[idx]
     mult = np.array([float(engine.instruments[i].multiplier) for i in iids])[:, None]
     equity = cash + (qty * marks * mult).sum(axis=0)
     return ts, equity, (qty != 0).any(axis=0)
