@@ -456,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bars", type=int, default=1_000_000, help="tiled GBP/USD 1m bars (default 1,000,000)")
     parser.add_argument("--backtrader-bars", type=int, default=None, help="bars for backtrader (default: --bars)")
     parser.add_argument("--trades", type=int, default=5_000_000, help="tiled trades to import (default 5,000,000)")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of ours, NumPy, vectorbt (best is reported)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs of ours, NumPy, vectorbt (best is reported)")
     parser.add_argument("--import-repeats", type=int, default=5, help="runs of each import path (best is reported)")
     parser.add_argument("--skip-import", action="store_true", help="run the backtest benchmark only")
     parser.add_argument("--write-docs", action="store_true", help="also write docs/benchmarks.md")

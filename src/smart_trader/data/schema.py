@@ -108,6 +108,18 @@ def schema_for(kind: Kind, price_precision: int, size_precision: int) -> pa.Sche
     return SCHEMAS[kind](price_precision, size_precision)
 
 
+def single_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """One contiguous Arrow array of a column (chunks combined only when there are several)."""
+    if isinstance(column, pa.ChunkedArray):
+        return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return column
+
+
+def ts_ns(table: pa.Table) -> npt.NDArray[np.int64]:
+    """``ts_event`` of a normalized table as int64 ns since the epoch (UTC)."""
+    return np.asarray(table.column("ts_event").cast(pa.int64()).to_numpy(), dtype=np.int64)
+
+
 def decimal_from_raw(raw: npt.NDArray[np.int64], scale: int, mask: npt.NDArray[np.bool_] | None = None) -> pa.Array:
     """Arrow decimal128 array whose values are ``raw × 10**-scale`` (exact; built from the int64 words).
 
@@ -131,8 +143,7 @@ def raw_from_decimal(arr: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.int64]:
     Raises:
         OverflowError: a value does not fit in int64 at that scale.
     """
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    arr = single_array(arr)
     if len(arr) == 0:
         return np.empty(0, dtype=np.int64)
     buf = arr.buffers()[1]

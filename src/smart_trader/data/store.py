@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 
 from smart_trader.core.errors import InvalidInputError, NotFoundError
 from smart_trader.data.datasets import DatasetKey, partition_start_days
-from smart_trader.data.schema import PRICE_COLUMNS, SIZE_COLUMNS, TS_TYPE, Kind, schema_for
+from smart_trader.data.schema import PRICE_COLUMNS, SIZE_COLUMNS, TS_TYPE, Kind, schema_for, ts_ns
 
 DATA_FILE = "data.parquet"
 COMPRESSION = "zstd"
@@ -320,7 +320,7 @@ def _conform(
         if not sides <= _SIDES:
             bad = sorted(sides - _SIDES)
             raise InvalidInputError(f"{key}: aggressor_side must be 'buy', 'sell' or null, got {bad}")
-    ts = _ts_ns(out)
+    ts = ts_ns(out)
     if key.timeframe is not None and len(ts) and np.any(ts % key.timeframe.ns):
         row = int(np.argmax(ts % key.timeframe.ns != 0))
         raise InvalidInputError(f"{key}: bar at row {row + 1} does not open on a {key.timeframe} boundary")
@@ -375,8 +375,8 @@ def _merge(stored: pa.Table, new: pa.Table) -> tuple[pa.Table, int]:
     """
     schema = stored.schema
     new = new.cast(schema)
-    stored_ts = _ts_ns(stored)
-    new_ts = _ts_ns(new)
+    stored_ts = ts_ns(stored)
+    new_ts = ts_ns(new)
     lo = int(np.searchsorted(stored_ts, new_ts[0], side="left"))
     hi = int(np.searchsorted(stored_ts, new_ts[-1], side="right"))
     window = stored.slice(lo, hi - lo)
@@ -405,7 +405,7 @@ def _merge(stored: pa.Table, new: pa.Table) -> tuple[pa.Table, int]:
 def _check_unique(merged: pa.Table, column: str, path: Path) -> None:
     """Raise :class:`InvalidInputError` when two rows share ``column`` (nulls do not count)."""
     if column == "ts_event":
-        values = _ts_ns(merged)
+        values = ts_ns(merged)
         dup = np.flatnonzero(values[1:] == values[:-1])  # sorted by ts_event
         if not len(dup):
             return
@@ -424,10 +424,6 @@ def _check_unique(merged: pa.Table, column: str, path: Path) -> None:
         f"{column} {ident} is already stored in {path} with other values (stored {old}, new {new}); "
         "delete the dataset first to replace it"
     )
-
-
-def _ts_ns(table: pa.Table) -> npt.NDArray[np.int64]:
-    return np.asarray(table.column("ts_event").cast(pa.int64()).to_numpy(), dtype=np.int64)
 
 
 def _to_polars(table: pa.Table) -> pl.DataFrame:

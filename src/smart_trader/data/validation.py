@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 
 from smart_trader.core.errors import DataValidationError
 from smart_trader.core.values import from_raw
-from smart_trader.data.schema import PRICE_COLUMNS, SIZE_COLUMNS, Kind, raw_from_decimal, schema_for
+from smart_trader.data.schema import PRICE_COLUMNS, SIZE_COLUMNS, Kind, raw_from_decimal, schema_for, single_array
 
 I64 = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
@@ -81,7 +81,7 @@ def validate(result: Validatable) -> None:
     for field in expected:
         if not field.nullable:
             _no_nulls(file, table.column(field.name), field.name)
-    ts = np.asarray(_single(table.column("ts_event")).cast(pa.int64()), dtype=np.int64)
+    ts = np.asarray(single_array(table.column("ts_event")).cast(pa.int64()), dtype=np.int64)
     _check_time_order(file, ts, strict=kind is Kind.BARS)
     p, s = result.price_precision, result.size_precision
     prices = {name: _raw(file, table, name) for name in PRICE_COLUMNS[kind]}
@@ -104,12 +104,8 @@ def validate(result: Validatable) -> None:
             file, "quotes-not-crossed", {"bid_price": crossed}, prices, p, "is above ask_price", context=("ask_price",)
         )
     else:
-        _check_sides(file, _single(table.column("aggressor_side")))
-        _check_trade_ids(file, _single(table.column("trade_id")))
-
-
-def _single(column: pa.ChunkedArray) -> pa.Array:
-    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        _check_sides(file, single_array(table.column("aggressor_side")))
+        _check_trade_ids(file, single_array(table.column("trade_id")))
 
 
 def _first_true(mask: Mask) -> int:
@@ -118,12 +114,12 @@ def _first_true(mask: Mask) -> int:
 
 def _no_nulls(file: str, column: pa.ChunkedArray, name: str) -> None:
     if column.null_count:
-        row = _first_true(np.asarray(_single(column).is_null(), dtype=bool))
+        row = _first_true(np.asarray(single_array(column).is_null(), dtype=bool))
         raise DataValidationError(file, "missing-value", f"{name} is null", row + 1)
 
 
 def _raw(file: str, table: pa.Table, name: str) -> I64:
-    arr = _single(table.column(name))
+    arr = single_array(table.column(name))
     try:
         return raw_from_decimal(arr)
     except OverflowError:

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from smart_trader.core.errors import InvalidInputError
 from smart_trader.core.instruments import Instrument
-from smart_trader.data.schema import Kind, raw_from_decimal
+from smart_trader.data.schema import Kind, raw_from_decimal, ts_ns
 from smart_trader.strategy.api import Cursor
 
 Int64Array = npt.NDArray[np.int64]
@@ -31,10 +31,6 @@ def _nullable_list(table: pa.Table, column: str) -> list[int | None]:
         for i in np.flatnonzero(mask).tolist():
             raw[i] = None
     return raw  # type: ignore[no-any-return]
-
-
-def _ts(table: pa.Table) -> Int64Array:
-    return np.asarray(table.column("ts_event").cast(pa.int64()).to_numpy(), dtype=np.int64)
 
 
 @dataclass
@@ -92,7 +88,7 @@ class Stream:
 
 def bars_stream(instrument: Instrument, table: pa.Table, timeframe_ns: int) -> Stream:
     """Stream of normalized bars (``ts_event`` = open time) closing ``timeframe_ns`` later."""
-    ts = _ts(table)
+    ts = ts_ns(table)
     cols: dict[str, list[int | None]] = {c: _raw(table, c).tolist() for c in ("open", "high", "low", "close")}
     cols["volume"] = _nullable_list(table, "volume")
     return Stream(Kind.BARS, instrument, ts, ts + timeframe_ns, cols)
@@ -100,7 +96,7 @@ def bars_stream(instrument: Instrument, table: pa.Table, timeframe_ns: int) -> S
 
 def trades_stream(instrument: Instrument, table: pa.Table) -> Stream:
     """Stream of normalized trades."""
-    ts = _ts(table)
+    ts = ts_ns(table)
     cols: dict[str, list[int | None]] = {"price": _raw(table, "price").tolist(), "size": _raw(table, "size").tolist()}
     cols["aggressor_side"] = table.column("aggressor_side").to_pylist()
     cols["trade_id"] = table.column("trade_id").to_pylist()
@@ -109,7 +105,7 @@ def trades_stream(instrument: Instrument, table: pa.Table) -> Stream:
 
 def quotes_stream(instrument: Instrument, table: pa.Table) -> Stream:
     """Stream of normalized quotes."""
-    ts = _ts(table)
+    ts = ts_ns(table)
     cols: dict[str, list[int | None]] = {
         "bid_price": _raw(table, "bid_price").tolist(),
         "ask_price": _raw(table, "ask_price").tolist(),

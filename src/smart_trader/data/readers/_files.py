@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from smart_trader.core.errors import DataValidationError, InvalidInputError, NotFoundError
 from smart_trader.data.readers._base import Probe
+from smart_trader.data.schema import single_array
 
 CSV_SUFFIXES = (".csv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -137,7 +138,7 @@ def read_csv_columns(
         raise DataValidationError(file, "file-format", f"not a readable CSV file: {e}") from None
     if table.num_rows == 0:
         raise DataValidationError(file, "not-empty", "the file has no data rows")
-    return {w: _single(table.column(a)) for w, a in mapping.items()}
+    return {w: single_array(table.column(a)) for w, a in mapping.items()}
 
 
 def _raise_bad_row(
@@ -167,10 +168,6 @@ def _raise_bad_row(
         raise DataValidationError(str(path), "columns", detail, row)
 
 
-def _single(column: pa.ChunkedArray) -> pa.Array:
-    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-
-
 def read_arrow_columns(
     path: Path, wanted: Sequence[str], optional: Sequence[str] = (), *, parquet: bool
 ) -> dict[str, pa.Array]:
@@ -196,4 +193,4 @@ def read_arrow_columns(
         raise DataValidationError(file, "file-format", f"not a readable {container} file: {e}") from None
     if table.num_rows == 0:
         raise DataValidationError(file, "not-empty", "the file has no rows")
-    return {w: _single(table.column(a)) for w, a in mapping.items()}
+    return {w: single_array(table.column(a)) for w, a in mapping.items()}

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from smart_trader.core.errors import DataValidationError
 from smart_trader.core.values import from_raw
-from smart_trader.data.schema import MAX_PRECISION, decimal_type, raw_from_decimal
+from smart_trader.data.schema import MAX_PRECISION, decimal_type, raw_from_decimal, single_array
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -196,12 +196,6 @@ def _snap(values: F64, precision: int, max_abs: float) -> tuple[F64, int | None]
     return k, int(idx[int(np.argmin(near))])
 
 
-def _as_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    if isinstance(column, pa.ChunkedArray):
-        return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    return column
-
-
 def _null_mask(arr: pa.Array) -> Mask | None:
     if arr.null_count == 0:
         return None
@@ -233,7 +227,7 @@ def text_column(column: pa.ChunkedArray | pa.Array, file: str, name: str, *, sca
         DataValidationError: ``number-format`` naming the first unparsable row, ``range`` when a value
             does not fit an int64 at that number of decimals.
     """
-    s = pc.utf8_trim_whitespace(_as_array(column))
+    s = pc.utf8_trim_whitespace(single_array(column))
     empty = pc.equal(s, "")
     if pc.any(empty).as_py():
         s = pc.if_else(empty, pa.scalar(None, pa.string()), s)
@@ -292,7 +286,7 @@ def numeric_column(column: pa.ChunkedArray | pa.Array, file: str, name: str) -> 
         DataValidationError: ``number-format`` when the column's type holds no numbers or a value is
             unparsable/infinite; ``range`` when an integer does not fit int64.
     """
-    arr = _as_array(column)
+    arr = single_array(column)
     t = arr.type
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return text_column(arr, file, name)

@@ -8,16 +8,10 @@ import pyarrow.compute as pc
 
 from smart_trader.core.errors import DataValidationError
 from smart_trader.data.readers._numbers import I64, first_failing_row, text_column
-from smart_trader.data.schema import TS_TYPE
+from smart_trader.data.schema import TS_TYPE, single_array
 
 _NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _INT64_MAX = np.iinfo(np.int64).max
-
-
-def _as_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    if isinstance(column, pa.ChunkedArray):
-        return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    return column
 
 
 def _check_no_nulls(arr: pa.Array, file: str, name: str) -> None:
@@ -48,7 +42,7 @@ def timestamp_column(column: pa.ChunkedArray | pa.Array, file: str, name: str, *
         DataValidationError: ``missing-value`` (a null), ``timestamp-format`` (unparsable text or a
             type that holds no times), ``range`` (outside the int64 nanosecond range).
     """
-    arr = _as_array(column)
+    arr = single_array(column)
     _check_no_nulls(arr, file, name)
     t = arr.type
     if pa.types.is_timestamp(t):
@@ -78,7 +72,7 @@ def iso_to_ns(column: pa.ChunkedArray | pa.Array, file: str, name: str) -> I64:
     Raises:
         DataValidationError: ``missing-value`` or ``timestamp-format`` naming the first bad row.
     """
-    s = pc.utf8_trim_whitespace(_as_array(column))
+    s = pc.utf8_trim_whitespace(single_array(column))
     empty = pc.equal(s, "")
     if pc.any(empty).as_py():
         s = pc.if_else(empty, pa.scalar(None, pa.string()), s)
