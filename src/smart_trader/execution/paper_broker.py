@@ -244,7 +244,7 @@ class PaperBroker:
         working = self._open.get(instrument_id)
         if not working:
             return
-        path = (o, low, h, c) if c >= o else (o, h, low, c)  # matching.bar_path, inlined: called per bar
+        path = matching.bar_path(o, h, low, c)
         avail = None if self.config.participation is None else self._available(working[0].instrument, volume)
         for w in list(working):
             order = w.order
@@ -349,7 +349,7 @@ class PaperBroker:
                 self._close(order, OrderCanceled(self._event_ids.next(), order.order_id, ts, ts, tif.value))
             return avail
         inst = w.instrument
-        price = Decimal(px).scaleb(-inst.price_precision)  # from_raw, inlined: once per fill
+        price = from_raw(px, inst.price_precision)
         if slip:
             price = self.config.slippage.adjust(price, w.buy, inst)
         commission_model = self.config.commission
