@@ -67,7 +67,7 @@ class FillConfig:
 
 
 @dataclass(slots=True, eq=False)
-class _Working:
+class WorkingOrder:
     """An open order with its prices as raw ints and its type and time in force at hand, ready for matching."""
 
     order: Order
@@ -106,7 +106,7 @@ class PaperBroker:
         self.orders: dict[OrderId, Order] = {}
         self.fills: list[Fill] = []
         self.listeners: list[EventListener] = []
-        self._open: dict[InstrumentId, list[_Working]] = {}
+        self._open: dict[InstrumentId, list[WorkingOrder]] = {}
         self._by_client_id: dict[str, Order] = {}
         self._order_ids = IdGenerator("O")
         self._fill_ids = IdGenerator("F")
@@ -117,10 +117,10 @@ class PaperBroker:
         """True when orders are working on ``instrument_id``."""
         return bool(self._open.get(instrument_id))
 
-    def working_list(self, instrument_id: InstrumentId) -> list[object]:
+    def working_list(self, instrument_id: InstrumentId) -> list[WorkingOrder]:
         """The live list of working orders of an instrument (mutated in place; empty when none). An event
         loop may keep it and test its truth on every event, the cheapest "anything to match?" check."""
-        return self._open.setdefault(instrument_id, [])  # type: ignore[return-value]
+        return self._open.setdefault(instrument_id, [])
 
     def open_orders(self, instrument_id: InstrumentId | None = None) -> list[Order]:
         """Working orders (of one instrument, or all), in submission order."""
@@ -160,7 +160,7 @@ class PaperBroker:
         assert instrument is not None
         self._emit(order, OrderAccepted(self._event_ids.next(), order.order_id, ts, ts))
         pp = instrument.price_precision
-        working = _Working(
+        working = WorkingOrder(
             order,
             instrument,
             request.side is OrderSide.BUY,
@@ -305,7 +305,7 @@ class PaperBroker:
             else:
                 avail_sell = self._execute(w, px, ts, avail_sell, slip, slip or w.tries == 0)
 
-    def _match_price(self, w: _Working, price: int, ts: int) -> int | None:
+    def _match_price(self, w: WorkingOrder, price: int, ts: int) -> int | None:
         order = w.order
         t = order.type
         if t is OrderType.MARKET:
@@ -327,7 +327,7 @@ class PaperBroker:
             return None
         return floor_to_step(from_raw(volume, instrument.size_precision) * cap, instrument.lot_size)
 
-    def _expire_day(self, w: _Working, ts: int) -> bool:
+    def _expire_day(self, w: WorkingOrder, ts: int) -> bool:
         if w.tif is not TimeInForce.DAY:
             return False
         if w.day is None:  # a day order lives through the UTC day of the first event it meets
@@ -338,7 +338,7 @@ class PaperBroker:
         return False
 
     def _execute(
-        self, w: _Working, px: int | None, ts: int, avail: Decimal | None, slip: bool, taker: bool
+        self, w: WorkingOrder, px: int | None, ts: int, avail: Decimal | None, slip: bool, taker: bool
     ) -> Decimal | None:
         """Fill ``w`` at raw price ``px`` as far as ``avail`` allows; returns what is left of ``avail``."""
         order = w.order
