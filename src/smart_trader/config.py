@@ -28,6 +28,6 @@ def home_dir() -> Path:
     return _platform_data_dir()
 
 
-def store_dir() -> Path:
-    """Root of the local market-data store: ``home_dir() / "market-data"``."""
-    return home_dir() / "market-data"
+def store_dir(home: Path | None = None) -> Path:
+    """Root of the local market-data store: ``<home>/market-data`` (``home`` defaults to :func:`home_dir`)."""
+    return (home or home_dir()) / "market-data"

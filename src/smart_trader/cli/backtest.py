@@ -6,7 +6,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import pyarrow as pa
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -17,7 +16,7 @@ from smart_trader.core.instruments import Instrument
 from smart_trader.data.aggregation import quotes_to_bars, resample_bars, trades_to_bars
 from smart_trader.data.catalog import infer_instrument
 from smart_trader.data.readers import read_file
-from smart_trader.data.schema import Kind, PriceType
+from smart_trader.data.schema import Kind, PriceType, between
 from smart_trader.data.service import MarketDataService
 from smart_trader.data.timeframes import Timeframe
 from smart_trader.execution.costs import BpsCommission, CommissionModel, NoCommission, PerUnitCommission, TickSlippage
@@ -75,16 +74,6 @@ def bars_from_file(
         return inst, trades_to_bars(r.table, timeframe), timeframe
     pt = price_type if price_type is not None and price_type is not PriceType.LAST else PriceType.BID
     return inst, quotes_to_bars(r.table, timeframe, pt), timeframe
-
-
-def _between(bars: pa.Table, start_ns: int | None, end_ns: int | None) -> pa.Table:
-    """Rows with start <= ts_event < end (ns UTC)."""
-    if start_ns is None and end_ns is None:
-        return bars
-    ts = np.asarray(bars.column("ts_event").cast(pa.int64()).to_numpy())
-    lo = 0 if start_ns is None else int(np.searchsorted(ts, start_ns))
-    hi = len(ts) if end_ns is None else int(np.searchsorted(ts, end_ns))
-    return bars.slice(lo, max(hi - lo, 0))
 
 
 def default_timeframe(svc: MarketDataService, symbol: str, venue: str) -> Timeframe:
@@ -164,7 +153,7 @@ def backtest(
         start_ns, end_ns = parse_time(start, "start"), parse_time(end, "end")
         if data is not None:
             instrument, bars, tf = bars_from_file(data, symbol, venue, tf, price_type)
-            bars = _between(bars, start_ns, end_ns)
+            bars = between(bars, start_ns, end_ns)
         else:
             if symbol is None or venue is None:
                 raise InvalidInputError("give --symbol and --venue (stored data) or --data FILE")

@@ -120,6 +120,16 @@ def ts_ns(table: pa.Table) -> npt.NDArray[np.int64]:
     return np.asarray(table.column("ts_event").cast(pa.int64()).to_numpy(), dtype=np.int64)
 
 
+def between(table: pa.Table, start_ns: int | None, end_ns: int | None) -> pa.Table:
+    """Rows of a table sorted by ``ts_event`` with ``start_ns <= ts_event < end_ns`` (``None`` = open end)."""
+    if (start_ns is None and end_ns is None) or table.num_rows == 0:
+        return table
+    ts = ts_ns(table)
+    lo = 0 if start_ns is None else int(np.searchsorted(ts, start_ns))
+    hi = len(ts) if end_ns is None else int(np.searchsorted(ts, end_ns))
+    return table.slice(lo, max(hi - lo, 0))
+
+
 def decimal_from_raw(raw: npt.NDArray[np.int64], scale: int, mask: npt.NDArray[np.bool_] | None = None) -> pa.Array:
     """Arrow decimal128 array whose values are ``raw × 10**-scale`` (exact; built from the int64 words).
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from smart_trader.config import store_dir
 from smart_trader.core.errors import DataValidationError, InvalidInputError, NotFoundError
 from smart_trader.core.instruments import AssetClass, Instrument
 from smart_trader.core.values import to_raw
@@ -20,7 +21,7 @@ from smart_trader.data.aggregation import quotes_to_bars, resample_bars, trades_
 from smart_trader.data.catalog import InstrumentCatalog, infer_instrument
 from smart_trader.data.datasets import DatasetKey
 from smart_trader.data.readers import read_file
-from smart_trader.data.schema import PRICE_COLUMNS, Kind, PriceType, raw_from_decimal
+from smart_trader.data.schema import PRICE_COLUMNS, Kind, PriceType, between, raw_from_decimal
 from smart_trader.data.store import DatasetInfo, MarketDataStore
 from smart_trader.data.timeframes import Timeframe
 
@@ -42,7 +43,7 @@ class MarketDataService:
     """Market data under one home directory: ``<home>/market-data`` (Parquet store and ``instruments.json``)."""
 
     def __init__(self, home: Path) -> None:
-        root = home / "market-data"
+        root = store_dir(home)
         self.store = MarketDataStore(root)
         self.catalog = InstrumentCatalog(root / "instruments.json")
 
@@ -185,16 +186,18 @@ class MarketDataService:
         if finer:
             best = max(finer, key=lambda d: d.key.timeframe or timeframe)
             assert best.key.timeframe is not None
-            return _clip(resample_bars(self.store.read(best.key, lo, hi), timeframe, best.key.timeframe), start_ns)
+            return between(
+                resample_bars(self.store.read(best.key, lo, hi), timeframe, best.key.timeframe), start_ns, None
+            )
         if price_type in (None, PriceType.LAST):
             for d in datasets:
                 if d.key.kind is Kind.TRADES:
-                    return _clip(trades_to_bars(self.store.read(d.key, lo, hi), timeframe), start_ns)
+                    return between(trades_to_bars(self.store.read(d.key, lo, hi), timeframe), start_ns, None)
         for d in datasets:
             if d.key.kind is Kind.QUOTES:
                 pt = price_type if price_type not in (None, PriceType.LAST) else PriceType.BID
                 assert pt is not None
-                return _clip(quotes_to_bars(self.store.read(d.key, lo, hi), timeframe, pt), start_ns)
+                return between(quotes_to_bars(self.store.read(d.key, lo, hi), timeframe, pt), start_ns, None)
         have = ", ".join(d.key.kind_dir for d in datasets) or "nothing"
         raise NotFoundError(f"no stored data makes {timeframe} bars of {symbol}.{venue.upper()} (stored: {have})")
 
@@ -211,13 +214,6 @@ class MarketDataService:
         if not any(d.key == key for d in self.datasets(symbol, venue)):
             raise NotFoundError(f"no stored {kind} of {symbol}.{venue.upper()}")
         return self.store.read(key, start_ns, end_ns)
-
-
-def _clip(bars: pa.Table, start_ns: int | None) -> pa.Table:
-    if start_ns is None or bars.num_rows == 0:
-        return bars
-    ts = np.asarray(bars.column("ts_event").cast(pa.int64()).to_numpy())
-    return bars.slice(int(np.searchsorted(ts, start_ns)))
 
 
 def _check_ticks(table: pa.Table, kind: Kind, instrument: Instrument, file: str) -> None:

@@ -201,7 +201,7 @@ class BacktestEngine:
         strategy.on_start()
         # The loop allocates millions of short-lived objects that hold no reference cycles; the cyclic
         # garbage collector's passes over the growing set of orders and fills cost a third of the run
-        # time, so it is paused for the loop and run once after (reference counting still frees memory).
+        # time, so it is paused until the result is built (reference counting still frees memory).
         gc_was_enabled = gc.isenabled()
         gc.disable()
         try:
@@ -222,16 +222,14 @@ class BacktestEngine:
     def _on_order_event(self, order: Order, event: OrderEvent) -> None:
         strategy = self._strategy
         assert strategy is not None
-        if type(event) is OrderFilled:
-            assert isinstance(event, OrderFilled)
-            fill = event.fill
+        fill = event.fill if type(event) is OrderFilled else None
+        if fill is not None:  # recorded for the equity curve, which results.py rebuilds after the run
             k = self._instrument_index[fill.instrument_id]
             signed = float(fill.quantity) if fill.side is OrderSide.BUY else -float(fill.quantity)
             self._fill_marks.append((self._k, k, signed, float(self.account.cash)))
-            strategy.on_order_event(order, event)
+        strategy.on_order_event(order, event)
+        if fill is not None:
             strategy.on_fill(fill)
-        else:
-            strategy.on_order_event(order, event)
 
     def _run_bars(self, stream: Stream, strategy: Strategy, progress: ProgressCallback | None) -> None:
         """Hot loop for the common case of one bar stream (no merge)."""

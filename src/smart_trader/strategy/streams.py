@@ -19,10 +19,6 @@ from smart_trader.strategy.api import Cursor
 Int64Array = npt.NDArray[np.int64]
 
 
-def _raw(table: pa.Table, column: str) -> Int64Array:
-    return raw_from_decimal(table.column(column))
-
-
 def _nullable_list(table: pa.Table, column: str) -> list[int | None]:
     col = table.column(column)
     raw = raw_from_decimal(col).tolist()
@@ -38,13 +34,15 @@ class Stream:
     """One instrument's bars, trades or quotes, ready for the event loop.
 
     ``ts_order`` is when each event becomes known (ns UTC): a bar's close time (open + timeframe),
-    a trade's or quote's own timestamp. ``columns`` hold raw ints per schema column.
+    a trade's or quote's own timestamp. ``columns`` hold raw ints per schema column as Python lists (for
+    the loop); ``raw`` keeps the price columns as int64 arrays (for indicators and marks).
     """
 
     kind: Kind
     instrument: Instrument
     ts_event: Int64Array
     ts_order: Int64Array
+    raw: dict[str, Int64Array]
     columns: dict[str, list[int | None]]
     prices: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
     cursor: Cursor = field(default_factory=Cursor)
@@ -76,40 +74,40 @@ class Stream:
         if name not in self.prices:
             scale = 10.0**self.instrument.price_precision
             if name == "mid" and self.kind is Kind.QUOTES:
-                bid = np.asarray(self.columns["bid_price"], dtype=np.float64)
-                ask = np.asarray(self.columns["ask_price"], dtype=np.float64)
-                self.prices[name] = (bid + ask) / (2 * scale)
-            elif name in self.columns and name not in ("volume", "size", "bid_size", "ask_size"):
-                self.prices[name] = np.asarray(self.columns[name], dtype=np.float64) / scale
+                self.prices[name] = (self.raw["bid_price"] + self.raw["ask_price"]) / (2 * scale)
+            elif name in self.raw:
+                self.prices[name] = self.raw[name] / scale
             else:
                 raise InvalidInputError(f"{self.kind} of {self.instrument.id} have no price series {name!r}")
         return self.prices[name]
 
 
+def _stream(kind: Kind, instrument: Instrument, table: pa.Table, prices: tuple[str, ...], lag_ns: int = 0) -> Stream:
+    ts = ts_ns(table)
+    raw = {c: raw_from_decimal(table.column(c)) for c in prices}
+    columns: dict[str, list[int | None]] = {c: a.tolist() for c, a in raw.items()}
+    return Stream(kind, instrument, ts, ts + lag_ns if lag_ns else ts, raw, columns)
+
+
 def bars_stream(instrument: Instrument, table: pa.Table, timeframe_ns: int) -> Stream:
     """Stream of normalized bars (``ts_event`` = open time) closing ``timeframe_ns`` later."""
-    ts = ts_ns(table)
-    cols: dict[str, list[int | None]] = {c: _raw(table, c).tolist() for c in ("open", "high", "low", "close")}
-    cols["volume"] = _nullable_list(table, "volume")
-    return Stream(Kind.BARS, instrument, ts, ts + timeframe_ns, cols)
+    stream = _stream(Kind.BARS, instrument, table, ("open", "high", "low", "close"), timeframe_ns)
+    stream.columns["volume"] = _nullable_list(table, "volume")
+    return stream
 
 
 def trades_stream(instrument: Instrument, table: pa.Table) -> Stream:
     """Stream of normalized trades."""
-    ts = ts_ns(table)
-    cols: dict[str, list[int | None]] = {"price": _raw(table, "price").tolist(), "size": _raw(table, "size").tolist()}
-    cols["aggressor_side"] = table.column("aggressor_side").to_pylist()
-    cols["trade_id"] = table.column("trade_id").to_pylist()
-    return Stream(Kind.TRADES, instrument, ts, ts, cols)
+    stream = _stream(Kind.TRADES, instrument, table, ("price",))
+    stream.columns["size"] = raw_from_decimal(table.column("size")).tolist()
+    stream.columns["aggressor_side"] = table.column("aggressor_side").to_pylist()
+    stream.columns["trade_id"] = table.column("trade_id").to_pylist()
+    return stream
 
 
 def quotes_stream(instrument: Instrument, table: pa.Table) -> Stream:
     """Stream of normalized quotes."""
-    ts = ts_ns(table)
-    cols: dict[str, list[int | None]] = {
-        "bid_price": _raw(table, "bid_price").tolist(),
-        "ask_price": _raw(table, "ask_price").tolist(),
-        "bid_size": _nullable_list(table, "bid_size"),
-        "ask_size": _nullable_list(table, "ask_size"),
-    }
-    return Stream(Kind.QUOTES, instrument, ts, ts, cols)
+    stream = _stream(Kind.QUOTES, instrument, table, ("bid_price", "ask_price"))
+    stream.columns["bid_size"] = _nullable_list(table, "bid_size")
+    stream.columns["ask_size"] = _nullable_list(table, "ask_size")
+    return stream
