@@ -27,12 +27,11 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from smart_trader.core.clock import NS_PER_SECOND, ns_to_datetime
+from smart_trader.core.clock import NS_PER_SECOND, SECONDS_PER_DAY, ns_to_datetime
 from smart_trader.core.errors import InvalidInputError
 
 Side = Literal["long", "short"]
 
-SECONDS_PER_DAY = 86_400
 DAYS_PER_YEAR = 365.25
 """Length of a year for CAGR (Julian year, as backtesting.py and most references use)."""
 

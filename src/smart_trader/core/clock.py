@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
+NS_PER_MS = 1_000_000
 NS_PER_SECOND = 1_000_000_000
-NS_PER_DAY = 86_400 * NS_PER_SECOND
+SECONDS_PER_DAY = 86_400
+NS_PER_DAY = SECONDS_PER_DAY * NS_PER_SECOND
 
 
 def now_ns() -> int:

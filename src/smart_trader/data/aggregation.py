@@ -10,13 +10,13 @@ with no input rows produces no bar: gaps stay gaps.
 from __future__ import annotations
 
 import itertools
-from decimal import Decimal
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
 from smart_trader.core.errors import InvalidInputError
+from smart_trader.core.values import from_raw
 from smart_trader.data.schema import (
     TS_TYPE,
     PriceType,
@@ -24,6 +24,7 @@ from smart_trader.data.schema import (
     decimal_from_raw,
     decimal_type,
     raw_from_decimal,
+    ts_ns,
 )
 from smart_trader.data.timeframes import Timeframe
 
@@ -128,7 +129,7 @@ def _ts_ns(table: pa.Table) -> Int64Array:
         raise InvalidInputError(f"ts_event must be {TS_TYPE}, got {column.type}")
     if column.null_count:
         raise InvalidInputError("ts_event has nulls")
-    return np.asarray(column.cast(pa.int64()).to_numpy(), dtype=np.int64)
+    return ts_ns(table)
 
 
 def _scale(table: pa.Table, name: str) -> int:
@@ -191,8 +192,7 @@ def _sum_exact(values: Int64Array, null: npt.NDArray[np.bool_], starts: Int64Arr
     bounds = np.append(starts, len(values))
     sums = [sum(int(x) for x in values[a:b]) for a, b in itertools.pairwise(bounds)]
     decimals = [
-        None if group_null is not None and group_null[i] else Decimal(total).scaleb(-scale)
-        for i, total in enumerate(sums)
+        None if group_null is not None and group_null[i] else from_raw(total, scale) for i, total in enumerate(sums)
     ]
     return pa.array(decimals, decimal_type(scale))
 

@@ -21,6 +21,7 @@ from typing import Any
 from smart_trader.core.errors import InvalidInputError, NotFoundError
 from smart_trader.core.ids import InstrumentId, instrument_id
 from smart_trader.core.instruments import AssetClass, Instrument
+from smart_trader.core.values import from_raw
 
 FORMAT_VERSION = 1
 MAX_PRECISION = 18
@@ -188,8 +189,8 @@ def infer_instrument(
         asset_class=asset_class,
         base_currency=base,
         quote_currency=quote,
-        tick_size=Decimal(1).scaleb(-price_precision),
-        lot_size=Decimal(1).scaleb(-size_precision),
+        tick_size=from_raw(1, price_precision),
+        lot_size=from_raw(1, size_precision),
         price_precision=price_precision,
         size_precision=size_precision,
     )

@@ -107,5 +107,5 @@ def partition_start_days(key: DatasetKey, ts_ns: npt.NDArray[np.int64]) -> npt.N
     tf = key.timeframe
     if key.kind is not Kind.BARS or tf is None or tf.seconds < 3600:
         return days
-    unit = "Y" if tf.seconds >= 86_400 else "M"
+    unit = "Y" if tf.ns >= NS_PER_DAY else "M"
     return days.astype("datetime64[D]").astype(f"datetime64[{unit}]").astype("datetime64[D]").astype(np.int64)

@@ -39,7 +39,7 @@ import numpy.typing as npt
 import pyarrow as pa
 from ccxt.base.decimal_to_precision import DECIMAL_PLACES, TICK_SIZE
 
-from smart_trader.core.clock import now_ns, ns_to_datetime
+from smart_trader.core.clock import NS_PER_MS, now_ns, ns_to_datetime
 from smart_trader.core.errors import InvalidInputError, NotFoundError, SmartTraderError, TemporaryError
 from smart_trader.core.values import decimals_of
 from smart_trader.data.schema import TS_TYPE, Kind, decimal_from_raw, raw_from_float, schema_for
@@ -47,7 +47,6 @@ from smart_trader.data.timeframes import Timeframe
 
 log = logging.getLogger(__name__)
 
-NS_PER_MS = 1_000_000
 _T = TypeVar("_T")
 
 
@@ -213,7 +212,7 @@ class Downloader:
 
     def _bar_pages(self, req: DownloadRequest, start_ns: int, pp: int, sp: int) -> Iterator[pa.Table]:
         assert req.timeframe is not None
-        tf, tf_ms = str(req.timeframe), req.timeframe.seconds * 1000
+        tf, tf_ms = str(req.timeframe), req.timeframe.ns // NS_PER_MS
         cursor_ms, floor_ns = _ceil_ms(start_ns), start_ns
         while req.until_ns is None or cursor_ms * NS_PER_MS < req.until_ns:
             page = self._call(

@@ -38,7 +38,15 @@ import pyarrow.compute as pc
 
 from smart_trader.core.errors import DataValidationError
 from smart_trader.core.values import from_raw
-from smart_trader.data.schema import PRICE_COLUMNS, SIZE_COLUMNS, Kind, raw_from_decimal, schema_for, single_array
+from smart_trader.data.schema import (
+    PRICE_COLUMNS,
+    SIZE_COLUMNS,
+    Kind,
+    raw_from_decimal,
+    schema_for,
+    single_array,
+    ts_ns,
+)
 
 I64 = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
@@ -81,7 +89,7 @@ def validate(result: Validatable) -> None:
     for field in expected:
         if not field.nullable:
             _no_nulls(file, table.column(field.name), field.name)
-    ts = np.asarray(single_array(table.column("ts_event")).cast(pa.int64()), dtype=np.int64)
+    ts = ts_ns(table)
     _check_time_order(file, ts, strict=kind is Kind.BARS)
     p, s = result.price_precision, result.size_precision
     prices = {name: _raw(file, table, name) for name in PRICE_COLUMNS[kind]}

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import numpy as np
 import pyarrow as pa
 
-from smart_trader.core.clock import NS_PER_SECOND
+from smart_trader.core.clock import NS_PER_DAY, NS_PER_SECOND
 from smart_trader.core.errors import DataValidationError, InvalidInputError
 from smart_trader.data.readers._base import ReadOptions, ReadResult
 from smart_trader.data.readers._numbers import I64, NumericColumn
@@ -35,7 +35,7 @@ def infer_timeframe(ts: I64) -> Timeframe | None:
     starts = np.flatnonzero(np.r_[True, steps[1:] != steps[:-1]])
     counts = np.diff(np.r_[starts, len(steps)])
     step = int(steps[starts[int(np.argmax(counts))]])
-    if step % NS_PER_SECOND or not 1 <= step // NS_PER_SECOND <= 86_400:
+    if step % NS_PER_SECOND or not NS_PER_SECOND <= step <= NS_PER_DAY:
         return None
     return Timeframe(step // NS_PER_SECOND)
 

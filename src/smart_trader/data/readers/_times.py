@@ -6,11 +6,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from smart_trader.core.clock import NS_PER_DAY, NS_PER_MS, NS_PER_SECOND
 from smart_trader.core.errors import DataValidationError
 from smart_trader.data.readers._numbers import I64, first_failing_row, text_column
 from smart_trader.data.schema import TS_TYPE, single_array
 
-_NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+_NS_PER_UNIT = {"s": NS_PER_SECOND, "ms": NS_PER_MS, "us": 1_000, "ns": 1}
 _INT64_MAX = np.iinfo(np.int64).max
 
 
@@ -50,7 +51,7 @@ def timestamp_column(column: pa.ChunkedArray | pa.Array, file: str, name: str, *
         values = np.asarray(arr.cast(pa.int64()), dtype=np.int64)
         return _scale(values, _NS_PER_UNIT[t.unit], file, name)
     if pa.types.is_date32(t):
-        return _scale(np.asarray(arr.cast(pa.int32()), dtype=np.int64), 86_400 * 10**9, file, name)
+        return _scale(np.asarray(arr.cast(pa.int32()), dtype=np.int64), NS_PER_DAY, file, name)
     if pa.types.is_date64(t):
         return _scale(np.asarray(arr.cast(pa.int64()), dtype=np.int64), 10**6, file, name)
     if pa.types.is_integer(t) and int_unit is not None:
