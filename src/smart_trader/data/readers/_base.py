@@ -92,3 +92,12 @@ class Format:
     columns: tuple[str, ...]
     matches: Callable[[Probe], bool]
     read: Callable[[Path, ReadOptions], ReadResult]
+
+
+def has_columns(columns: tuple[str, ...]) -> Callable[[Probe], bool]:
+    """A format test: the file has a header or schema containing all of ``columns`` (lower case)."""
+
+    def matches(probe: Probe) -> bool:
+        return probe.columns is not None and set(columns) <= set(probe.columns)
+
+    return matches

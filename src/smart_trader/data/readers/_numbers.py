@@ -53,18 +53,16 @@ class NumericColumn(ABC):
         self.mask = mask if mask is not None and mask.any() else None
 
     @abstractmethod
-    def __len__(self) -> int: ...
-
     @abstractmethod
     def needed_precision(self) -> int:
         """Smallest number of decimals that writes every value of the column exactly."""
 
     @abstractmethod
-    def raw_at(self, precision: int, rule: str = "precision") -> I64:
+    def raw_at(self, precision: int) -> I64:
         """int64 values × 10**precision, exact.
 
         Raises:
-            DataValidationError: a value needs more decimals (``rule``) or does not fit (``range``).
+            DataValidationError: a value needs more decimals (``precision``) or does not fit (``range``).
         """
 
     def first_null_row(self) -> int | None:
@@ -84,9 +82,6 @@ class ScaledColumn(NumericColumn):
         self.raw = raw
         self.scale = scale
 
-    def __len__(self) -> int:
-        return len(self.raw)
-
     def needed_precision(self) -> int:
         if self.scale == 0 or len(self.raw) == 0:
             return 0
@@ -98,7 +93,7 @@ class ScaledColumn(NumericColumn):
             trailing += 1
         return self.scale - trailing
 
-    def raw_at(self, precision: int, rule: str = "precision") -> I64:
+    def raw_at(self, precision: int) -> I64:
         if precision >= self.scale:
             factor = 10 ** (precision - self.scale)
             if factor == 1:
@@ -117,7 +112,7 @@ class ScaledColumn(NumericColumn):
             row = int(np.argmax(bad))
             value = from_raw(int(self.raw[row]), self.scale)
             raise DataValidationError(
-                self.file, rule, f"{self.name}={value} has more than {precision} decimals", row + 1
+                self.file, "precision", f"{self.name}={value} has more than {precision} decimals", row + 1
             )
         reduced: I64 = self.raw // np.int64(div)
         return reduced
@@ -140,9 +135,6 @@ class FloatColumn(NumericColumn):
         self._max_abs = float(np.max(np.abs(self.values))) if len(self.values) else 0.0
         self._last: tuple[int, F64, int | None] | None = None
 
-    def __len__(self) -> int:
-        return len(self.values)
-
     def _snapped(self, precision: int) -> tuple[F64, int | None]:
         if self._last is None or self._last[0] != precision:
             self._last = (precision, *_snap(self.values, precision, self._max_abs))
@@ -158,7 +150,7 @@ class FloatColumn(NumericColumn):
             p += 1
         return p  # MAX_PRECISION may still fail: raw_at reports the row
 
-    def raw_at(self, precision: int, rule: str = "precision") -> I64:
+    def raw_at(self, precision: int) -> I64:
         k, bad = self._snapped(precision)
         self._last = None
         if bad is not None:
@@ -169,7 +161,7 @@ class FloatColumn(NumericColumn):
                 )
                 raise DataValidationError(self.file, "range", detail, bad + 1)
             detail = f"{self.name}={value!r} is not a number with at most {precision} decimals"
-            raise DataValidationError(self.file, rule, detail, bad + 1)
+            raise DataValidationError(self.file, "precision", detail, bad + 1)
         return k.astype(np.int64)
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 
 from smart_trader.core.errors import DataValidationError
-from smart_trader.data.readers._base import Format, Probe, ReadOptions, ReadResult
+from smart_trader.data.readers._base import Format, ReadOptions, ReadResult, has_columns
 from smart_trader.data.readers._build import build_result
 from smart_trader.data.readers._files import PARQUET_SUFFIXES, read_arrow_columns
 from smart_trader.data.readers._numbers import numeric_column
@@ -29,14 +29,6 @@ TRADES_NAME = "binance-trades-parquet"
 QUOTES_NAME = "binance-quotes-parquet"
 _TRADES = ("timestamp", "trade_id", "price", "quantity", "buyer_maker")
 _QUOTES = ("timestamp", "ask_size", "ask", "bid_size", "bid")
-
-
-def _matches_trades(probe: Probe) -> bool:
-    return probe.columns is not None and set(_TRADES) <= set(probe.columns)
-
-
-def _matches_quotes(probe: Probe) -> bool:
-    return probe.columns is not None and set(_QUOTES) <= set(probe.columns)
 
 
 def read_trades_parquet(path: Path, options: ReadOptions) -> ReadResult:
@@ -102,7 +94,7 @@ TRADES_FORMAT = Format(
     description="Binance trades Parquet timestamp[ms],trade_id,price,quantity,buyer_maker (True = aggressor sold)",
     suffixes=PARQUET_SUFFIXES,
     columns=_TRADES,
-    matches=_matches_trades,
+    matches=has_columns(_TRADES),
     read=read_trades_parquet,
 )
 QUOTES_FORMAT = Format(
@@ -111,6 +103,6 @@ QUOTES_FORMAT = Format(
     description="Binance book-ticker Parquet timestamp[ms],symbol,ask_size,ask,bid_size,bid",
     suffixes=PARQUET_SUFFIXES,
     columns=_QUOTES,
-    matches=_matches_quotes,
+    matches=has_columns(_QUOTES),
     read=read_quotes_parquet,
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from smart_trader.data.readers._base import Format, Probe, ReadOptions, ReadResult
+from smart_trader.data.readers._base import Format, ReadOptions, ReadResult, has_columns
 from smart_trader.data.readers._build import build_result
 from smart_trader.data.readers._files import FEATHER_SUFFIXES, PARQUET_SUFFIXES, read_arrow_columns
 from smart_trader.data.readers._numbers import numeric_column
@@ -25,14 +25,6 @@ OHLCV_NAME = "ccxt-ohlcv-feather"
 TRADES_NAME = "ccxt-trades-parquet"
 _OHLCV = ("date", "open", "high", "low", "close", "volume")
 _TRADES = ("timestamp", "id", "side", "price", "amount")
-
-
-def _matches_ohlcv(probe: Probe) -> bool:
-    return probe.columns is not None and set(_OHLCV) <= set(probe.columns)
-
-
-def _matches_trades(probe: Probe) -> bool:
-    return probe.columns is not None and set(_TRADES) <= set(probe.columns)
 
 
 def read_ohlcv_feather(path: Path, options: ReadOptions) -> ReadResult:
@@ -86,7 +78,7 @@ OHLCV_FORMAT = Format(
     description="ccxt/freqtrade OHLCV Feather date[ns, UTC],open,high,low,close,volume (e.g. Binance)",
     suffixes=FEATHER_SUFFIXES,
     columns=_OHLCV,
-    matches=_matches_ohlcv,
+    matches=has_columns(_OHLCV),
     read=read_ohlcv_feather,
 )
 TRADES_FORMAT = Format(
@@ -95,6 +87,6 @@ TRADES_FORMAT = Format(
     description="ccxt trades Parquet timestamp (ms),id,type,side,price,amount,cost",
     suffixes=PARQUET_SUFFIXES,
     columns=_TRADES,
-    matches=_matches_trades,
+    matches=has_columns(_TRADES),
     read=read_trades_parquet,
 )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from smart_trader.data.readers._base import Format, Probe, ReadOptions, ReadResult
+from smart_trader.data.readers._base import Format, ReadOptions, ReadResult, has_columns
 from smart_trader.data.readers._build import build_result
 from smart_trader.data.readers._files import CSV_SUFFIXES, read_csv_columns
 from smart_trader.data.readers._numbers import text_column
@@ -18,10 +18,6 @@ from smart_trader.data.schema import Kind
 
 NAME = "truefx-quotes-csv"
 _COLUMNS = ("timestamp", "bid", "ask")
-
-
-def _matches(probe: Probe) -> bool:
-    return probe.columns is not None and set(_COLUMNS) <= set(probe.columns)
 
 
 def read_truefx_csv(path: Path, options: ReadOptions) -> ReadResult:
@@ -51,6 +47,6 @@ FORMAT = Format(
     description="TrueFX quotes CSV timestamp,bid,ask (no sizes)",
     suffixes=CSV_SUFFIXES,
     columns=_COLUMNS,
-    matches=_matches,
+    matches=has_columns(_COLUMNS),
     read=read_truefx_csv,
 )

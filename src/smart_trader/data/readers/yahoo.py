@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from smart_trader.data.readers._base import Format, Probe, ReadOptions, ReadResult
+from smart_trader.data.readers._base import Format, ReadOptions, ReadResult, has_columns
 from smart_trader.data.readers._build import build_result
 from smart_trader.data.readers._files import CSV_SUFFIXES, read_csv_columns
 from smart_trader.data.readers._numbers import text_column
@@ -22,10 +22,6 @@ from smart_trader.data.schema import Kind, PriceType
 
 NAME = "yahoo-csv"
 _COLUMNS = ("date", "open", "high", "low", "close", "volume")
-
-
-def _matches(probe: Probe) -> bool:
-    return probe.columns is not None and set(_COLUMNS) <= set(probe.columns)
 
 
 def read_yahoo_csv(path: Path, options: ReadOptions) -> ReadResult:
@@ -54,6 +50,6 @@ FORMAT = Format(
     description="Yahoo Finance daily CSV Date,Open,High,Low,Close,Adj Close,Volume (Close used, Adj Close ignored)",
     suffixes=CSV_SUFFIXES,
     columns=_COLUMNS,
-    matches=_matches,
+    matches=has_columns(_COLUMNS),
     read=read_yahoo_csv,
 )
