@@ -53,9 +53,9 @@ def trades_to_bars(trades: pa.Table, timeframe: Timeframe) -> pa.Table:
     order = _stable_order(ts)
     if order is not None:
         ts, price, size = ts[order], price[order], size[order]
-    starts, opens = _buckets(ts, timeframe.ns)
+    starts, bar_open_ns = _buckets(ts, timeframe.ns)
     volume = _sum_exact(size, np.zeros(len(size), dtype=bool), starts, s)
-    return _bars(opens, price, price, price, price, starts, p, volume)
+    return _bars(bar_open_ns, price, price, price, price, starts, p, volume)
 
 
 def resample_bars(bars: pa.Table, timeframe: Timeframe, source: Timeframe) -> pa.Table:
@@ -86,8 +86,8 @@ def resample_bars(bars: pa.Table, timeframe: Timeframe, source: Timeframe) -> pa
     order = _stable_order(ts)
     if order is not None:
         ts, o, h, low, c, v, v_null = ts[order], o[order], h[order], low[order], c[order], v[order], v_null[order]
-    starts, opens = _buckets(ts, timeframe.ns)
-    return _bars(opens, o, h, low, c, starts, p, _sum_exact(v, v_null, starts, s))
+    starts, bar_open_ns = _buckets(ts, timeframe.ns)
+    return _bars(bar_open_ns, o, h, low, c, starts, p, _sum_exact(v, v_null, starts, s))
 
 
 def quotes_to_bars(quotes: pa.Table, timeframe: Timeframe, price_type: PriceType = PriceType.MID) -> pa.Table:
@@ -116,9 +116,9 @@ def quotes_to_bars(quotes: pa.Table, timeframe: Timeframe, price_type: PriceType
     order = _stable_order(ts)
     if order is not None:
         ts, price = ts[order], price[order]
-    starts, opens = _buckets(ts, timeframe.ns)
+    starts, bar_open_ns = _buckets(ts, timeframe.ns)
     volume = pa.nulls(len(starts), decimal_type(s))
-    return _bars(opens, price, price, price, price, starts, p, volume)
+    return _bars(bar_open_ns, price, price, price, price, starts, p, volume)
 
 
 def _ts_ns(table: pa.Table) -> Int64Array:
@@ -161,11 +161,11 @@ def _stable_order(ts: Int64Array) -> Int64Array | None:
 
 def _buckets(ts: Int64Array, step_ns: int) -> tuple[Int64Array, Int64Array]:
     """Start index of each run of rows in one interval, and the interval's open time (ns)."""
-    opens = ts // step_ns * step_ns  # floor division: correct before 1970 too
-    if len(opens) == 0:
-        return np.empty(0, dtype=np.int64), opens
-    starts = np.flatnonzero(np.concatenate(([True], opens[1:] != opens[:-1])))
-    return starts.astype(np.int64), opens[starts]
+    bar_open_ns = ts // step_ns * step_ns  # floor division: correct before 1970 too
+    if len(bar_open_ns) == 0:
+        return np.empty(0, dtype=np.int64), bar_open_ns
+    starts = np.flatnonzero(np.concatenate(([True], bar_open_ns[1:] != bar_open_ns[:-1])))
+    return starts.astype(np.int64), bar_open_ns[starts]
 
 
 def _mid(bid: Int64Array, ask: Int64Array, p: int) -> tuple[Int64Array, int]:

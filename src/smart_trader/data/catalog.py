@@ -24,7 +24,7 @@ from smart_trader.core.instruments import AssetClass, Instrument
 from smart_trader.core.values import from_raw
 
 FORMAT_VERSION = 1
-MAX_PRECISION = 18
+INSTRUMENT_MAX_PRECISION = 18  # decimals an instrument may define (readers infer at most 12 from data)
 QUOTE_SUFFIXES = ("USDT", "USDC", "BUSD", "BTC", "ETH", "EUR", "USD", "JPY", "GBP")
 FIAT_CURRENCIES = frozenset(
     {"USD", "EUR", "JPY", "GBP", "CHF", "AUD", "CAD", "NZD", "SEK", "NOK", "DKK", "HKD", "SGD", "CNH", "MXN", "ZAR"}
@@ -34,7 +34,8 @@ FIAT_CURRENCIES = frozenset(
 class InstrumentCatalog:
     """Instrument definitions stored as JSON at ``path`` (the file is created by the first :meth:`add`).
 
-    Every call reads the file afresh, so several processes see each other's additions.
+    Every call reads the file afresh, so several processes see each other's additions, and raises
+    :class:`InvalidInputError` when the file is not a valid catalog (naming it).
     """
 
     def __init__(self, path: Path) -> None:
@@ -166,8 +167,8 @@ def infer_instrument(
             instrument whose symbol is not a pair.
     """
     for name, value in (("price_precision", price_precision), ("size_precision", size_precision)):
-        if not 0 <= value <= MAX_PRECISION:
-            raise InvalidInputError(f"{name} must be between 0 and {MAX_PRECISION}, got {value}")
+        if not 0 <= value <= INSTRUMENT_MAX_PRECISION:
+            raise InvalidInputError(f"{name} must be between 0 and {INSTRUMENT_MAX_PRECISION}, got {value}")
     try:
         hint = AssetClass(asset_class_hint) if asset_class_hint is not None else None
     except ValueError:

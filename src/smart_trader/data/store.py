@@ -84,7 +84,11 @@ class DatasetInfo:
 
 
 class MarketDataStore:
-    """Parquet market-data store rooted at ``root`` (created on first write); see the module docstring."""
+    """Parquet market-data store rooted at ``root`` (created on first write); see the module docstring.
+
+    Every method that looks at a dataset's files raises :class:`InvalidInputError` when it finds a folder
+    that is not a ``date=YYYY-MM-DD`` partition (something put there by hand), naming it.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -144,8 +148,9 @@ class MarketDataStore:
         with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
             unique = "ts_event" if key.kind is Kind.BARS else "trade_id" if key.kind is Kind.TRADES else None
             futures = [pool.submit(_prepare_day, directory, day, rows, unique) for day, rows in jobs]
-        errors = [exc for f in futures if (exc := f.exception()) is not None]
-        prepared = [f.result() for f in futures if f.exception() is None]
+        outcomes = [(f, f.exception()) for f in futures]
+        errors = [exc for _, exc in outcomes if exc is not None]
+        prepared = [f.result() for f, exc in outcomes if exc is None]
         pending = [(tmp, final) for tmp, final, _ in prepared if tmp is not None]
         if errors:
             for tmp, _ in pending:
@@ -441,18 +446,17 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
         compression_level=COMPRESSION_LEVEL,
         use_dictionary=dictionary,
     )
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync(path)
 
 
 def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory handles
-        return
+    with contextlib.suppress(OSError):  # platforms without directory handles
+        _fsync(path)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or directory's) data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

@@ -20,8 +20,8 @@ class ReadResult:
         kind: bars, trades or quotes.
         table: exactly ``schema_for(kind, price_precision, size_precision)``, one row per data row of
             the file and in the file's order (row ``i`` of the table is data row ``i + 1``, header
-            excluded). ``ts_event`` is int64 ns since the epoch, UTC; prices are decimals in the quote
-            currency, sizes and volumes decimals in base units (shares, coins).
+            excluded). ``ts_event`` is Arrow ``timestamp[ns, UTC]`` (ns since the epoch); prices are
+            decimals in the quote currency, sizes and volumes decimals in base units (shares, coins).
         price_precision: decimals of every price column (inferred, or the caller's).
         size_precision: decimals of every size/volume column (0 when the source has none).
         format: name of the reader in :data:`smart_trader.data.readers.FORMATS`, e.g. ``"yahoo-csv"``.
