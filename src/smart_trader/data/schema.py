@@ -147,11 +147,19 @@ def decimal_from_raw(raw: npt.NDArray[np.int64], scale: int, mask: npt.NDArray[n
     return pa.Array.from_buffers(decimal_type(scale), len(raw), [validity, pa.py_buffer(words)], null_count=null_count)
 
 
+class Int64OverflowError(OverflowError):
+    """A decimal does not fit a 64-bit fixed-point integer; ``row`` is the first such row (0-based)."""
+
+    def __init__(self, row: int) -> None:
+        self.row = row
+        super().__init__(f"decimal value at row {row + 1} does not fit in a 64-bit fixed-point integer")
+
+
 def raw_from_decimal(arr: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.int64]:
     """int64 fixed-point integers of a decimal128 array at its own scale (nulls become 0).
 
     Raises:
-        OverflowError: a value does not fit in int64 at that scale.
+        Int64OverflowError: a value does not fit in int64 at that scale (names the first row).
     """
     arr = single_array(arr)
     if len(arr) == 0:
@@ -161,8 +169,9 @@ def raw_from_decimal(arr: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.int64]:
     words = np.frombuffer(buf, dtype=np.int64, count=2 * (arr.offset + len(arr)))[2 * arr.offset :]
     lo, hi = words[0::2], words[1::2]
     valid = np.ones(len(arr), dtype=bool) if arr.null_count == 0 else ~np.asarray(arr.is_null())
-    if np.any((hi != (lo >> 63)) & valid):
-        raise OverflowError("decimal value does not fit in a 64-bit fixed-point integer")
+    overflow = (hi != (lo >> 63)) & valid
+    if overflow.any():
+        raise Int64OverflowError(int(np.argmax(overflow)))
     out = lo.copy()
     if arr.null_count:
         out[~valid] = 0

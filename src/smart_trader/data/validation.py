@@ -41,6 +41,7 @@ from smart_trader.core.values import from_raw
 from smart_trader.data.schema import (
     PRICE_COLUMNS,
     SIZE_COLUMNS,
+    Int64OverflowError,
     Kind,
     raw_from_decimal,
     schema_for,
@@ -117,6 +118,7 @@ def validate(result: Validatable) -> None:
 
 
 def _first_true(mask: Mask) -> int:
+    """0-based index of the first True in ``mask``."""
     return int(np.argmax(mask))
 
 
@@ -130,14 +132,8 @@ def _raw(file: str, table: pa.Table, name: str) -> I64:
     arr = single_array(table.column(name))
     try:
         return raw_from_decimal(arr)
-    except OverflowError:
-        buf = arr.buffers()[1]
-        assert buf is not None
-        words = np.frombuffer(buf, dtype=np.int64, count=2 * (arr.offset + len(arr)))[2 * arr.offset :]
-        bad = words[1::2] != (words[0::2] >> 63)
-        if arr.null_count:
-            bad &= ~np.asarray(arr.is_null(), dtype=bool)
-        row = _first_true(bad)
+    except Int64OverflowError as exc:
+        row = exc.row
         raise DataValidationError(
             file, "range", f"{name}={arr[row].as_py()} does not fit a 64-bit fixed-point integer", row + 1
         ) from None

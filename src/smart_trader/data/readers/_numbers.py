@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from smart_trader.core.errors import DataValidationError
 from smart_trader.core.values import from_raw
-from smart_trader.data.schema import MAX_PRECISION, decimal_type, raw_from_decimal, single_array
+from smart_trader.data.schema import MAX_PRECISION, Int64OverflowError, decimal_type, raw_from_decimal, single_array
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -243,8 +243,8 @@ def text_column(column: pa.ChunkedArray | pa.Array, file: str, name: str, *, sca
         raise DataValidationError(file, "number-format", _not_a_number(name, s[row].as_py(), scale), row + 1) from None
     try:
         raw = raw_from_decimal(dec)
-    except OverflowError:
-        row = _first_int64_overflow(dec)
+    except Int64OverflowError as exc:
+        row = exc.row
         detail = f"{name}={s[row].as_py()!r} does not fit a 64-bit integer at {scale} decimals"
         raise DataValidationError(file, "range", detail, row + 1) from None
     return ScaledColumn(file, name, raw, scale, _null_mask(dec))
@@ -259,16 +259,6 @@ def _not_a_number(name: str, text: str, scale: int) -> str:
     except ValueError:
         return f"{name}={text!r} is not a number"
     return f"{name}={text!r} cannot be read exactly at {scale} decimals; write it as a plain decimal"
-
-
-def _first_int64_overflow(dec: pa.Array) -> int:
-    buf = dec.buffers()[1]
-    assert buf is not None
-    words = np.frombuffer(buf, dtype=np.int64, count=2 * (dec.offset + len(dec)))[2 * dec.offset :]
-    bad = words[1::2] != (words[0::2] >> 63)
-    if dec.null_count:
-        bad &= ~np.asarray(dec.is_null(), dtype=bool)
-    return int(np.argmax(bad))
 
 
 def numeric_column(column: pa.ChunkedArray | pa.Array, file: str, name: str) -> NumericColumn:
@@ -297,9 +287,8 @@ def numeric_column(column: pa.ChunkedArray | pa.Array, file: str, name: str) -> 
         dec = arr.cast(decimal_type(t.scale)) if not isinstance(t, pa.Decimal128Type) else arr
         try:
             return ScaledColumn(file, name, raw_from_decimal(dec), t.scale, _null_mask(dec))
-        except OverflowError:
-            row = _first_int64_overflow(dec)
-            raise DataValidationError(file, "range", f"{name} does not fit a 64-bit integer", row + 1) from None
+        except Int64OverflowError as exc:
+            raise DataValidationError(file, "range", f"{name} does not fit a 64-bit integer", exc.row + 1) from None
     if pa.types.is_null(t):
         return ScaledColumn(file, name, np.zeros(len(arr), dtype=np.int64), 0, np.ones(len(arr), dtype=bool))
     raise DataValidationError(file, "number-format", f"column {name} holds {t}, not numbers")
