@@ -1,0 +1,37 @@
+"""Prometheus metrics of the platform (names from PRODUCT.md's operational surface).
+
+All metrics live in the default registry of ``prometheus_client``; ``/metrics`` renders it.
+Units: money in the account currency (summed across accounts as plain numbers), durations in seconds.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+API_RESPONSE_DURATION = Histogram(
+    "api_response_duration_seconds",
+    "HTTP response time by method, route template and status code (seconds).",
+    ["method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+WEBSOCKET_CONNECTIONS_ACTIVE = Gauge("websocket_connections_active", "Open WebSocket connections in this process.")
+WEBSOCKET_MESSAGES_DROPPED = Counter(
+    "websocket_messages_dropped_total", "Messages not delivered because a client's send queue was full."
+)
+WEBSOCKET_CLIENTS_DROPPED = Counter(
+    "websocket_clients_dropped_total", "WebSocket clients disconnected for being too slow."
+)
+TRADING_PNL = Gauge(
+    "trading_pnl_total", "Realized plus unrealized P&L of all accounts (account currency, summed).", ["currency"]
+)
+TRADING_VOLUME = Counter(
+    "trading_volume_total", "Notional traded by fills (quote currency, summed).", ["currency"]
+)
+PORTFOLIO_DRAWDOWN = Gauge(
+    "portfolio_drawdown", "Largest current drawdown of any account from its equity high-water mark (fraction 0..1)."
+)
+ORDERS = Counter("orders_total", "Order status changes seen by the broker, by resulting status.", ["status"])
+ORDERS_SUBMITTED = Counter("orders_submitted_total", "Orders accepted for processing by the API.")
+FILLS = Counter("fills_total", "Fills executed by the paper broker.")
+MARKET_EVENTS = Counter("market_events_total", "Market-data events processed by the feed, by kind.", ["kind"])
+OUTBOX_PENDING = Gauge("outbox_pending", "Outbox events written but not yet published.")
