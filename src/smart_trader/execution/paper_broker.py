@@ -49,6 +49,10 @@ from smart_trader.portfolio.account import Account, AccountType
 EventListener = Callable[[Order, OrderEvent], None]
 
 
+def _numbered_ids(prefix: str) -> Callable[[], str]:
+    return IdGenerator(prefix).next
+
+
 @dataclass(frozen=True, slots=True)
 class FillConfig:
     """How the paper broker fills: commission, slippage and an optional volume-participation cap (0 < f <= 1).
@@ -90,6 +94,9 @@ class PaperBroker:
         config: commission, slippage, participation.
         last_price: returns the latest known price of an instrument (quote currency) for
             buying-power checks, or ``None``.
+        ids: makes the id source for a prefix (``"O"`` orders, ``"F"`` fills, ``"E"`` events): a function
+            returning the next id on each call. Default: :class:`IdGenerator` (``O-1``, ``O-2``... per run);
+            the live platform passes durable unique ids.
     """
 
     def __init__(
@@ -98,6 +105,7 @@ class PaperBroker:
         instruments: Mapping[InstrumentId, Instrument],
         config: FillConfig | None = None,
         last_price: Callable[[InstrumentId], Decimal | None] | None = None,
+        ids: Callable[[str], Callable[[], str]] | None = None,
     ) -> None:
         self.account = account
         self.instruments = dict(instruments)
@@ -108,9 +116,10 @@ class PaperBroker:
         self.listeners: list[EventListener] = []
         self._open: dict[InstrumentId, list[WorkingOrder]] = {}
         self._by_client_id: dict[str, Order] = {}
-        self._order_ids = IdGenerator("O")
-        self._fill_ids = IdGenerator("F")
-        self._event_ids = IdGenerator("E")
+        make_ids = ids or _numbered_ids
+        self._next_order_id = make_ids("O")
+        self._next_fill_id = make_ids("F")
+        self._next_event_id = make_ids("E")
 
     # -- orders ---------------------------------------------------------------------------
     def has_open_orders(self, instrument_id: InstrumentId) -> bool:
@@ -127,8 +136,11 @@ class PaperBroker:
         lists = [self._open.get(instrument_id, [])] if instrument_id else list(self._open.values())
         return [w.order for lst in lists for w in lst]
 
-    def submit(self, request: OrderRequest, ts: int) -> Order:
+    def submit(self, request: OrderRequest, ts: int, order_id: OrderId | None = None) -> Order:
         """Submit an order at ``ts`` (ns UTC). Returns the order, accepted or rejected.
+
+        ``order_id`` is the id the order was given when it was received (the platform persists an order
+        before the broker sees it); by default the broker numbers it.
 
         Raises:
             InvalidInputError: the request is malformed (see :meth:`OrderRequest.validate`).
@@ -150,15 +162,40 @@ class PaperBroker:
                 self._check_buying_power(request, instrument)
             except RejectedByRulesError as exc:
                 reason = str(exc)
-        order = Order(OrderId(self._order_ids.next()), request, ts_init=ts)
+        order = Order(order_id or OrderId(self._next_order_id()), request, ts_init=ts)
         self.orders[order.order_id] = order
         if request.client_order_id is not None:
             self._by_client_id[request.client_order_id] = order
         if reason is not None:
-            self._emit(order, OrderRejected(self._event_ids.next(), order.order_id, ts, ts, reason))
+            self._emit(order, OrderRejected(self._next_event_id(), order.order_id, ts, ts, reason))
             return order
         assert instrument is not None
-        self._emit(order, OrderAccepted(self._event_ids.next(), order.order_id, ts, ts))
+        self._emit(order, OrderAccepted(self._next_event_id(), order.order_id, ts, ts))
+        self._work(order, instrument, 0)
+        return order
+
+    def restore(self, order: Order) -> None:
+        """Take back an open order rebuilt from storage (after a restart): it works again as it was, with its
+        fills so far, trigger state and client id. No event is emitted.
+
+        Raises:
+            InvalidInputError: the order is not open, its id is already known, or its instrument is unknown.
+        """
+        instrument = self.instruments.get(order.instrument_id)
+        if not order.is_open or order.order_id in self.orders or instrument is None:
+            raise InvalidInputError(
+                f"order {order.order_id} cannot be restored (status {order.status}, "
+                f"known: {order.order_id in self.orders}, instrument known: {instrument is not None})"
+            )
+        request = order.request
+        self.orders[order.order_id] = order
+        if request.client_order_id is not None:
+            self._by_client_id[request.client_order_id] = order
+        self._work(order, instrument, 1 if order.filled_qty else 0)
+
+    def _work(self, order: Order, instrument: Instrument, tries: int) -> None:
+        """Put an accepted order on its instrument's working list."""
+        request = order.request
         pp = instrument.price_precision
         working = WorkingOrder(
             order,
@@ -169,9 +206,9 @@ class PaperBroker:
             None,
             request.type,
             request.time_in_force,
+            tries,
         )
         self._open.setdefault(instrument.id, []).append(working)
-        return order
 
     def cancel(self, order_id: OrderId, ts: int) -> Order:
         """Cancel a working order at ``ts`` (ns UTC).
@@ -185,7 +222,7 @@ class PaperBroker:
             raise NotFoundError(f"no order {order_id}")
         if not order.is_open:
             raise RejectedByRulesError(f"order {order_id} is {order.status}; only open orders can be canceled")
-        self._close(order, OrderCanceled(self._event_ids.next(), order_id, ts, ts, "user"))
+        self._close(order, OrderCanceled(self._next_event_id(), order_id, ts, ts, "user"))
         return order
 
     def _check_buying_power(self, request: OrderRequest, instrument: Instrument) -> None:
@@ -267,7 +304,7 @@ class PaperBroker:
                 was = order.triggered
                 triggered, px = matching.match_stop_limit_bar(w.buy, w.stop, w.limit, path, was)
                 if triggered and not was:
-                    self._emit(order, OrderTriggered(self._event_ids.next(), order.order_id, ts, ts))
+                    self._emit(order, OrderTriggered(self._next_event_id(), order.order_id, ts, ts))
                 slip = False
                 taker = not was
             avail = self._execute(w, px, ts, avail, slip, taker)
@@ -317,7 +354,7 @@ class PaperBroker:
         if not order.triggered:
             if not matching.stop_reached(w.buy, w.stop, price):
                 return None
-            self._emit(order, OrderTriggered(self._event_ids.next(), order.order_id, ts, ts))
+            self._emit(order, OrderTriggered(self._next_event_id(), order.order_id, ts, ts))
         return matching.match_limit_price(w.buy, w.limit, price)
 
     # -- fills ----------------------------------------------------------------------------
@@ -333,7 +370,7 @@ class PaperBroker:
         if w.day is None:  # a day order lives through the UTC day of the first event it meets
             w.day = ts // NS_PER_DAY
         if ts // NS_PER_DAY > w.day:
-            self._close(w.order, OrderExpired(self._event_ids.next(), w.order.order_id, ts, ts))
+            self._close(w.order, OrderExpired(self._next_event_id(), w.order.order_id, ts, ts))
             return True
         return False
 
@@ -346,7 +383,7 @@ class PaperBroker:
         w.tries += 1
         if px is None:
             if tif is TimeInForce.IOC or tif is TimeInForce.FOK:
-                self._close(order, OrderCanceled(self._event_ids.next(), order.order_id, ts, ts, tif.value))
+                self._close(order, OrderCanceled(self._next_event_id(), order.order_id, ts, ts, tif.value))
             return avail
         inst = w.instrument
         price = from_raw(px, inst.price_precision)
@@ -363,7 +400,7 @@ class PaperBroker:
                 qty = min(qty, max(self.account.quantity(inst.id), Decimal(0)))
             if qty < inst.lot_size:
                 reason = f"notional {order.request.notional} buys less than one lot ({inst.lot_size}) at {price}"
-                self._close(order, OrderCanceled(self._event_ids.next(), order.order_id, ts, ts, reason))
+                self._close(order, OrderCanceled(self._next_event_id(), order.order_id, ts, ts, reason))
                 return avail
             order.fix_quantity(qty)
         leaves = order.leaves_qty
@@ -373,24 +410,24 @@ class PaperBroker:
             held = max(self.account.quantity(inst.id), Decimal(0))
             if qty > held:  # never short on a cash account, whatever was accepted earlier
                 reason = f"sell of {qty} exceeds the {held} held at fill: no short selling on a cash account"
-                self._close(order, OrderCanceled(self._event_ids.next(), order.order_id, ts, ts, reason))
+                self._close(order, OrderCanceled(self._next_event_id(), order.order_id, ts, ts, reason))
                 return avail
         if tif is TimeInForce.FOK and qty < leaves:
-            self._close(order, OrderCanceled(self._event_ids.next(), order.order_id, ts, ts, "fok"))
+            self._close(order, OrderCanceled(self._next_event_id(), order.order_id, ts, ts, "fok"))
             return avail
         if qty <= 0:
             if tif is TimeInForce.IOC:
-                self._close(order, OrderCanceled(self._event_ids.next(), order.order_id, ts, ts, "ioc"))
+                self._close(order, OrderCanceled(self._next_event_id(), order.order_id, ts, ts, "ioc"))
             return avail
         commission = commission_model.commission(qty, price, inst)
         if w.buy and self.account.account_type is AccountType.CASH:
             cost = qty * price * inst.multiplier + commission
             if cost > self.account.cash:
                 reason = f"insufficient cash at fill: cost {cost} > cash {self.account.cash}"
-                self._close(order, OrderCanceled(self._event_ids.next(), order.order_id, ts, ts, reason))
+                self._close(order, OrderCanceled(self._next_event_id(), order.order_id, ts, ts, reason))
                 return avail
         fill = Fill(
-            FillId(self._fill_ids.next()),
+            FillId(self._next_fill_id()),
             order.order_id,
             order.client_order_id,
             inst.id,
@@ -404,11 +441,11 @@ class PaperBroker:
         )
         self.fills.append(fill)
         self.account.apply_fill(fill, inst)
-        self._emit(order, OrderFilled(self._event_ids.next(), order.order_id, ts, ts, fill))
+        self._emit(order, OrderFilled(self._next_event_id(), order.order_id, ts, ts, fill))
         if order.status is OrderStatus.FILLED:
             self._remove(order)
         elif tif is TimeInForce.IOC:
-            self._close(order, OrderCanceled(self._event_ids.next(), order.order_id, ts, ts, "ioc"))
+            self._close(order, OrderCanceled(self._next_event_id(), order.order_id, ts, ts, "ioc"))
         return None if avail is None else avail - qty
 
     def _close(self, order: Order, event: OrderEvent) -> None:

@@ -24,9 +24,7 @@ WEBSOCKET_CLIENTS_DROPPED = Counter(
 TRADING_PNL = Gauge(
     "trading_pnl_total", "Realized plus unrealized P&L of all accounts (account currency, summed).", ["currency"]
 )
-TRADING_VOLUME = Counter(
-    "trading_volume_total", "Notional traded by fills (quote currency, summed).", ["currency"]
-)
+TRADING_VOLUME = Counter("trading_volume_total", "Notional traded by fills (quote currency, summed).", ["currency"])
 PORTFOLIO_DRAWDOWN = Gauge(
     "portfolio_drawdown", "Largest current drawdown of any account from its equity high-water mark (fraction 0..1)."
 )

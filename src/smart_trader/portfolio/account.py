@@ -8,11 +8,11 @@ Single-currency accounts: an instrument whose quote currency differs from the ac
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from enum import StrEnum
 
-from smart_trader.core.errors import InvalidInputError, RejectedByRulesError
+from smart_trader.core.errors import InvalidInputError, NotFoundError, RejectedByRulesError
 from smart_trader.core.ids import AccountId, InstrumentId
 from smart_trader.core.instruments import Instrument
 from smart_trader.core.values import Money
@@ -140,13 +140,7 @@ class Account:
 
     def market_value(self) -> Decimal:
         """Σ quantity × mark × multiplier over open positions (account currency)."""
-        total = Decimal(0)
-        for iid, pos in self.positions.items():
-            if pos.quantity:
-                mark = self.mark(iid)
-                assert mark is not None  # a position exists only after a fill, which sets a price
-                total = EXACT.add(total, EXACT.multiply(EXACT.multiply(pos.quantity, mark), pos.multiplier))
-        return total
+        return market_value(self.positions.values(), self.mark)
 
     @property
     def equity(self) -> Decimal:
@@ -164,13 +158,7 @@ class Account:
     @property
     def unrealized_pnl(self) -> Decimal:
         """Σ unrealized P&L of open positions at their marks."""
-        total = Decimal(0)
-        for iid, pos in self.positions.items():
-            if pos.quantity:
-                mark = self.mark(iid)
-                assert mark is not None
-                total = EXACT.add(total, pos.unrealized_pnl(mark))
-        return total
+        return unrealized_pnl(self.positions.values(), self.mark)
 
     @property
     def commissions(self) -> Decimal:
@@ -180,4 +168,42 @@ class Account:
     @property
     def buying_power(self) -> Decimal:
         """What new buys may cost: cash for a cash account, equity for a margin account."""
-        return self.cash if self.account_type is AccountType.CASH else self.equity
+        return buying_power(self.account_type, self.cash, self.equity)
+
+
+def market_value(positions: Iterable[Position], mark: Callable[[InstrumentId], Decimal | None]) -> Decimal:
+    """Σ quantity × mark × multiplier over the open positions (account currency, exact).
+
+    Raises:
+        NotFoundError: an open position has no mark price.
+    """
+    total = Decimal(0)
+    for pos in positions:
+        if pos.quantity:
+            total = EXACT.add(total, EXACT.multiply(EXACT.multiply(pos.quantity, _mark_of(pos, mark)), pos.multiplier))
+    return total
+
+
+def unrealized_pnl(positions: Iterable[Position], mark: Callable[[InstrumentId], Decimal | None]) -> Decimal:
+    """Σ unrealized P&L of the open positions at their marks (account currency, exact).
+
+    Raises:
+        NotFoundError: an open position has no mark price.
+    """
+    total = Decimal(0)
+    for pos in positions:
+        if pos.quantity:
+            total = EXACT.add(total, pos.unrealized_pnl(_mark_of(pos, mark)))
+    return total
+
+
+def buying_power(account_type: AccountType, cash: Decimal, equity: Decimal) -> Decimal:
+    """What new buys may cost: cash for a cash account, equity for a margin account (no leverage yet)."""
+    return cash if account_type is AccountType.CASH else equity
+
+
+def _mark_of(pos: Position, mark: Callable[[InstrumentId], Decimal | None]) -> Decimal:
+    price = mark(pos.instrument_id)
+    if price is None:
+        raise NotFoundError(f"no mark price for the open position in {pos.instrument_id}")
+    return price

@@ -1,0 +1,246 @@
+"""Builds the FastAPI application of one process for its role.
+
+Roles (PRODUCT.md: one package, one image, many roles):
+
+- ``all`` — ``smart-trader up``: API, WebSocket, market-data feed, paper broker and portfolio in one process.
+- ``api`` — REST API and WebSocket; stores orders and cancel requests, tells the feed process over Redis.
+- ``feed`` — market-data feed, paper broker and portfolio (the trading runtime); serves only the operational
+  routes (``/health``, ``/ready``, ``/metrics``).
+
+Every role runs the migrations at start (serialized by an advisory lock on PostgreSQL), the group-commit
+writer and an outbox relay; with ``REDIS_URL`` the WebSocket hub and the relay go through Redis pub/sub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+import orjson
+import structlog
+from fastapi import FastAPI
+
+from smart_trader.app.platform import LAST_PRICES_KEY, Platform
+from smart_trader.core.ids import InstrumentId
+from smart_trader.data.service import MarketDataService
+from smart_trader.data.timeframes import Timeframe
+from smart_trader.db.engine import make_engine
+from smart_trader.db.migrate import upgrade_to_head
+from smart_trader.db.writer import BatchWriter
+from smart_trader.execution.paper_broker import FillConfig
+from smart_trader.gateway import problems
+from smart_trader.gateway.hub import Hub
+from smart_trader.gateway.security import TokenCodec
+from smart_trader.live.bars import LiveBarAggregator
+from smart_trader.live.feeds import MarketFeed
+from smart_trader.live.relay import OutboxRelay, redis_deliver
+from smart_trader.live.runtime import TradingRuntime
+from smart_trader.ops.logging import RequestContextMiddleware
+from smart_trader.settings import Settings
+
+Role = Literal["all", "api", "feed"]
+ORDERS_CONTROL_TOPIC = "_control.orders"  # an API process tells the feed process that orders are waiting
+LIVE_BAR_TIMEFRAMES = ("1s", "1m", "5m", "15m", "1h", "1d")
+log = structlog.get_logger("smart_trader.app")
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSpec:
+    """How to build the process's market-data feed once the platform is up: ``build`` gets the market-data
+    service and returns the feed; ``timeframe`` names replayed bars' timeframe (``None`` for ticks)."""
+
+    build: Callable[[MarketDataService], MarketFeed]
+    timeframe: str | None = None
+    description: str = ""
+
+
+def create_app(
+    settings: Settings | None = None,
+    role: Role = "all",
+    feed: FeedSpec | None = None,
+    fill_config: FillConfig | None = None,
+) -> FastAPI:
+    """The ASGI application of one process. Nothing connects until the app starts (lifespan)."""
+    settings = settings or Settings()
+    settings.check_production()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with _running(app, settings, role, feed, fill_config):
+            yield
+
+    app = FastAPI(
+        title="Smart Trader",
+        version="0.1.0",
+        description="Paper trading on real market data: accounts, orders, fills, positions, P&L, market data. "
+        "Errors are RFC 9457 problem details. Money and quantities are decimal strings; times are ns since the "
+        "epoch, UTC.",
+        lifespan=lifespan,
+    )
+    app.state.role = role
+    problems.install(app)
+    app.add_middleware(RequestContextMiddleware)
+    from smart_trader.ops.router import router as ops_router
+
+    app.include_router(ops_router)
+    if role in ("all", "api"):
+        from smart_trader.data.router import router as data_router
+        from smart_trader.execution.router import router as orders_router
+        from smart_trader.gateway.router import router as auth_router
+        from smart_trader.gateway.ws import router as ws_router
+        from smart_trader.portfolio.router import router as accounts_router
+
+        for r in (auth_router, accounts_router, orders_router, data_router, ws_router):
+            app.include_router(r)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _running(
+    app: FastAPI, settings: Settings, role: Role, feed: FeedSpec | None, fill_config: FillConfig | None
+) -> AsyncIterator[None]:
+    engine = make_engine(settings.resolved_database_url)
+    await asyncio.to_thread(upgrade_to_head, engine)
+    writer = BatchWriter(engine)
+    writer.start()
+    hub = Hub(settings.ws_queue_size)
+    market_data = MarketDataService(settings.home_dir)
+    platform = Platform(
+        settings,
+        engine,
+        writer,
+        hub,
+        TokenCodec(settings.secret_key, settings.access_token_seconds, settings.refresh_token_seconds),
+        market_data,
+    )
+    app.state.platform = platform
+    app.state.hub = hub
+    app.state.authenticate = platform.authenticate
+    app.state.account_owner = platform.account_owner
+    tasks: list[asyncio.Task[Any]] = []
+    bus = None
+    if settings.redis_url:
+        import redis.asyncio as aioredis
+
+        from smart_trader.gateway.redis_bus import RedisBus
+
+        platform.redis = aioredis.Redis.from_url(settings.redis_url)
+        bus = RedisBus(settings.redis_url, hub)
+        await bus.start()
+        hub.set_bus(bus)
+        deliver = redis_deliver(settings.redis_url)
+    else:
+        loop = asyncio.get_running_loop()
+
+        def deliver(messages: list[tuple[str, str]]) -> None:
+            for topic, message in messages:
+                loop.call_soon_threadsafe(hub.publish, topic, message)
+
+    relay = OutboxRelay(writer, deliver)
+    relay.start()
+    runtime: TradingRuntime | None = None
+    if role in ("all", "feed"):
+        runtime = TradingRuntime(
+            engine, writer, platform.instrument, hub.publish, fill_config, notify_outbox=relay.wake
+        )
+        platform.runtime = runtime
+        platform.market = runtime.market
+        platform.notify_orders = runtime.orders_waiting
+        await runtime.start()
+        if role == "feed":
+            tasks.append(asyncio.create_task(_listen_for_orders(hub, runtime)))
+        if feed is not None:
+            tasks.append(asyncio.create_task(_run_feed(platform, runtime, feed)))
+        if platform.redis is not None:
+            tasks.append(asyncio.create_task(_share_prices(platform, runtime)))
+    elif platform.redis is not None:
+        platform.notify_orders = lambda: hub.publish(ORDERS_CONTROL_TOPIC, "{}")
+        tasks.append(asyncio.create_task(_read_shared_prices(platform)))
+    log.info(
+        "started",
+        role=role,
+        database=engine.url.render_as_string(hide_password=True),
+        redis=bool(settings.redis_url),
+        feed=feed.description if feed else None,
+    )
+    try:
+        yield
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if runtime is not None:
+            await runtime.stop()
+        await relay.stop()
+        if bus is not None:
+            await bus.stop()
+        if platform.redis is not None:
+            await platform.redis.aclose()
+        await asyncio.to_thread(writer.stop)
+        engine.dispose()
+        log.info("stopped", role=role)
+
+
+async def _run_feed(platform: Platform, runtime: TradingRuntime, spec: FeedSpec) -> None:
+    """Drive the runtime from the feed; live bars for the standard timeframes are built from ticks."""
+    try:
+        feed = await asyncio.to_thread(spec.build, platform.market_data)
+        # one aggregator per timeframe, so every closed bar's timeframe is known
+        aggregators = (
+            [] if spec.timeframe else [(t, LiveBarAggregator([Timeframe.parse(t)])) for t in LIVE_BAR_TIMEFRAMES]
+        )
+        async for event in feed:
+            processed = runtime.on_event(event, spec.timeframe)
+            for name, aggregator in aggregators:
+                for bar in aggregator.update(processed):
+                    runtime.publish_bar(bar, name)
+        log.info("feed finished", events=runtime.events_processed)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("the market-data feed stopped")
+
+
+async def _listen_for_orders(hub: Hub, runtime: TradingRuntime) -> None:
+    """Feed role: wake the order taker whenever an API process says orders are waiting (over Redis)."""
+    sub = hub.attach(queue_size=10_000)
+    hub.subscribe(sub, ORDERS_CONTROL_TOPIC)
+    try:
+        while True:
+            await sub.wait()
+            sub.drain()
+            runtime.orders_waiting()
+    finally:
+        hub.detach(sub)
+
+
+async def _share_prices(platform: Platform, runtime: TradingRuntime, every: float = 0.5) -> None:
+    """Feed role with Redis: publish the latest prices to the hash the API processes read."""
+    assert platform.redis is not None
+    while True:
+        await asyncio.sleep(every)
+        values = {iid: orjson.dumps(p.as_dict()) for iid, p in runtime.market.prices.items()}
+        if values:
+            with contextlib.suppress(Exception):
+                await platform.redis.hset(LAST_PRICES_KEY, mapping=values)
+
+
+async def _read_shared_prices(platform: Platform, every: float = 0.5) -> None:
+    """API role with Redis: refresh the marks the feed process shares."""
+    assert platform.redis is not None
+    while True:
+        with contextlib.suppress(Exception):
+            raw = await platform.redis.hgetall(LAST_PRICES_KEY)
+            marks: dict[InstrumentId, Decimal] = {}
+            for k, v in raw.items():
+                mark = orjson.loads(v).get("mark")
+                if mark is not None:
+                    marks[InstrumentId(k.decode())] = Decimal(mark)
+            platform.shared_marks = marks
+        await asyncio.sleep(every)

@@ -1,0 +1,133 @@
+"""The objects one Smart Trader process shares between its routers: settings, database, writer, hub, runtime.
+
+Routers get it with the :func:`get_platform` dependency. Caches here hold only immutable facts (which user owns
+an account, which user an API key belongs to for a minute) so several API processes stay consistent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import orjson
+from sqlalchemy import Connection, Engine
+from starlette.requests import HTTPConnection
+
+from smart_trader.core.ids import InstrumentId
+from smart_trader.core.instruments import Instrument
+from smart_trader.data.service import MarketDataService
+from smart_trader.db.writer import BatchWriter
+from smart_trader.gateway import users
+from smart_trader.gateway.hub import Hub
+from smart_trader.gateway.security import TokenCodec
+from smart_trader.live.market_state import MarketState
+from smart_trader.live.runtime import TradingRuntime
+from smart_trader.portfolio import store as account_store
+from smart_trader.settings import Settings
+
+T = TypeVar("T")
+LAST_PRICES_KEY = "smart-trader:last"
+API_KEY_CACHE_SECONDS = 60.0
+
+
+@dataclass(eq=False)
+class Platform:
+    """Everything a request handler may need. ``runtime`` is ``None`` in an API-only process (role ``api``)."""
+
+    settings: Settings
+    engine: Engine
+    writer: BatchWriter
+    hub: Hub
+    tokens: TokenCodec
+    market_data: MarketDataService
+    runtime: TradingRuntime | None = None
+    market: MarketState = field(default_factory=MarketState)
+    redis: Any = None  # redis.asyncio.Redis when REDIS_URL is set
+    notify_orders: Callable[[], None] = lambda: None
+    shared_marks: dict[InstrumentId, Decimal] = field(default_factory=dict)  # refreshed from Redis (api role)
+    _owners: dict[str, str] = field(default_factory=dict)
+    _api_keys: dict[str, tuple[str | None, float]] = field(default_factory=dict)
+    _instruments: dict[InstrumentId, Instrument] = field(default_factory=dict)
+
+    async def read(self, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` on a pooled connection in a worker thread (reads; writes go through :attr:`writer`)."""
+
+        def job() -> T:
+            with self.engine.connect() as conn:
+                return fn(conn)
+
+        return await asyncio.to_thread(job)
+
+    async def account_owner(self, account_id: str) -> str | None:
+        """User id owning ``account_id`` (cached: ownership never changes), or ``None``."""
+        owner = self._owners.get(account_id)
+        if owner is None:
+            owner = await self.read(lambda c: account_store.owner_of(c, account_id))
+            if owner is not None:
+                self._owners[account_id] = owner
+        return owner
+
+    async def user_of_api_key(self, key: str) -> str | None:
+        """User id of an API key (cached for a minute: a revoked key stops working within 60 s)."""
+        hit = self._api_keys.get(key)
+        now = time.monotonic()
+        if hit is not None and now - hit[1] < API_KEY_CACHE_SECONDS:
+            return hit[0]
+        user_id = await self.read(lambda c: users.user_of_api_key(c, key))
+        if len(self._api_keys) > 10_000:
+            self._api_keys.clear()
+        self._api_keys[key] = (user_id, now)
+        return user_id
+
+    async def authenticate(self, token: str) -> str | None:
+        """User id of an access JWT or an API key (the WebSocket's check), or ``None``."""
+        if token.startswith("st_"):
+            return await self.user_of_api_key(token)
+        return self.tokens.subject(token, "access")
+
+    async def read_store(self, fn: Callable[[], T]) -> T:
+        """Run a market-data store read in a worker thread."""
+        return await asyncio.to_thread(fn)
+
+    async def last_prices(self, instrument_id: InstrumentId) -> dict[str, Any] | None:
+        """Latest quote and trade of an instrument as a JSON-ready dict: this process's feed, else the one the
+        feed process shares in Redis (hash ``smart-trader:last``); ``None`` when nothing was seen."""
+        local = self.market.prices.get(instrument_id)
+        if local is not None:
+            return local.as_dict()
+        if self.redis is not None:
+            raw = await self.redis.hget(LAST_PRICES_KEY, instrument_id)
+            if raw is not None:
+                loaded: dict[str, Any] = orjson.loads(raw)
+                return loaded
+        return None
+
+    def mark(self, instrument_id: InstrumentId) -> Decimal | None:
+        """Mark price known to this process (see :class:`MarketState`), else the one shared in Redis."""
+        local = self.market.mark(instrument_id)
+        if local is not None:
+            return local
+        shared = self.shared_marks.get(instrument_id)
+        return shared
+
+    def instrument(self, instrument_id: InstrumentId) -> Instrument:
+        """An instrument of the catalog by id (cached).
+
+        Raises:
+            NotFoundError: no such instrument.
+        """
+        inst = self._instruments.get(instrument_id)
+        if inst is None:
+            symbol, _, venue = instrument_id.rpartition(".")
+            inst = self._instruments[instrument_id] = self.market_data.instrument(symbol, venue)
+        return inst
+
+
+def get_platform(conn: HTTPConnection) -> Platform:
+    """FastAPI dependency: the process's :class:`Platform`."""
+    platform: Platform = conn.app.state.platform
+    return platform

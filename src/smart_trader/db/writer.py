@@ -1,0 +1,109 @@
+"""Group commit: many small write transactions from async code, committed together by one thread.
+
+Each job is a function of a SQLAlchemy :class:`~sqlalchemy.Connection`; it runs inside a savepoint of the
+batch's transaction, so a job that raises is undone alone and its exception goes back to its caller, while the
+others commit. The batch commits once; only then are the callers' futures resolved. A caller that got a result
+knows its change is durable (SQLite WAL with ``synchronous=NORMAL``: survives a process crash; PostgreSQL:
+fsynced at commit). If the commit itself fails, every job of the batch gets the error and nothing of it is kept.
+
+This is how 64 concurrent order submissions cost a handful of commits instead of 64.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine
+
+T = TypeVar("T")
+Job = Callable[[Connection], Any]
+_STOP = object()
+
+
+class BatchWriter:
+    """One writer thread committing queued jobs in batches of up to ``max_batch``.
+
+    Use :meth:`run` from async code (``await writer.run(job)``) or :meth:`submit` from threads.
+    """
+
+    def __init__(self, engine: Engine, max_batch: int = 256) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="db-writer", daemon=True)
+        self._started = False
+        self.batches = 0
+        self.jobs = 0
+
+    def start(self) -> None:
+        """Start the writer thread (idempotent)."""
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Finish every queued job, then stop the thread."""
+        if self._started:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._started = False
+
+    def submit(self, job: Callable[[Connection], T]) -> Future[T]:
+        """Queue ``job``; the future gets its result after the batch committed (or its exception)."""
+        fut: Future[T] = Future()
+        self._queue.put((job, fut))
+        return fut
+
+    async def run(self, job: Callable[[Connection], T]) -> T:
+        """Queue ``job`` and wait for its committed result.
+
+        Raises:
+            whatever ``job`` raised, or the database error that failed the batch's commit.
+        """
+        return await asyncio.wrap_future(self.submit(job))
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            batch = [item]
+            while len(batch) < self.max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(b is _STOP for b in batch)
+            work = [b for b in batch if b is not _STOP]
+            if work:
+                self._commit(work)
+            if stop:
+                return
+
+    def _commit(self, work: list[tuple[Job, Future[Any]]]) -> None:
+        results: list[tuple[Future[Any], bool, Any]] = []
+        try:
+            with self.engine.begin() as conn:
+                for job, fut in work:
+                    if not fut.set_running_or_notify_cancel():
+                        continue
+                    try:
+                        with conn.begin_nested():
+                            results.append((fut, True, job(conn)))
+                    except Exception as exc:  # the job's own failure: undone alone, reported to its caller
+                        results.append((fut, False, exc))
+        except Exception as exc:  # the commit failed: nothing of the batch is kept
+            for _job, fut in work:
+                if fut.running():
+                    fut.set_exception(exc)
+            return
+        self.batches += 1
+        self.jobs += len(work)
+        for fut, ok, value in results:
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)

@@ -1,0 +1,265 @@
+"""HTTP routes of order management: place (idempotent by ``client_order_id``), list, get, cancel.
+
+An order placed here is validated against its instrument (tick size, lot size, minimum notional: 422 with
+the rule when it breaks one), stored with status ``new`` together with an ``order.submitted`` outbox event,
+and answered 201; the paper broker then accepts or rejects it (buying power, short selling) and fills it
+against the market data, which the order's status, ``GET .../fills`` and the WebSocket show.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import Connection, insert
+from sqlalchemy.exc import IntegrityError
+
+from smart_trader.core.errors import InvalidInputError, NotFoundError, RejectedByRulesError
+from smart_trader.core.ids import ClientOrderId, instrument_id
+from smart_trader.db.outbox import outbox
+from smart_trader.execution import store
+from smart_trader.execution.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from smart_trader.execution.orders import OrderRequest
+from smart_trader.gateway.deps import OwnedAccount, PlatformDep
+from smart_trader.gateway.problems import ProblemError
+from smart_trader.ops import metrics
+
+router = APIRouter(prefix="/api/v1/accounts/{account_id}", tags=["orders"])
+CANCEL_WAIT_SECONDS = 2.0
+PositiveDecimal = Annotated[Decimal, Field(gt=0, max_digits=34, decimal_places=18)]
+
+
+class OrderIn(BaseModel):
+    """An order ticket. Exactly one of ``qty`` (base units) or ``notional`` (quote currency, market orders);
+    ``limit_price`` for limit and stop-limit orders, ``stop_price`` for stop and stop-limit orders."""
+
+    model_config = ConfigDict(extra="forbid")
+    symbol: str = Field(min_length=1, max_length=64)
+    venue: str = Field(min_length=1, max_length=32)
+    side: OrderSide
+    type: OrderType = OrderType.MARKET
+    qty: PositiveDecimal | None = None
+    notional: PositiveDecimal | None = None
+    limit_price: PositiveDecimal | None = None
+    stop_price: PositiveDecimal | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    client_order_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")
+
+    @model_validator(mode="after")
+    def _one_size(self) -> OrderIn:
+        if (self.qty is None) == (self.notional is None):
+            raise ValueError("give exactly one of qty or notional")
+        return self
+
+
+class OrderOut(BaseModel):
+    """An order and its state. Quantities in base units, prices in the quote currency, ``created_ns`` wall-clock
+    and ``ts_last`` market time (ns since the epoch, UTC)."""
+
+    id: str
+    account_id: str
+    client_order_id: str | None
+    symbol: str
+    venue: str
+    instrument_id: str
+    side: OrderSide
+    type: OrderType
+    time_in_force: TimeInForce
+    qty: Decimal | None
+    notional: Decimal | None
+    limit_price: Decimal | None
+    stop_price: Decimal | None
+    status: OrderStatus
+    filled_qty: Decimal
+    avg_fill_price: Decimal | None
+    reason: str | None
+    cancel_requested: bool
+    created_ns: int
+    ts_last: int | None
+
+
+def order_out(row: Any) -> OrderOut:
+    """The API view of an order row (a SQLAlchemy row or a dict)."""
+    r = row if isinstance(row, dict) else row._mapping
+    filled = r["filled_qty"]
+    return OrderOut(
+        id=r["id"],
+        account_id=r["account_id"],
+        client_order_id=r["client_order_id"],
+        symbol=r["symbol"],
+        venue=r["venue"],
+        instrument_id=r["instrument_id"],
+        side=r["side"],
+        type=r["type"],
+        time_in_force=r["time_in_force"],
+        qty=r["quantity"],
+        notional=r["notional"],
+        limit_price=r["limit_price"],
+        stop_price=r["stop_price"],
+        status=r["status"],
+        filled_qty=filled,
+        avg_fill_price=(r["filled_cost"] / filled) if filled else None,
+        reason=r["reason"],
+        cancel_requested=r["cancel_requested"],
+        created_ns=r["created_ns"],
+        ts_last=r["ts_last"],
+    )
+
+
+def _submit_job(account_id: str, request: OrderRequest, symbol: str, venue: str) -> Any:
+    def job(conn: Connection) -> tuple[Any, bool]:
+        coid = request.client_order_id
+        if coid is not None:
+            existing = store.find_by_client_order_id(conn, account_id, coid)
+            if existing is not None:
+                return existing, False
+        try:
+            with conn.begin_nested():
+                row = store.insert_new_order(conn, account_id, store.new_order_id(), request, symbol, venue)
+                body = {
+                    "type": "order",
+                    "topic": f"orders.{account_id}",
+                    "event": "submitted",
+                    "account_id": account_id,
+                    "order_id": row["id"],
+                    "order": order_out(row).model_dump(mode="json"),
+                }
+                conn.execute(
+                    insert(outbox),
+                    [
+                        {
+                            "topic": f"orders.{account_id}",
+                            "event_type": "order.submitted",
+                            "payload": orjson.dumps(body).decode(),
+                            "created_ns": row["created_ns"],
+                        }
+                    ],
+                )
+        except IntegrityError:
+            if coid is None:
+                raise
+            existing = store.find_by_client_order_id(conn, account_id, coid)  # placed meanwhile by another process
+            if existing is None:
+                raise
+            return existing, False
+        return row, True
+
+    return job
+
+
+@router.post(
+    "/orders",
+    status_code=201,
+    response_model=OrderOut,
+    responses={200: {"description": "a retry: the order first placed with this client_order_id"}},
+)
+async def place_order(account_id: OwnedAccount, body: OrderIn, platform: PlatformDep, response: Response) -> OrderOut:
+    """Place an order. A retry with the same ``client_order_id`` returns the original order (200) and creates
+    nothing. 422 when the instrument is unknown or the order breaks its tick size, lot size or minimum notional."""
+    iid = instrument_id(body.symbol, body.venue)
+    try:
+        instrument = platform.instrument(iid)
+    except NotFoundError:
+        raise ProblemError(
+            422, f"unknown instrument {iid}: see GET /api/v1/instruments", "unknown-instrument"
+        ) from None
+    request = OrderRequest(
+        iid,
+        body.side,
+        body.type,
+        body.qty,
+        body.notional,
+        body.limit_price,
+        body.stop_price,
+        body.time_in_force,
+        ClientOrderId(body.client_order_id) if body.client_order_id else None,
+    )
+    try:
+        request.validate(instrument)
+    except (InvalidInputError, RejectedByRulesError) as exc:
+        raise ProblemError(422, str(exc), "invalid-order") from None
+    row, created = await platform.writer.run(_submit_job(account_id, request, instrument.symbol, instrument.venue))
+    if created:
+        metrics.ORDERS_SUBMITTED.inc()
+        platform.notify_orders()
+    else:
+        response.status_code = 200
+    return order_out(row)
+
+
+@router.get("/orders", response_model=list[OrderOut])
+async def list_orders(
+    account_id: OwnedAccount,
+    platform: PlatformDep,
+    status: Annotated[list[OrderStatus] | None, Query(description="any of these statuses")] = None,
+    state: Annotated[Literal["open", "closed", "all"], Query(description="open, closed or all")] = "all",
+    symbol: str | None = None,
+    venue: str | None = None,
+    side: OrderSide | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> list[OrderOut]:
+    """An account's orders, newest first. Filter by ``status`` (repeatable), ``state`` (open: new, accepted,
+    partially filled), ``symbol`` + ``venue`` and ``side``; paginate with ``limit``/``offset``."""
+    wanted = [s.value for s in status or []]
+    if state != "all":
+        group = {s.value for s in OrderStatus if s.is_open or s is OrderStatus.NEW}
+        pick = group if state == "open" else {s.value for s in OrderStatus} - group
+        wanted = [s for s in (wanted or sorted(pick)) if s in pick] or ["-none-"]
+    if (symbol is None) != (venue is None):
+        raise ProblemError(422, "give symbol and venue together", "invalid-filter")
+    iid = instrument_id(symbol, venue) if symbol and venue else None
+    rows = await platform.read(
+        lambda c: store.list_orders(
+            c,
+            account_id,
+            status=wanted,
+            instrument_id=iid,
+            side=side.value if side else None,
+            limit=limit,
+            offset=offset,
+        )
+    )
+    return [order_out(r) for r in rows]
+
+
+@router.get("/orders/{order_id}", response_model=OrderOut)
+async def get_order(account_id: OwnedAccount, order_id: str, platform: PlatformDep) -> OrderOut:
+    """One order."""
+    row = await platform.read(lambda c: store.get_order(c, account_id, order_id))
+    if row is None:
+        raise ProblemError(404, f"no order {order_id} in account {account_id}", "not-found")
+    return order_out(row)
+
+
+@router.delete(
+    "/orders/{order_id}",
+    response_model=OrderOut,
+    responses={202: {"description": "cancel requested; the broker has not confirmed it yet"}},
+)
+async def cancel_order(account_id: OwnedAccount, order_id: str, platform: PlatformDep, response: Response) -> OrderOut:
+    """Cancel an open order. 200 with the canceled order once the broker confirms (within 2 s), else 202 with
+    ``cancel_requested``; 409 when the order is already filled, canceled, rejected or expired."""
+    before = await platform.writer.run(lambda c: store.request_cancel(c, account_id, order_id))
+    if before is None:
+        raise ProblemError(404, f"no order {order_id} in account {account_id}", "not-found")
+    if before.status not in (OrderStatus.NEW.value, *store.OPEN_STATUSES):
+        raise ProblemError(
+            409, f"order {order_id} is {before.status}; only open orders can be canceled", "order-not-open"
+        )
+    platform.notify_orders()
+    deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+    while True:
+        row = await platform.read(lambda c: store.get_order(c, account_id, order_id))
+        assert row is not None
+        if row.status not in (OrderStatus.NEW.value, *store.OPEN_STATUSES) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.01)
+    if row.status in (OrderStatus.NEW.value, *store.OPEN_STATUSES):
+        response.status_code = 202
+    return order_out(row)

@@ -1,0 +1,209 @@
+"""Orders and fills in the database: rows to and from the core's :class:`Order`, :class:`OrderRequest` and
+:class:`Fill`. Functions take a connection inside the caller's transaction; only the execution tables are used.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, insert, select, update
+
+from smart_trader.core.ids import AccountId, ClientOrderId, InstrumentId, OrderId
+from smart_trader.execution.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from smart_trader.execution.events import Fill, OrderCanceled, OrderExpired, OrderRejected
+from smart_trader.execution.orders import Order, OrderRequest
+from smart_trader.execution.tables import fills, orders
+
+ZERO = Decimal(0)
+OPEN_STATUSES = (OrderStatus.ACCEPTED.value, OrderStatus.PARTIALLY_FILLED.value)
+
+
+def new_order_id() -> str:
+    """A durable, unique order id (UUID4 text)."""
+    return str(uuid.uuid4())
+
+
+def insert_new_order(
+    conn: Connection, account_id: str, order_id: str, request: OrderRequest, symbol: str, venue: str
+) -> dict[str, Any]:
+    """Store a received order with status ``new`` (the broker takes it from there); returns its row as a dict."""
+    row = {
+        "id": order_id,
+        "account_id": account_id,
+        "client_order_id": request.client_order_id,
+        "instrument_id": request.instrument_id,
+        "symbol": symbol,
+        "venue": venue,
+        "side": request.side.value,
+        "type": request.type.value,
+        "time_in_force": request.time_in_force.value,
+        "quantity": request.quantity,
+        "notional": request.notional,
+        "limit_price": request.limit_price,
+        "stop_price": request.stop_price,
+        "status": OrderStatus.NEW.value,
+        "filled_qty": ZERO,
+        "filled_cost": ZERO,
+        "triggered": False,
+        "reason": None,
+        "cancel_requested": False,
+        "created_ns": time.time_ns(),
+        "ts_init": None,
+        "ts_last": None,
+    }
+    conn.execute(insert(orders), [row])
+    return row
+
+
+def find_by_client_order_id(conn: Connection, account_id: str, client_order_id: str) -> Row[Any] | None:
+    """The order an account already sent with ``client_order_id``, or ``None``."""
+    return conn.execute(
+        select(orders).where(and_(orders.c.account_id == account_id, orders.c.client_order_id == client_order_id))
+    ).first()
+
+
+def get_order(conn: Connection, account_id: str, order_id: str) -> Row[Any] | None:
+    """One order of an account, or ``None``."""
+    return conn.execute(select(orders).where(orders.c.id == order_id, orders.c.account_id == account_id)).first()
+
+
+def list_orders(
+    conn: Connection,
+    account_id: str,
+    *,
+    status: Sequence[str] = (),
+    instrument_id: str | None = None,
+    side: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Row[Any]]:
+    """An account's orders, newest first, filtered by status (any of), instrument and side."""
+    q = select(orders).where(orders.c.account_id == account_id)
+    if status:
+        q = q.where(orders.c.status.in_(list(status)))
+    if instrument_id:
+        q = q.where(orders.c.instrument_id == instrument_id)
+    if side:
+        q = q.where(orders.c.side == side)
+    q = q.order_by(orders.c.created_ns.desc(), orders.c.id.desc()).limit(limit).offset(offset)
+    return list(conn.execute(q))
+
+
+def request_cancel(conn: Connection, account_id: str, order_id: str) -> Row[Any] | None:
+    """Mark an open (or not yet accepted) order for cancellation; returns the row before the change, or ``None``
+    when there is no such order."""
+    row = get_order(conn, account_id, order_id)
+    if row is not None and row.status in (OrderStatus.NEW.value, *OPEN_STATUSES):
+        conn.execute(update(orders).where(orders.c.id == order_id).values(cancel_requested=True))
+    return row
+
+
+def pending_orders(conn: Connection, limit: int = 1000) -> list[Row[Any]]:
+    """Orders the broker has not taken yet (status ``new``) and open orders with a cancel request, oldest first."""
+    q = (
+        select(orders)
+        .where(
+            (orders.c.status == OrderStatus.NEW.value)
+            | (orders.c.cancel_requested.is_(True) & orders.c.status.in_(OPEN_STATUSES))
+        )
+        .order_by(orders.c.created_ns)
+        .limit(limit)
+    )
+    return list(conn.execute(q))
+
+
+def open_orders_of(conn: Connection, account_id: str) -> list[Row[Any]]:
+    """An account's working orders (accepted or partially filled), oldest first."""
+    q = select(orders).where(orders.c.account_id == account_id, orders.c.status.in_(OPEN_STATUSES))
+    return list(conn.execute(q.order_by(orders.c.created_ns)))
+
+
+def request_of(row: Row[Any] | dict[str, Any]) -> OrderRequest:
+    """The core request stored in an order row."""
+    r = row if isinstance(row, dict) else row._mapping
+    coid = r["client_order_id"]
+    return OrderRequest(
+        InstrumentId(r["instrument_id"]),
+        OrderSide(r["side"]),
+        OrderType(r["type"]),
+        r["quantity"] if r["notional"] is None else None,
+        r["notional"],
+        r["limit_price"],
+        r["stop_price"],
+        TimeInForce(r["time_in_force"]),
+        ClientOrderId(coid) if coid is not None else None,
+    )
+
+
+def order_of(row: Row[Any]) -> Order:
+    """Rebuild the core :class:`Order` of a stored working order (status, fills so far, trigger)."""
+    request = request_of(row)
+    order = Order(OrderId(row.id), request, ts_init=row.ts_init or 0)
+    order.status = OrderStatus(row.status)
+    order.quantity = row.quantity
+    order.filled_qty = row.filled_qty
+    order.filled_cost = row.filled_cost
+    order.triggered = row.triggered
+    order.ts_last = row.ts_last or 0
+    return order
+
+
+def order_changes(order: Order) -> dict[str, Any]:
+    """The columns the broker rewrites after events changed ``order``."""
+    last = order.events[-1] if order.events else None
+    reason = order.reject_reason
+    if isinstance(last, OrderCanceled):
+        reason = last.reason
+    elif isinstance(last, OrderExpired):
+        reason = "expired"
+    elif isinstance(last, OrderRejected):
+        reason = last.reason
+    return {
+        "status": order.status.value,
+        "quantity": order.quantity,
+        "filled_qty": order.filled_qty,
+        "filled_cost": order.filled_cost,
+        "triggered": order.triggered,
+        "reason": reason,
+        "ts_init": order.ts_init,
+        "ts_last": order.ts_last,
+    }
+
+
+def fill_row(fill: Fill, account_id: AccountId | str) -> dict[str, Any]:
+    """The ``fills`` row of a core fill."""
+    return {
+        "id": fill.fill_id,
+        "order_id": fill.order_id,
+        "account_id": account_id,
+        "instrument_id": fill.instrument_id,
+        "side": fill.side.value,
+        "quantity": fill.quantity,
+        "price": fill.price,
+        "commission": fill.commission,
+        "commission_currency": fill.commission_currency,
+        "liquidity_side": fill.liquidity_side.value,
+        "ts_event": fill.ts_event,
+    }
+
+
+def fills_of(
+    conn: Connection, account_id: str, *, order_id: str | None = None, limit: int | None = None, offset: int = 0
+) -> list[Row[Any]]:
+    """An account's fills in execution order (oldest first)."""
+    q = select(fills).where(fills.c.account_id == account_id)
+    if order_id:
+        q = q.where(fills.c.order_id == order_id)
+    q = q.order_by(fills.c.ts_event, fills.c.id)
+    if limit is not None:
+        q = q.limit(limit).offset(offset)
+    return list(conn.execute(q))
+
+
+def fills_by_id(conn: Connection, account_id: str) -> dict[str, Row[Any]]:
+    """Every fill of an account by fill id (to replay the ledger)."""
+    return {r.id: r for r in conn.execute(select(fills).where(fills.c.account_id == account_id))}

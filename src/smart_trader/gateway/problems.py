@@ -1,0 +1,120 @@
+"""Errors as problem details (RFC 9457, ``application/problem+json``).
+
+Every error response has ``type`` (a URI naming the problem kind), ``title``, ``status``, ``detail`` (what was
+wrong, in words) and ``instance`` (the request path); validation errors add ``errors`` (field locations and
+messages). The core's exceptions map to statuses: invalid input 422, rejected by a rule 422, not found 404,
+temporary 503; unexpected exceptions become a 500 whose detail hides internals (logged with the request id).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from smart_trader.core.errors import (
+    InvalidInputError,
+    NotFoundError,
+    RejectedByRulesError,
+    SmartTraderError,
+    TemporaryError,
+)
+
+PROBLEM_JSON = "application/problem+json"
+_BASE = "https://smart-trader.dev/problems/"
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Payload too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+log = structlog.get_logger("smart_trader.gateway")
+
+
+class ProblemError(Exception):
+    """Raise to answer with a problem document: ``status`` (HTTP), ``detail`` (what was wrong), ``kind`` (slug)."""
+
+    def __init__(self, status: int, detail: str, kind: str | None = None, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.kind = kind
+        self.headers = headers
+
+
+def problem(
+    status: int,
+    detail: str,
+    instance: str,
+    kind: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    """A problem-details response."""
+    title = _TITLES.get(status, "Error")
+    body = {
+        "type": _BASE + (kind or title.lower().replace(" ", "-")),
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        **extra,
+    }
+    return Response(orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _status_of(exc: SmartTraderError) -> tuple[int, str]:
+    if isinstance(exc, NotFoundError):
+        return 404, "not-found"
+    if isinstance(exc, RejectedByRulesError):
+        return 422, "rejected-by-rule"
+    if isinstance(exc, InvalidInputError):
+        return 422, "invalid-input"
+    if isinstance(exc, TemporaryError):
+        return 503, "temporarily-unavailable"
+    return 400, "bad-request"
+
+
+def install(app: FastAPI) -> None:
+    """Register the problem-details handlers on ``app``."""
+
+    @app.exception_handler(ProblemError)
+    async def _problem(request: Request, exc: ProblemError) -> Response:
+        return problem(exc.status, exc.detail, request.url.path, exc.kind, exc.headers)
+
+    @app.exception_handler(SmartTraderError)
+    async def _domain(request: Request, exc: SmartTraderError) -> Response:
+        status, kind = _status_of(exc)
+        return problem(status, str(exc), request.url.path, kind)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+            for e in exc.errors()
+        ]
+        detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors) or "invalid request"
+        return problem(422, detail, request.url.path, "validation-error", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        return problem(exc.status_code, detail, request.url.path, headers=dict(exc.headers or {}) or None)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error", path=request.url.path)
+        return problem(500, "internal error; the request id in the logs has the details", request.url.path)

@@ -1,0 +1,601 @@
+"""The trading runtime: the paper broker and the portfolio of every account, driven by a market-data feed,
+persisted through the outbox.
+
+One runtime runs per deployment (in ``smart-trader up``, or in the ``feed`` role); API processes only store
+new orders and cancel requests. The runtime:
+
+1. takes orders the API stored with status ``new`` (notified in-process, over Redis, or by polling every
+   ``poll_seconds``) and submits them to the account's :class:`~smart_trader.execution.paper_broker.PaperBroker`
+   with the id they were given; open-order cancel requests likewise;
+2. feeds every market event to the brokers with working orders on its instrument (fills post to the core
+   :class:`~smart_trader.portfolio.account.Account`);
+3. writes every resulting change — order rows, fills, ledger entries, positions, the account summary, equity
+   snapshots and one outbox event per order event — in one transaction per batch (group commit);
+4. snapshots equity of accounts with open positions every ``snapshot_seconds`` and updates the metrics.
+
+Time: the broker runs on the market clock (``clock_ns``, the last event's ``ts_event``, ns UTC). On start the
+runtime reads the latest time already stored and shifts a replay that would go back before it forward, so
+order events never go back in time across restarts.
+
+Crash safety: memory is only ever ahead of the database by the batch being written. If a batch fails to commit,
+the affected accounts are dropped from memory and rebuilt from the database when next needed; if the process
+dies, the next start rebuilds every account by replaying its stored ledger through the core and restores its
+working orders.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import structlog
+from sqlalchemy import Connection, Engine, func, insert, select, update
+
+from smart_trader.core.errors import NotFoundError
+from smart_trader.core.ids import AccountId, InstrumentId, OrderId
+from smart_trader.core.instruments import Instrument
+from smart_trader.core.values import from_raw
+from smart_trader.data.model import Bar, Quote, Trade
+from smart_trader.db.outbox import outbox
+from smart_trader.db.writer import BatchWriter
+from smart_trader.execution import store as order_store
+from smart_trader.execution.events import OrderEvent, OrderFilled
+from smart_trader.execution.orders import Order
+from smart_trader.execution.paper_broker import FillConfig, PaperBroker
+from smart_trader.execution.tables import fills as fills_table
+from smart_trader.execution.tables import orders as orders_table
+from smart_trader.live.market_state import MarketState
+from smart_trader.ops import metrics
+from smart_trader.portfolio import store as account_store
+from smart_trader.portfolio.account import Account
+from smart_trader.portfolio.tables import accounts as accounts_table
+from smart_trader.portfolio.tables import equity_snapshots, ledger_entries, positions
+
+log = structlog.get_logger("smart_trader.runtime")
+MarketEvent = Trade | Quote | Bar
+Publish = Callable[[str, str], None]
+
+
+def _json(obj: Any) -> str:
+    return orjson.dumps(obj, default=str).decode()
+
+
+def durable_ids(prefix: str) -> Callable[[], str]:
+    """Ids unique across processes and restarts: ``<prefix>-<12 random hex>-<n>``."""
+    run = uuid.uuid4().hex[:12]
+    return map(f"{prefix}-{run}-{{}}".format, itertools.count(1)).__next__
+
+
+@dataclass(slots=True, eq=False)
+class AccountBook:
+    """One loaded account: its core account, its broker, and what of it is already stored."""
+
+    account: Account
+    broker: PaperBroker
+    persisted_entries: int
+    peak: Decimal
+    dirty_instruments: set[InstrumentId] = field(default_factory=set)
+    last_equity: Decimal | None = None
+
+
+@dataclass(slots=True)
+class _Batch:
+    """Everything one commit writes, snapshotted on the event loop."""
+
+    order_updates: list[dict[str, Any]] = field(default_factory=list)
+    fills: list[dict[str, Any]] = field(default_factory=list)
+    ledger: list[dict[str, Any]] = field(default_factory=list)
+    positions: list[dict[str, Any]] = field(default_factory=list)
+    accounts: list[dict[str, Any]] = field(default_factory=list)
+    snapshots: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    books: list[AccountBook] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.order_updates or self.accounts or self.snapshots)
+
+
+class TradingRuntime:
+    """Brokers and accounts of every account that has orders, on one market clock.
+
+    Args:
+        engine: the database (reads run in threads; writes go through ``writer``).
+        writer: the group-commit writer shared with the API.
+        instrument: looks an instrument up by id (raises :class:`NotFoundError` when unknown).
+        publish: sends a market-data message (topic, JSON text) to the WebSocket hub.
+        config: commission, slippage and participation of the paper broker.
+        notify_outbox: called after a commit that wrote outbox events (wakes the relay).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        writer: BatchWriter,
+        instrument: Callable[[InstrumentId], Instrument],
+        publish: Publish,
+        config: FillConfig | None = None,
+        notify_outbox: Callable[[], None] = lambda: None,
+        poll_seconds: float = 0.25,
+        snapshot_seconds: float = 1.0,
+    ) -> None:
+        self.engine = engine
+        self.writer = writer
+        self.instrument = instrument
+        self.publish = publish
+        self.config = config or FillConfig()
+        self.notify_outbox = notify_outbox
+        self.poll_seconds = poll_seconds
+        self.snapshot_seconds = snapshot_seconds
+        self.market = MarketState()
+        self.books: dict[str, AccountBook] = {}
+        self.working: dict[InstrumentId, set[AccountBook]] = {}
+        self.clock_ns = 0
+        self.time_floor_ns = 0
+        self._shift = 0
+        self._changes: list[tuple[AccountBook, Order, OrderEvent]] = []
+        self._orders_wanted = asyncio.Event()
+        self._dirty = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._ids = durable_ids
+        self.events_processed = 0
+
+    # -- life cycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        """Read the stored clock, then start taking orders, persisting and snapshotting."""
+        self.time_floor_ns = await asyncio.to_thread(self._stored_clock)
+        self.clock_ns = self.time_floor_ns
+        loop_tasks = (self._take_orders_loop(), self._persist_loop(), self._snapshot_loop())
+        self._tasks = [asyncio.create_task(c) for c in loop_tasks]
+        self._orders_wanted.set()
+
+    async def stop(self) -> None:
+        """Stop the loops after writing everything still in memory."""
+        self._stopping = True
+        for t in self._tasks:
+            t.cancel()
+        for t in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        await self.flush()
+
+    def _stored_clock(self) -> int:
+        with self.engine.connect() as conn:
+            a = conn.execute(select(func.max(orders_table.c.ts_last))).scalar() or 0
+            b = conn.execute(select(func.max(equity_snapshots.c.ts))).scalar() or 0
+        return int(max(a, b))
+
+    def orders_waiting(self) -> None:
+        """Tell the runtime new orders or cancel requests are stored (wakes the order taker)."""
+        self._orders_wanted.set()
+
+    # -- market data ----------------------------------------------------------------------
+    def on_event(self, event: MarketEvent, timeframe: str | None = None) -> MarketEvent:
+        """Process one market event: update prices, publish it, match working orders. Returns the event as
+        processed (its ``ts_event`` shifted forward when a replay restarts before the stored clock).
+        ``timeframe`` names a bar's timeframe (e.g. ``"1m"``) for its topic."""
+        ts = event.ts_event + self._shift
+        if ts <= self.time_floor_ns and self.events_processed == 0:
+            self._shift = self.time_floor_ns - event.ts_event + 1
+            ts = event.ts_event + self._shift
+        if self._shift:
+            event = event._replace(ts_event=ts)
+        if ts > self.clock_ns:
+            self.clock_ns = ts
+        self.events_processed += 1
+        iid = event.instrument_id
+        last = self.market.get(iid)
+        books = self.working.get(iid)
+        if type(event) is Trade:
+            last.price, last.size, last.trade_ts = event.price, event.size, ts
+            metrics.MARKET_EVENTS.labels("trade").inc()
+            self.publish(f"trades.{iid}", _json({"type": "trade", "topic": f"trades.{iid}", **_trade(event)}))
+            if books:
+                for book in list(books):
+                    book.broker.on_trade(iid, ts, event.price_raw, event.size_raw)
+        elif type(event) is Quote:
+            last.bid, last.ask, last.quote_ts = event.bid, event.ask, ts
+            last.bid_size, last.ask_size = _size(event.bid_size_raw, event), _size(event.ask_size_raw, event)
+            metrics.MARKET_EVENTS.labels("quote").inc()
+            self.publish(f"quotes.{iid}", _json({"type": "quote", "topic": f"quotes.{iid}", **_quote(event)}))
+            if books:
+                for book in list(books):
+                    book.broker.on_quote(iid, ts, event.bid_raw, event.ask_raw, event.bid_size_raw, event.ask_size_raw)
+        else:
+            assert type(event) is Bar
+            last.price, last.trade_ts = event.close, ts
+            metrics.MARKET_EVENTS.labels("bar").inc()
+            tf = timeframe or "bar"
+            topic = f"bars.{iid}.{tf}"
+            self.publish(topic, _json({"type": "bar", "topic": topic, "timeframe": tf, **_bar(event)}))
+            if books:
+                for book in list(books):
+                    v = event.volume_raw
+                    book.broker.on_bar(iid, ts, event.open_raw, event.high_raw, event.low_raw, event.close_raw, v)
+        if books:
+            self._unwork(iid, books)
+        return event
+
+    def publish_bar(self, bar: Bar, timeframe: str) -> None:
+        """Publish a live bar built from ticks (no matching: its ticks were matched already)."""
+        topic = f"bars.{bar.instrument_id}.{timeframe}"
+        self.publish(topic, _json({"type": "bar", "topic": topic, "timeframe": timeframe, **_bar(bar)}))
+
+    def _unwork(self, iid: InstrumentId, books: set[AccountBook]) -> None:
+        for book in list(books):
+            if not book.broker.has_open_orders(iid):
+                books.discard(book)
+        if self._changes:
+            self._dirty.set()
+
+    # -- accounts and orders ----------------------------------------------------------------
+    def _listener(self, book: AccountBook) -> Callable[[Order, OrderEvent], None]:
+        changes = self._changes
+
+        def on_event(order: Order, event: OrderEvent) -> None:
+            changes.append((book, order, event))
+            if isinstance(event, OrderFilled):
+                book.dirty_instruments.add(event.fill.instrument_id)
+
+        return on_event
+
+    def _load_book(self, account_id: str) -> tuple[Account, list[Order], Decimal, int] | None:
+        with self.engine.connect() as conn:
+            row = account_store.get_account(conn, account_id)
+            if row is None:
+                return None
+            fills = order_store.fills_by_id(conn, account_id)
+            account = account_store.load_account(conn, row, fills, self.instrument)
+            working = [order_store.order_of(r) for r in order_store.open_orders_of(conn, account_id)]
+        return account, working, row.equity_peak, len(account.ledger.entries)
+
+    async def book(self, account_id: str) -> AccountBook | None:
+        """The loaded account ``account_id`` (loading it from the database the first time), or ``None``."""
+        book = self.books.get(account_id)
+        if book is not None:
+            return book
+        loaded = await asyncio.to_thread(self._load_book, account_id)
+        if loaded is None:
+            return None
+        book = self.books.get(account_id)  # loaded meanwhile by another task
+        if book is not None:
+            return book
+        account, working, peak, entries = loaded
+        account.mark_provider = self.market.mark
+        instruments = {o.instrument_id: self.instrument(o.instrument_id) for o in working}
+        broker = PaperBroker(account, instruments, self.config, self.market.mark, ids=self._ids)
+        book = AccountBook(account, broker, entries, peak)
+        broker.listeners.append(self._listener(book))
+        for order in working:
+            broker.restore(order)
+            self.working.setdefault(order.instrument_id, set()).add(book)
+        self.books[account_id] = book
+        return book
+
+    async def take_orders(self) -> int:
+        """Submit stored new orders and carry out stored cancel requests; returns how many were taken."""
+        rows = await asyncio.to_thread(self._pending)
+        taken = 0
+        for row in rows:
+            book = await self.book(row.account_id)
+            if book is None:
+                continue
+            broker = book.broker
+            oid = OrderId(row.id)
+            if row.status == "new":
+                if oid in broker.orders:
+                    continue  # taken already; its acceptance is being written
+                try:
+                    instrument = self.instrument(order_store.request_of(row).instrument_id)
+                    broker.instruments.setdefault(instrument.id, instrument)
+                except NotFoundError:
+                    pass  # the broker rejects an unknown instrument
+                order = broker.submit(order_store.request_of(row), self.clock_ns, oid)
+                if order.is_open:
+                    self.working.setdefault(order.instrument_id, set()).add(book)
+                if row.cancel_requested and order.is_open:
+                    broker.cancel(oid, self.clock_ns)
+                taken += 1
+            else:
+                working = broker.orders.get(oid)
+                if working is not None and working.is_open:
+                    broker.cancel(oid, self.clock_ns)
+                    taken += 1
+        if self._changes:
+            self._dirty.set()
+        return taken
+
+    def _pending(self) -> list[Any]:
+        with self.engine.connect() as conn:
+            return order_store.pending_orders(conn)
+
+    async def _take_orders_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._orders_wanted.wait(), self.poll_seconds)
+            self._orders_wanted.clear()
+            try:
+                await self.take_orders()
+            except Exception:
+                log.exception("taking orders failed")
+                await asyncio.sleep(self.poll_seconds)
+
+    # -- persistence ----------------------------------------------------------------------
+    async def _persist_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write every change made in memory so far (one transaction)."""
+        batch = self._collect(snapshot=False)
+        if not batch:
+            return
+        try:
+            await self.writer.run(lambda conn: _write(conn, batch))
+        except Exception:
+            log.exception("writing the broker's changes failed; reloading the accounts from the database")
+            for book in batch.books:
+                self._drop(book)
+            return
+        self._after_commit(batch)
+
+    def _after_commit(self, batch: _Batch) -> None:
+        for u in batch.order_updates:
+            metrics.ORDERS.labels(u["status"]).inc()
+        for f in batch.fills:
+            metrics.FILLS.inc()
+            metrics.TRADING_VOLUME.labels(f["commission_currency"]).inc(float(f["quantity"] * f["price"]))
+        if batch.outbox:
+            self.notify_outbox()
+
+    def _drop(self, book: AccountBook) -> None:
+        self.books.pop(book.account.account_id, None)
+        for books in self.working.values():
+            books.discard(book)
+
+    def _collect(self, snapshot: bool) -> _Batch:
+        """Snapshot the changes (and, with ``snapshot``, equity of accounts with open positions) as rows."""
+        batch = _Batch()
+        changes, self._changes[:] = list(self._changes), []
+        now = time.time_ns()
+        touched: dict[int, AccountBook] = {}
+        last_by_order: dict[str, Order] = {}
+        for book, order, event in changes:
+            touched[id(book)] = book
+            last_by_order[order.order_id] = order
+            aid = book.account.account_id
+            payload: dict[str, Any] = {
+                "type": "order",
+                "topic": f"orders.{aid}",
+                "event": _event_name(event),
+                "account_id": aid,
+                "order_id": order.order_id,
+                "ts_event": event.ts_event,
+            }
+            if isinstance(event, OrderFilled):
+                f = order_store.fill_row(event.fill, aid)
+                batch.fills.append(f)
+                payload["fill"] = {k: v for k, v in f.items() if k != "account_id"}
+            payload["order"] = _order_view(order, aid)
+            batch.outbox.append(
+                {
+                    "topic": f"orders.{aid}",
+                    "event_type": f"order.{payload['event']}",
+                    "payload": _json(payload),
+                    "created_ns": now,
+                }
+            )
+        for oid, order in last_by_order.items():
+            batch.order_updates.append({"_id": oid, **order_store.order_changes(order)})
+        books = list(touched.values())
+        if snapshot:
+            books += [b for b in self.books.values() if id(b) not in touched and _has_position(b)]
+        for book in books:
+            self._collect_account(book, batch, now, snapshot or id(book) in touched)
+        return batch
+
+    def _collect_account(self, book: AccountBook, batch: _Batch, now: int, value: bool) -> None:
+        account = book.account
+        aid = account.account_id
+        entries = account.ledger.entries[book.persisted_entries :]
+        batch.ledger += [
+            {
+                "account_id": aid,
+                "entry_id": e.entry_id,
+                "ts": e.ts,
+                "kind": e.kind.value,
+                "amount": e.amount,
+                "currency": e.currency,
+                "balance": e.balance,
+                "ref": e.ref,
+            }
+            for e in entries
+        ]
+        book.persisted_entries = len(account.ledger.entries)
+        for iid in book.dirty_instruments:
+            pos = account.positions.get(iid)
+            if pos is not None:
+                batch.positions.append(
+                    {
+                        "account_id": aid,
+                        "instrument_id": iid,
+                        "quantity": pos.quantity,
+                        "cost_basis": pos.cost_basis,
+                        "multiplier": pos.multiplier,
+                        "realized_pnl": pos.realized_pnl,
+                        "commissions": pos.commissions,
+                        "fills": pos.fills,
+                        "ts_opened": pos.ts_opened,
+                        "ts_last": pos.ts_last,
+                        "last_fill_price": account.mark(iid),
+                    }
+                )
+        book.dirty_instruments.clear()
+        equity: Decimal | None = None
+        unrealized: Decimal | None = None
+        with contextlib.suppress(NotFoundError):
+            equity, unrealized = account.equity, account.unrealized_pnl
+        changed = value and equity is not None and (entries or equity != book.last_equity)
+        if equity is not None and unrealized is not None and changed:
+            book.peak = max(book.peak, equity)
+            book.last_equity = equity
+            batch.snapshots.append(
+                {
+                    "account_id": aid,
+                    "ts": self.clock_ns,
+                    "cash": account.cash,
+                    "equity": equity,
+                    "unrealized_pnl": unrealized,
+                    "drawdown": account_store.drawdown(equity, book.peak),
+                }
+            )
+        if entries or changed:
+            batch.accounts.append(
+                {
+                    "_id": aid,
+                    "cash": account.cash,
+                    "realized_pnl": account.realized_pnl,
+                    "commissions": account.commissions,
+                    "equity_peak": book.peak,
+                    "updated_ns": now,
+                }
+            )
+            view = {
+                "type": "account",
+                "topic": f"accounts.{aid}",
+                "account_id": aid,
+                "cash": account.cash,
+                "equity": equity,
+                "unrealized_pnl": unrealized,
+                "realized_pnl": account.realized_pnl,
+                "commissions": account.commissions,
+                "ts": self.clock_ns,
+            }
+            batch.outbox.append(
+                {"topic": f"accounts.{aid}", "event_type": "account.updated", "payload": _json(view), "created_ns": now}
+            )
+        batch.books.append(book)
+
+    async def _snapshot_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.snapshot_seconds)
+            try:
+                self._update_gauges()
+                batch = self._collect(snapshot=True)
+                if batch:
+                    await self.writer.run(lambda conn, b=batch: _write(conn, b))  # type: ignore[misc]
+                    self._after_commit(batch)
+            except Exception:
+                log.exception("equity snapshot failed")
+
+    def _update_gauges(self) -> None:
+        pnl: dict[str, Decimal] = {}
+        worst = Decimal(0)
+        for book in self.books.values():
+            a = book.account
+            try:
+                total = a.realized_pnl + a.unrealized_pnl
+                equity = a.equity
+            except NotFoundError:
+                continue
+            pnl[a.currency] = pnl.get(a.currency, Decimal(0)) + total
+            worst = max(worst, account_store.drawdown(equity, max(book.peak, equity)))
+        for currency, value in pnl.items():
+            metrics.TRADING_PNL.labels(currency).set(float(value))
+        metrics.PORTFOLIO_DRAWDOWN.set(float(worst))
+
+
+def _write(conn: Connection, batch: _Batch) -> None:
+    for u in batch.order_updates:
+        values = {k: v for k, v in u.items() if k != "_id"}
+        conn.execute(update(orders_table).where(orders_table.c.id == u["_id"]).values(values))
+    if batch.fills:
+        conn.execute(insert(fills_table), batch.fills)
+    if batch.ledger:
+        conn.execute(insert(ledger_entries), batch.ledger)
+    for p in batch.positions:
+        key = (positions.c.account_id == p["account_id"]) & (positions.c.instrument_id == p["instrument_id"])
+        values = {k: v for k, v in p.items() if k not in ("account_id", "instrument_id")}
+        if conn.execute(update(positions).where(key).values(values)).rowcount == 0:
+            conn.execute(insert(positions), [p])
+    for a in batch.accounts:
+        values = {k: v for k, v in a.items() if k != "_id"}
+        conn.execute(update(accounts_table).where(accounts_table.c.id == a["_id"]).values(values))
+    if batch.snapshots:
+        conn.execute(insert(equity_snapshots), batch.snapshots)
+    if batch.outbox:
+        conn.execute(insert(outbox), batch.outbox)
+
+
+def _has_position(book: AccountBook) -> bool:
+    return any(p.quantity for p in book.account.positions.values())
+
+
+def _event_name(event: OrderEvent) -> str:
+    name = type(event).__name__.removeprefix("Order").lower()
+    return {"filled": "fill"}.get(name, name)
+
+
+def _order_view(order: Order, account_id: str) -> dict[str, Any]:
+    r = order.request
+    return {
+        "id": order.order_id,
+        "account_id": account_id,
+        "client_order_id": r.client_order_id,
+        "instrument_id": r.instrument_id,
+        "side": r.side.value,
+        "type": r.type.value,
+        "time_in_force": r.time_in_force.value,
+        "quantity": order.quantity,
+        "notional": r.notional,
+        "limit_price": r.limit_price,
+        "stop_price": r.stop_price,
+        "status": order.status.value,
+        "filled_qty": order.filled_qty,
+        "avg_fill_price": order.avg_px,
+        "ts_last": order.ts_last,
+    }
+
+
+def _size(raw: int | None, q: Quote) -> Decimal | None:
+    return None if raw is None else from_raw(raw, q.size_precision)
+
+
+def _trade(t: Trade) -> dict[str, Any]:
+    return {"instrument_id": t.instrument_id, "ts_event": t.ts_event, "price": t.price, "size": t.size}
+
+
+def _quote(q: Quote) -> dict[str, Any]:
+    return {
+        "instrument_id": q.instrument_id,
+        "ts_event": q.ts_event,
+        "bid": q.bid,
+        "ask": q.ask,
+        "bid_size": _size(q.bid_size_raw, q),
+        "ask_size": _size(q.ask_size_raw, q),
+    }
+
+
+def _bar(b: Bar) -> dict[str, Any]:
+    return {
+        "instrument_id": b.instrument_id,
+        "ts_event": b.ts_event,
+        "open": b.open,
+        "high": b.high,
+        "low": b.low,
+        "close": b.close,
+        "volume": b.volume,
+    }
+
+
+__all__ = ["AccountBook", "AccountId", "MarketEvent", "TradingRuntime", "durable_ids"]

@@ -1,0 +1,285 @@
+"""Accounts, positions, the cash ledger and equity snapshots in the database.
+
+The core's :class:`~smart_trader.portfolio.account.Account` is the only place the accounting rules live: a stored
+account is rebuilt by replaying its ledger through it (deposits and withdrawals directly, trade entries by
+re-applying their fill), and what the broker changed in memory is written back as rows. Functions take a
+connection inside the caller's transaction; only the portfolio tables are used (fills come in as rows).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from smart_trader.core.errors import DataValidationError
+from smart_trader.core.ids import AccountId, ClientOrderId, FillId, InstrumentId, OrderId
+from smart_trader.core.instruments import Instrument
+from smart_trader.execution.enums import LiquiditySide, OrderSide
+from smart_trader.execution.events import Fill
+from smart_trader.portfolio.account import Account, AccountType
+from smart_trader.portfolio.ledger import EntryKind, LedgerEntry
+from smart_trader.portfolio.position import Position
+from smart_trader.portfolio.tables import accounts, equity_snapshots, ledger_entries, positions
+
+ZERO = Decimal(0)
+
+
+def create_account(
+    conn: Connection,
+    user_id: str,
+    name: str,
+    currency: str,
+    starting_balance: Decimal,
+    account_type: AccountType = AccountType.CASH,
+) -> dict[str, Any]:
+    """Open an account and deposit ``starting_balance`` (through the core ledger's rules); returns the row.
+
+    Raises:
+        InvalidInputError: the starting balance is not a positive finite amount.
+    """
+    account_id = str(uuid.uuid4())
+    now = time.time_ns()
+    core = Account(AccountId(account_id), currency, account_type)
+    core.deposit(now, starting_balance)
+    row = {
+        "id": account_id,
+        "user_id": user_id,
+        "name": name,
+        "currency": core.currency,
+        "account_type": account_type.value,
+        "starting_balance": starting_balance,
+        "cash": core.cash,
+        "realized_pnl": ZERO,
+        "commissions": ZERO,
+        "equity_peak": core.cash,
+        "created_ns": now,
+        "updated_ns": now,
+    }
+    conn.execute(insert(accounts), [row])
+    write_ledger(conn, account_id, core.ledger.entries)
+    conn.execute(
+        insert(equity_snapshots),
+        [
+            {
+                "account_id": account_id,
+                "ts": now,
+                "cash": core.cash,
+                "equity": core.cash,
+                "unrealized_pnl": ZERO,
+                "drawdown": ZERO,
+            }
+        ],
+    )
+    return row
+
+
+def get_account(conn: Connection, account_id: str) -> Row[Any] | None:
+    """The account row, or ``None``."""
+    return conn.execute(select(accounts).where(accounts.c.id == account_id)).first()
+
+
+def accounts_of(conn: Connection, user_id: str) -> list[Row[Any]]:
+    """A user's accounts, oldest first."""
+    return list(conn.execute(select(accounts).where(accounts.c.user_id == user_id).order_by(accounts.c.created_ns)))
+
+
+def owner_of(conn: Connection, account_id: str) -> str | None:
+    """The user id owning an account, or ``None`` when there is no such account."""
+    row = conn.execute(select(accounts.c.user_id).where(accounts.c.id == account_id)).first()
+    return None if row is None else str(row.user_id)
+
+
+def positions_of(conn: Connection, account_id: str) -> list[Row[Any]]:
+    """An account's position rows (flat ones included: they keep realized P&L)."""
+    return list(conn.execute(select(positions).where(positions.c.account_id == account_id)))
+
+
+def position_of(row: Row[Any]) -> Position:
+    """The core :class:`Position` of a stored row."""
+    return Position(
+        InstrumentId(row.instrument_id),
+        row.multiplier,
+        row.quantity,
+        row.cost_basis,
+        row.realized_pnl,
+        row.commissions,
+        row.fills,
+        row.ts_opened,
+        row.ts_last,
+    )
+
+
+def write_ledger(conn: Connection, account_id: str, entries: list[LedgerEntry]) -> None:
+    """Append core ledger entries (their ``entry_id`` numbers them within the account)."""
+    if entries:
+        conn.execute(
+            insert(ledger_entries),
+            [
+                {
+                    "account_id": account_id,
+                    "entry_id": e.entry_id,
+                    "ts": e.ts,
+                    "kind": e.kind.value,
+                    "amount": e.amount,
+                    "currency": e.currency,
+                    "balance": e.balance,
+                    "ref": e.ref,
+                }
+                for e in entries
+            ],
+        )
+
+
+def ledger_of(conn: Connection, account_id: str) -> list[Row[Any]]:
+    """An account's ledger rows in entry order."""
+    return list(
+        conn.execute(
+            select(ledger_entries).where(ledger_entries.c.account_id == account_id).order_by(ledger_entries.c.entry_id)
+        )
+    )
+
+
+def load_account(
+    conn: Connection,
+    row: Row[Any],
+    fills: Mapping[str, Row[Any]],
+    instrument: Callable[[InstrumentId], Instrument],
+) -> Account:
+    """Rebuild the core account by replaying its stored ledger; the rebuilt ledger must equal the stored one.
+
+    Raises:
+        DataValidationError: the stored ledger does not replay to itself (a corrupted database).
+    """
+    account = Account(AccountId(row.id), row.currency, AccountType(row.account_type))
+    for e in ledger_of(conn, row.id):
+        kind = EntryKind(e.kind)
+        if kind is EntryKind.DEPOSIT:
+            account.deposit(e.ts, e.amount)
+        elif kind is EntryKind.WITHDRAWAL:
+            account.withdraw(e.ts, -e.amount)
+        elif kind is EntryKind.TRADE:
+            f = fills.get(e.ref)
+            if f is None:
+                raise DataValidationError(f"account {row.id}", "ledger-fill", f"trade entry {e.entry_id} names no fill")
+            account.apply_fill(fill_of(f), instrument(InstrumentId(f.instrument_id)))
+        rebuilt = account.ledger.entries
+        if len(rebuilt) >= e.entry_id and (rebuilt[e.entry_id - 1].balance != e.balance):
+            raise DataValidationError(
+                f"account {row.id}",
+                "ledger-replay",
+                f"entry {e.entry_id} balance {e.balance} replays to {rebuilt[e.entry_id - 1].balance}",
+            )
+    if account.cash != row.cash:
+        raise DataValidationError(f"account {row.id}", "ledger-replay", f"cash {row.cash} but ledger {account.cash}")
+    return account
+
+
+def fill_of(row: Row[Any]) -> Fill:
+    """The core :class:`Fill` of a stored fill row."""
+    return Fill(
+        FillId(row.id),
+        OrderId(row.order_id),
+        None if getattr(row, "client_order_id", None) is None else ClientOrderId(row.client_order_id),
+        InstrumentId(row.instrument_id),
+        OrderSide(row.side),
+        row.quantity,
+        row.price,
+        row.commission,
+        row.commission_currency,
+        LiquiditySide(row.liquidity_side),
+        row.ts_event,
+    )
+
+
+def write_account_state(
+    conn: Connection,
+    account: Account,
+    persisted_entries: int,
+    instruments: set[InstrumentId],
+    ts: int,
+    valuation: tuple[Decimal, Decimal] | None,
+    peak: Decimal,
+) -> Decimal:
+    """Write what changed in ``account`` since ``persisted_entries`` ledger entries were stored: the new ledger
+    entries, the positions of ``instruments``, the summary row and (when ``valuation`` = (equity, unrealized P&L)
+    is known) an equity snapshot at market time ``ts`` (ns UTC). Returns the new equity high-water mark."""
+    aid = account.account_id
+    write_ledger(conn, aid, account.ledger.entries[persisted_entries:])
+    for iid in instruments:
+        pos = account.positions.get(iid)
+        if pos is None:
+            continue
+        values = {
+            "quantity": pos.quantity,
+            "cost_basis": pos.cost_basis,
+            "multiplier": pos.multiplier,
+            "realized_pnl": pos.realized_pnl,
+            "commissions": pos.commissions,
+            "fills": pos.fills,
+            "ts_opened": pos.ts_opened,
+            "ts_last": pos.ts_last,
+            "last_fill_price": account.mark(iid),
+        }
+        done = conn.execute(
+            update(positions).where(positions.c.account_id == aid, positions.c.instrument_id == iid).values(values)
+        )
+        if done.rowcount == 0:
+            conn.execute(insert(positions), [{"account_id": aid, "instrument_id": iid, **values}])
+    new_peak = peak if valuation is None else max(peak, valuation[0])
+    conn.execute(
+        update(accounts)
+        .where(accounts.c.id == aid)
+        .values(
+            cash=account.cash,
+            realized_pnl=account.realized_pnl,
+            commissions=account.commissions,
+            equity_peak=new_peak,
+            updated_ns=time.time_ns(),
+        )
+    )
+    if valuation is not None:
+        equity, unrealized = valuation
+        conn.execute(
+            insert(equity_snapshots),
+            [
+                {
+                    "account_id": aid,
+                    "ts": ts,
+                    "cash": account.cash,
+                    "equity": equity,
+                    "unrealized_pnl": unrealized,
+                    "drawdown": drawdown(equity, new_peak),
+                }
+            ],
+        )
+    return new_peak
+
+
+def drawdown(equity: Decimal, peak: Decimal) -> Decimal:
+    """Drawdown from the high-water mark as a fraction: (peak − equity) / peak, 0 when at or above the peak.
+    Rounded to 12 decimal places (a ratio for display and metrics, not money)."""
+    if peak <= 0 or equity >= peak:
+        return ZERO
+    return ((peak - equity) / peak).quantize(Decimal("1e-12"))
+
+
+def equity_history(conn: Connection, account_id: str, start: int | None, end: int | None, limit: int) -> list[Row[Any]]:
+    """An account's equity snapshots in time order (``start``/``end`` ns UTC, inclusive)."""
+    q = select(equity_snapshots).where(equity_snapshots.c.account_id == account_id)
+    if start is not None:
+        q = q.where(equity_snapshots.c.ts >= start)
+    if end is not None:
+        q = q.where(equity_snapshots.c.ts <= end)
+    return list(conn.execute(q.order_by(equity_snapshots.c.ts, equity_snapshots.c.id).limit(limit)))
+
+
+def ledger_totals(conn: Connection, account_id: str) -> tuple[int, Decimal]:
+    """(number of entries, exact sum of amounts) of an account's stored ledger (sum done in Python, exact)."""
+    rows = conn.execute(select(ledger_entries.c.amount).where(ledger_entries.c.account_id == account_id)).all()
+    total = sum((r.amount for r in rows), ZERO)
+    return len(rows), total
