@@ -84,7 +84,7 @@ def test_quote_bars_follow_the_bid_by_default_and_the_ask_on_request(
         live = [bar for event in events for bar in agg.update(event)] + agg.flush()
         assert _live(live) == _batch(quotes_to_bars(table, tf, price_type)), price_type
         assert all(b.volume_raw is None for b in live)
-        assert live[0].open == (events[0].bid if price_type is PriceType.BID else events[0].ask)  # type: ignore[union-attr]
+        assert live[0].open == (events[0].bid if price_type is PriceType.BID else events[0].ask)
 
 
 def test_short_bars_combine_into_longer_bars_like_resample(service: MarketDataService, shared_data: Path) -> None:
@@ -118,7 +118,7 @@ def test_current_bar_and_roll_over_on_hand_made_trades() -> None:
     rolled = agg.update(_trade(6 * NS_PER_SECOND, 95))
     assert rolled == [Bar(iid, 0, 100, 105, 90, 90, 6, 2, 0), Bar(iid, 4 * NS_PER_SECOND, 90, 90, 90, 90, 1, 2, 0)]
     assert agg.current(iid, s5) == Bar(iid, 5 * NS_PER_SECOND, 95, 95, 95, 95, 1, 2, 0)
-    assert agg.current(iid, s5).close == Decimal("0.95")  # type: ignore[union-attr]
+    assert agg.current(iid, s5).close == Decimal("0.95")
 
     other = agg.update(_trade(6 * NS_PER_SECOND, 7, iid="Y.V"))  # instruments are independent
     assert other == []

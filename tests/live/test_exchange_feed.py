@@ -121,9 +121,10 @@ class FakeBinance:
 
     async def watch_ticker(self, symbol: str) -> dict[str, Any]:
         self.ticker_calls.append("watch")
-        if len(self._tickers) == 1:
-            await asyncio.Event().wait()  # the stream sends only changes
-        return await self._ticker(symbol)
+        if not self._tickers:
+            await asyncio.Event().wait()  # the stream sends only changes: nothing more
+        payload = self._tickers.pop(0)
+        return self._parse_ticker(payload, symbol)
 
     async def fetch_ticker(self, symbol: str) -> dict[str, Any]:
         self.ticker_calls.append("fetch")
@@ -131,6 +132,9 @@ class FakeBinance:
 
     async def _ticker(self, symbol: str) -> dict[str, Any]:
         payload = self._tickers.pop(0) if len(self._tickers) > 1 else self._tickers[0]
+        return self._parse_ticker(payload, symbol)
+
+    def _parse_ticker(self, payload: dict[str, Any], symbol: str) -> dict[str, Any]:
         ticker: dict[str, Any] = self.rest.parse_ticker(payload, self.rest.market(symbol))
         ticker["timestamp"] = payload["T"]
         return ticker

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -51,9 +51,10 @@ log = structlog.get_logger("smart_trader.app")
 @dataclass(frozen=True, slots=True)
 class FeedSpec:
     """How to build the process's market-data feed once the platform is up: ``build`` gets the market-data
-    service and returns the feed; ``timeframe`` names replayed bars' timeframe (``None`` for ticks)."""
+    service and returns the feed, started (it runs on the server's event loop); ``timeframe`` names replayed
+    bars' timeframe (``None`` for ticks)."""
 
-    build: Callable[[MarketDataService], MarketFeed]
+    build: Callable[[MarketDataService], Awaitable[MarketFeed]]
     timeframe: str | None = None
     description: str = ""
 
@@ -190,7 +191,7 @@ async def _running(
 async def _run_feed(platform: Platform, runtime: TradingRuntime, spec: FeedSpec) -> None:
     """Drive the runtime from the feed; live bars for the standard timeframes are built from ticks."""
     try:
-        feed = await asyncio.to_thread(spec.build, platform.market_data)
+        feed = await spec.build(platform.market_data)
         # one aggregator per timeframe, so every closed bar's timeframe is known
         aggregators = (
             [] if spec.timeframe else [(t, LiveBarAggregator([Timeframe.parse(t)])) for t in LIVE_BAR_TIMEFRAMES]

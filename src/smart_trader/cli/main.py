@@ -17,6 +17,7 @@ from smart_trader.execution.paper_broker import FillConfig
 from . import data
 from .backtest import backtest, print_summary, run_backtest
 from .common import cli_errors, console, service
+from .platform import serve, up
 
 app = typer.Typer(
     name="smart-trader",
@@ -26,6 +27,8 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.command()(backtest)
+app.command()(up)
+app.command()(serve)
 
 # (file under the shared data folder, symbol, venue): what the demo imports
 DEMO_FILES = [

@@ -57,6 +57,7 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # our own request lines replace it
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 class RequestContextMiddleware:

@@ -62,19 +62,6 @@ def create_account(
     }
     conn.execute(insert(accounts), [row])
     write_ledger(conn, account_id, core.ledger.entries)
-    conn.execute(
-        insert(equity_snapshots),
-        [
-            {
-                "account_id": account_id,
-                "ts": now,
-                "cash": core.cash,
-                "equity": core.cash,
-                "unrealized_pnl": ZERO,
-                "drawdown": ZERO,
-            }
-        ],
-    )
     return row
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 00:47:07.990457
+Create Date: 2026-11-22 00:53:11.013973
 """
 
 from __future__ import annotations
@@ -148,6 +148,7 @@ def upgrade() -> None:
         sa.Column("realized_pnl", smart_trader.db.types.ExactDecimal(), nullable=False),
         sa.Column("commissions", smart_trader.db.types.ExactDecimal(), nullable=False),
         sa.Column("fills", sa.Integer(), nullable=False),
+        sa.Column("last_fill_price", smart_trader.db.types.ExactDecimal(), nullable=True),
         sa.Column("ts_opened", sa.BigInteger(), nullable=True),
         sa.Column("ts_last", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(["account_id"], ["accounts.id"], name=op.f("fk_positions_account_id_accounts")),
