@@ -125,9 +125,7 @@ def test_bad_or_missing_token_closes_with_1008(client: TestClient, path: str, fi
         ({"op": "auth", "token": "alice-token"}, "already authenticated"),
     ],
 )
-def test_bad_requests_get_error_replies_and_the_connection_stays(
-    client: TestClient, request_: Any, error: str
-) -> None:
+def test_bad_requests_get_error_replies_and_the_connection_stays(client: TestClient, request_: Any, error: str) -> None:
     with client.websocket_connect("/ws?token=alice-token") as ws:
         ws.send_text(request_ if isinstance(request_, str) else json.dumps(request_))
         reply = ws.receive_json()
@@ -146,7 +144,9 @@ def test_binary_frame_is_an_error_not_a_crash(client: TestClient) -> None:
 
 def test_bars_topic_uses_the_canonical_timeframe(client: TestClient) -> None:
     with client.websocket_connect("/ws?token=alice-token") as ws:
-        ws.send_json({"op": "subscribe", "channel": "bars", "symbol": "ETH/USDT", "venue": "binance", "timeframe": "60s"})
+        ws.send_json(
+            {"op": "subscribe", "channel": "bars", "symbol": "ETH/USDT", "venue": "binance", "timeframe": "60s"}
+        )
         assert ws.receive_json() == {"type": "subscribed", "topic": "bars.ETH/USDT.BINANCE.1m"}
 
 
