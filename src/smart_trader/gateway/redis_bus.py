@@ -54,13 +54,15 @@ class RedisBus:
         hub: the local hub; ``start`` attaches this bus to it (``hub.set_bus``), ``stop`` detaches it.
         prefix: channel namespace; a topic ``quotes.X`` travels on channel ``{prefix}quotes.X``. Processes that
             must see each other's messages use the same prefix (tests use a unique one).
+        client_name: name of the bus's Redis connections (``CLIENT LIST`` shows it).
 
     Attributes:
         discarded: messages thrown away because more than ``MAX_PENDING`` were waiting for Redis.
     """
 
-    def __init__(self, url: str, hub: Hub, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(self, url: str, hub: Hub, prefix: str = DEFAULT_PREFIX, client_name: str = "smart-trader-bus") -> None:
         self.url = url
+        self.client_name = client_name
         self.hub = hub
         self.prefix = prefix
         self.discarded = 0
@@ -88,7 +90,13 @@ class RedisBus:
         if self._redis is not None:
             raise RuntimeError("RedisBus already started")
         self._stopping = False
-        self._redis = Redis.from_url(self.url, decode_responses=True, health_check_interval=15, socket_keepalive=True)
+        self._redis = Redis.from_url(
+            self.url,
+            decode_responses=True,
+            health_check_interval=15,
+            socket_keepalive=True,
+            client_name=self.client_name,
+        )
         try:
             pubsub = await self._subscribe()
         except BaseException:

@@ -2,6 +2,8 @@
 
 Protocol (JSON text frames):
 
+Messages are JSON objects in text frames (binary frames holding UTF-8 JSON are accepted too).
+
 1. Authenticate with ``/ws?token=...`` or, without it, with the first message ``{"op": "auth", "token": "..."}``
    within 10 s (reply ``{"type": "authenticated"}``). The token is an access JWT or an API key, checked by
    ``await app.state.authenticate(token) -> user_id | None``. A missing or invalid token closes the socket with
@@ -118,8 +120,22 @@ async def _authenticate(websocket: WebSocket) -> str | None:
     return user_id
 
 
+def _text(message: Mapping[str, Any]) -> str | None:
+    """The text of a received frame: a text frame, or a binary frame holding UTF-8 (None if it does not)."""
+    text: str | None = message.get("text")
+    if text is None:
+        data: bytes | None = message.get("bytes")
+        if data is None:
+            return None
+        try:
+            text = data.decode()
+        except UnicodeDecodeError:
+            return None
+    return text
+
+
 def _auth_token(message: Mapping[str, Any]) -> str | None:
-    text = message.get("text")
+    text = _text(message)
     if text is None:
         return None
     try:
@@ -197,11 +213,8 @@ class _Connection:
                 return
             if message["type"] == "websocket.disconnect":
                 return
-            text = message.get("text")
-            if text is None:
-                reply = _error("send JSON text frames, not binary", None)
-            else:
-                reply = await self._handle(text)
+            text = _text(message)
+            reply = _error("a message must be UTF-8 JSON", None) if text is None else await self._handle(text)
             if not self.sub.put(reply):
                 return
 

@@ -52,6 +52,7 @@ from smart_trader.execution.orders import Order
 from smart_trader.execution.paper_broker import FillConfig, PaperBroker
 from smart_trader.execution.tables import fills as fills_table
 from smart_trader.execution.tables import orders as orders_table
+from smart_trader.live.feeds import MarketEvent
 from smart_trader.live.market_state import MarketState
 from smart_trader.ops import metrics
 from smart_trader.portfolio import store as account_store
@@ -60,7 +61,6 @@ from smart_trader.portfolio.tables import accounts as accounts_table
 from smart_trader.portfolio.tables import equity_snapshots, ledger_entries, positions
 
 log = structlog.get_logger("smart_trader.runtime")
-MarketEvent = Trade | Quote | Bar
 Publish = Callable[[str, str], None]
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, insert, select
 
 from smart_trader.core.errors import DataValidationError
 from smart_trader.core.ids import AccountId, ClientOrderId, FillId, InstrumentId, OrderId
@@ -181,70 +181,6 @@ def fill_of(row: Row[Any]) -> Fill:
         LiquiditySide(row.liquidity_side),
         row.ts_event,
     )
-
-
-def write_account_state(
-    conn: Connection,
-    account: Account,
-    persisted_entries: int,
-    instruments: set[InstrumentId],
-    ts: int,
-    valuation: tuple[Decimal, Decimal] | None,
-    peak: Decimal,
-) -> Decimal:
-    """Write what changed in ``account`` since ``persisted_entries`` ledger entries were stored: the new ledger
-    entries, the positions of ``instruments``, the summary row and (when ``valuation`` = (equity, unrealized P&L)
-    is known) an equity snapshot at market time ``ts`` (ns UTC). Returns the new equity high-water mark."""
-    aid = account.account_id
-    write_ledger(conn, aid, account.ledger.entries[persisted_entries:])
-    for iid in instruments:
-        pos = account.positions.get(iid)
-        if pos is None:
-            continue
-        values = {
-            "quantity": pos.quantity,
-            "cost_basis": pos.cost_basis,
-            "multiplier": pos.multiplier,
-            "realized_pnl": pos.realized_pnl,
-            "commissions": pos.commissions,
-            "fills": pos.fills,
-            "ts_opened": pos.ts_opened,
-            "ts_last": pos.ts_last,
-            "last_fill_price": account.mark(iid),
-        }
-        done = conn.execute(
-            update(positions).where(positions.c.account_id == aid, positions.c.instrument_id == iid).values(values)
-        )
-        if done.rowcount == 0:
-            conn.execute(insert(positions), [{"account_id": aid, "instrument_id": iid, **values}])
-    new_peak = peak if valuation is None else max(peak, valuation[0])
-    conn.execute(
-        update(accounts)
-        .where(accounts.c.id == aid)
-        .values(
-            cash=account.cash,
-            realized_pnl=account.realized_pnl,
-            commissions=account.commissions,
-            equity_peak=new_peak,
-            updated_ns=time.time_ns(),
-        )
-    )
-    if valuation is not None:
-        equity, unrealized = valuation
-        conn.execute(
-            insert(equity_snapshots),
-            [
-                {
-                    "account_id": aid,
-                    "ts": ts,
-                    "cash": account.cash,
-                    "equity": equity,
-                    "unrealized_pnl": unrealized,
-                    "drawdown": drawdown(equity, new_peak),
-                }
-            ],
-        )
-    return new_peak
 
 
 def drawdown(equity: Decimal, peak: Decimal) -> Decimal:
