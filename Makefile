@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-.PHONY: demo test lint compiled test-compiled bench
-demo: $(STAMP)  ## the main job: import the real data in ../shared/data and backtest sma_cross on it
+REPLAY ?= ../shared/data/trades/BTCUSDT_2021-01-08.binance.trades.parquet
+
+.PHONY: up demo test lint compiled test-compiled bench
+up: $(STAMP)  ## the main job: the platform on http://127.0.0.1:8000 (SQLite), replaying real BTC/USDT trades
+	$(VENV)/bin/smart-trader up --replay $(REPLAY) --symbol BTC/USDT --venue BINANCE --speed 1 --loop
+
+demo: $(STAMP)  ## backtests: import the real data in ../shared/data and backtest sma_cross on it
 	$(VENV)/bin/smart-trader demo
 
 lint: $(STAMP)

@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from smart_trader.config import home_dir
@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     home: Path | None = Field(default=None, validation_alias="SMART_TRADER_HOME")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _default_when_empty(cls, value: str) -> str:
+        return value.strip() or DEFAULT_SECRET_KEY
 
     @cached_property
     def home_dir(self) -> Path:
