@@ -37,7 +37,9 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from smart_trader.core.errors import NotFoundError
 from smart_trader.core.ids import AccountId, InstrumentId, OrderId
@@ -515,22 +517,28 @@ class TradingRuntime:
         metrics.PORTFOLIO_DRAWDOWN.set(float(worst))
 
 
+_ORDER_UPDATE = update(orders_table).where(orders_table.c.id == bindparam("_id"))
+_ACCOUNT_UPDATE = update(accounts_table).where(accounts_table.c.id == bindparam("_id"))
+
+
 def _write(conn: Connection, batch: _Batch) -> None:
-    for u in batch.order_updates:
-        values = {k: v for k, v in u.items() if k != "_id"}
-        conn.execute(update(orders_table).where(orders_table.c.id == u["_id"]).values(values))
+    """One batch in the caller's transaction: each table written with one executemany statement."""
+    if batch.order_updates:
+        conn.execute(_ORDER_UPDATE, batch.order_updates)
     if batch.fills:
         conn.execute(insert(fills_table), batch.fills)
     if batch.ledger:
         conn.execute(insert(ledger_entries), batch.ledger)
-    for p in batch.positions:
-        key = (positions.c.account_id == p["account_id"]) & (positions.c.instrument_id == p["instrument_id"])
-        values = {k: v for k, v in p.items() if k not in ("account_id", "instrument_id")}
-        if conn.execute(update(positions).where(key).values(values)).rowcount == 0:
-            conn.execute(insert(positions), [p])
-    for a in batch.accounts:
-        values = {k: v for k, v in a.items() if k != "_id"}
-        conn.execute(update(accounts_table).where(accounts_table.c.id == a["_id"]).values(values))
+    if batch.positions:
+        upsert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
+        stmt = upsert(positions)
+        keys = ("account_id", "instrument_id")
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(keys), set_={c.name: stmt.excluded[c.name] for c in positions.c if c.name not in keys}
+        )
+        conn.execute(stmt, batch.positions)
+    if batch.accounts:
+        conn.execute(_ACCOUNT_UPDATE, batch.accounts)
     if batch.snapshots:
         conn.execute(insert(equity_snapshots), batch.snapshots)
     if batch.outbox:
