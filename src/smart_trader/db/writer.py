@@ -16,6 +16,7 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
@@ -23,6 +24,16 @@ from sqlalchemy import Connection, Engine
 T = TypeVar("T")
 Job = Callable[[Connection], Any]
 _STOP = object()
+
+
+@dataclass(frozen=True, slots=True)
+class Bulk:
+    """A job that can run together with others of the same ``fn``: the writer calls ``fn(conn, items)`` once for
+    all the items of a batch and ``fn`` returns one result per item, in order (one executemany instead of one
+    statement per caller). If ``fn`` raises, each item is retried alone so only the failing one gets the error."""
+
+    fn: Callable[[Connection, list[Any]], list[Any]]
+    item: Any
 
 
 class BatchWriter:
@@ -59,6 +70,16 @@ class BatchWriter:
         self._queue.put((job, fut))
         return fut
 
+    def submit_bulk(self, fn: Callable[[Connection, list[Any]], list[Any]], item: Any) -> Future[Any]:
+        """Queue one item of a :class:`Bulk` job; the future gets its own result after the commit."""
+        fut: Future[Any] = Future()
+        self._queue.put((Bulk(fn, item), fut))
+        return fut
+
+    async def run_bulk(self, fn: Callable[[Connection, list[Any]], list[Any]], item: Any) -> Any:
+        """Queue ``item`` for ``fn`` (see :class:`Bulk`) and wait for its committed result."""
+        return await asyncio.wrap_future(self.submit_bulk(fn, item))
+
     async def run(self, job: Callable[[Connection], T]) -> T:
         """Queue ``job`` and wait for its committed result.
 
@@ -83,18 +104,20 @@ class BatchWriter:
             if stop:
                 return
 
-    def _commit(self, work: list[tuple[Job, Future[Any]]]) -> None:
+    def _commit(self, work: list[tuple[Any, Future[Any]]]) -> None:
         results: list[tuple[Future[Any], bool, Any]] = []
+        bulks: dict[Any, list[tuple[Any, Future[Any]]]] = {}
         try:
             with self.engine.begin() as conn:
                 for job, fut in work:
                     if not fut.set_running_or_notify_cancel():
                         continue
-                    try:
-                        with conn.begin_nested():
-                            results.append((fut, True, job(conn)))
-                    except Exception as exc:  # the job's own failure: undone alone, reported to its caller
-                        results.append((fut, False, exc))
+                    if isinstance(job, Bulk):
+                        bulks.setdefault(job.fn, []).append((job.item, fut))
+                        continue
+                    results.append(_run_one(conn, job, fut))
+                for fn, entries in bulks.items():
+                    results += _run_bulk(conn, fn, entries)
         except Exception as exc:  # the commit failed: nothing of the batch is kept
             for _job, fut in work:
                 if fut.running():
@@ -107,3 +130,27 @@ class BatchWriter:
                 fut.set_result(value)
             else:
                 fut.set_exception(value)
+
+
+def _run_one(conn: Connection, job: Job, fut: Future[Any]) -> tuple[Future[Any], bool, Any]:
+    """Run a job in its own savepoint: its failure is undone alone and reported to its caller."""
+    try:
+        with conn.begin_nested():
+            return fut, True, job(conn)
+    except Exception as exc:
+        return fut, False, exc
+
+
+def _run_bulk(
+    conn: Connection, fn: Callable[[Connection, list[Any]], list[Any]], entries: list[tuple[Any, Future[Any]]]
+) -> list[tuple[Future[Any], bool, Any]]:
+    """All items in one call; when it fails, each item alone (so one bad item fails only its caller)."""
+    try:
+        with conn.begin_nested():
+            values = fn(conn, [item for item, _fut in entries])
+        return [(fut, True, value) for (_item, fut), value in zip(entries, values, strict=True)]
+    except Exception:
+        if len(entries) == 1:
+            item, fut = entries[0]
+            return [_run_one(conn, lambda c: fn(c, [item])[0], fut)]
+        return [r for e in entries for r in _run_bulk(conn, fn, [e])]

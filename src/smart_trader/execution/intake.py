@@ -1,0 +1,128 @@
+"""Order intake: storing received orders (status ``new``) with their ``order.submitted`` outbox events,
+idempotently by ``(account, client_order_id)``, many orders per statement.
+
+:func:`store_orders` is a :class:`~smart_trader.db.writer.Bulk` function: the writer hands it every order
+received during one batch and it writes them with one executemany per table.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, insert, select, tuple_
+
+from smart_trader.db.outbox import outbox
+from smart_trader.execution.enums import OrderStatus
+from smart_trader.execution.orders import OrderRequest
+from smart_trader.execution.store import new_order_id
+from smart_trader.execution.tables import orders
+
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """An order as received by the API, already validated against its instrument."""
+
+    account_id: str
+    request: OrderRequest
+    symbol: str
+    venue: str
+
+
+def _row(r: Received, now: int) -> dict[str, Any]:
+    q = r.request
+    return {
+        "id": new_order_id(),
+        "account_id": r.account_id,
+        "client_order_id": q.client_order_id,
+        "instrument_id": q.instrument_id,
+        "symbol": r.symbol,
+        "venue": r.venue,
+        "side": q.side.value,
+        "type": q.type.value,
+        "time_in_force": q.time_in_force.value,
+        "quantity": q.quantity,
+        "notional": q.notional,
+        "limit_price": q.limit_price,
+        "stop_price": q.stop_price,
+        "status": OrderStatus.NEW.value,
+        "filled_qty": ZERO,
+        "filled_cost": ZERO,
+        "triggered": False,
+        "reason": None,
+        "cancel_requested": False,
+        "created_ns": now,
+        "ts_init": None,
+        "ts_last": None,
+    }
+
+
+def _event(row: dict[str, Any]) -> dict[str, Any]:
+    view = {
+        k: row[k]
+        for k in (
+            "id",
+            "account_id",
+            "client_order_id",
+            "instrument_id",
+            "symbol",
+            "venue",
+            "side",
+            "type",
+            "time_in_force",
+            "quantity",
+            "notional",
+            "limit_price",
+            "stop_price",
+            "status",
+            "created_ns",
+        )
+    }
+    topic = f"orders.{row['account_id']}"
+    body = {
+        "type": "order",
+        "topic": topic,
+        "event": "submitted",
+        "account_id": row["account_id"],
+        "order_id": row["id"],
+        "order": view,
+    }
+    payload = orjson.dumps(body, default=str).decode()
+    return {"topic": topic, "event_type": "order.submitted", "payload": payload, "created_ns": row["created_ns"]}
+
+
+def store_orders(conn: Connection, received: list[Received]) -> list[tuple[Any, bool]]:
+    """Store each received order unless its account already has one with its ``client_order_id`` (also within
+    this call); returns, per item, the stored row (a mapping) and whether it was created.
+
+    Raises:
+        IntegrityError: a client order id stored meanwhile by another process (the writer then retries each
+            item alone, and the retry finds it).
+    """
+    keyed = {(r.account_id, r.request.client_order_id) for r in received if r.request.client_order_id is not None}
+    existing: dict[tuple[str, str], Any] = {}
+    if keyed:
+        q = select(orders).where(tuple_(orders.c.account_id, orders.c.client_order_id).in_(list(keyed)))
+        existing = {(row.account_id, row.client_order_id): row._mapping for row in conn.execute(q)}
+    now = time.time_ns()
+    out: list[tuple[Any, bool]] = []
+    new_rows: list[dict[str, Any]] = []
+    for r in received:
+        coid = r.request.client_order_id
+        if coid is not None and (r.account_id, coid) in existing:
+            out.append((existing[(r.account_id, coid)], False))
+            continue
+        row = _row(r, now)
+        if coid is not None:
+            existing[(r.account_id, coid)] = row
+        new_rows.append(row)
+        out.append((row, True))
+    if new_rows:
+        conn.execute(insert(orders), new_rows)
+        conn.execute(insert(outbox), [_event(row) for row in new_rows])
+    return out
