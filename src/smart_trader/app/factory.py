@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -150,7 +150,15 @@ async def _running(
         )
         platform.runtime = runtime
         platform.market = runtime.market
-        platform.notify_orders = runtime.orders_waiting
+        rt = runtime
+
+        def notify(rows: list[Mapping[str, Any]] | None = None) -> None:
+            if rows:
+                rt.orders_received(rows)
+            else:
+                rt.orders_waiting()
+
+        platform.notify_orders = notify
         await runtime.start()
         if role == "feed":
             tasks.append(asyncio.create_task(_listen_for_orders(hub, runtime)))
@@ -159,7 +167,11 @@ async def _running(
         if platform.redis is not None:
             tasks.append(asyncio.create_task(_share_prices(platform, runtime)))
     elif platform.redis is not None:
-        platform.notify_orders = lambda: hub.publish(ORDERS_CONTROL_TOPIC, "{}")
+
+        def tell_feed(rows: list[Mapping[str, Any]] | None = None) -> None:
+            hub.publish(ORDERS_CONTROL_TOPIC, "{}")
+
+        platform.notify_orders = tell_feed
         tasks.append(asyncio.create_task(_read_shared_prices(platform)))
     log.info(
         "started",

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from sqlalchemy import Connection, Engine
@@ -30,6 +30,15 @@ from smart_trader.portfolio import store as account_store
 from smart_trader.settings import Settings
 
 T = TypeVar("T")
+
+
+class OrdersNotifier(Protocol):
+    """Tells the trading runtime that orders or cancel requests were stored: with the new order rows (same
+    process: no database read needed) or without (it reads what is pending)."""
+
+    def __call__(self, rows: list[Mapping[str, Any]] | None = None) -> None: ...
+
+
 LAST_PRICES_KEY = "smart-trader:last"
 API_KEY_CACHE_SECONDS = 60.0
 
@@ -47,7 +56,7 @@ class Platform:
     runtime: TradingRuntime | None = None
     market: MarketState = field(default_factory=MarketState)
     redis: Any = None  # redis.asyncio.Redis when REDIS_URL is set
-    notify_orders: Callable[[], None] = lambda: None
+    notify_orders: OrdersNotifier = field(default=lambda rows=None: None)
     shared_marks: dict[InstrumentId, Decimal] = field(default_factory=dict)  # refreshed from Redis (api role)
     _owners: dict[str, str] = field(default_factory=dict)
     _api_keys: dict[str, tuple[str | None, float]] = field(default_factory=dict)

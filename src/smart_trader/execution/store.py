@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -122,9 +122,9 @@ def open_orders_of(conn: Connection, account_id: str) -> list[Row[Any]]:
     return list(conn.execute(q.order_by(orders.c.created_ns)))
 
 
-def request_of(row: Row[Any] | dict[str, Any]) -> OrderRequest:
-    """The core request stored in an order row."""
-    r = row if isinstance(row, dict) else row._mapping
+def request_of(row: Row[Any] | Mapping[str, Any]) -> OrderRequest:
+    """The core request stored in an order row (a row, or a mapping of its columns)."""
+    r = row._mapping if isinstance(row, Row) else row
     coid = r["client_order_id"]
     return OrderRequest(
         InstrumentId(r["instrument_id"]),

@@ -30,7 +30,7 @@ import contextlib
 import itertools
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -144,6 +144,8 @@ class TradingRuntime:
         self._shift = 0
         self._changes: list[tuple[AccountBook, Order, OrderEvent]] = []
         self._orders_wanted = asyncio.Event()
+        self._received: list[Mapping[str, Any]] = []
+        self._poll_due = True
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
@@ -155,6 +157,8 @@ class TradingRuntime:
         """Read the stored clock, then start taking orders, persisting and snapshotting."""
         self.time_floor_ns = await asyncio.to_thread(self._stored_clock)
         self.clock_ns = self.time_floor_ns
+        for account_id in await asyncio.to_thread(self._accounts_with_open_orders):
+            await self.book(account_id)  # restores its working orders
         loop_tasks = (self._take_orders_loop(), self._persist_loop(), self._snapshot_loop())
         self._tasks = [asyncio.create_task(c) for c in loop_tasks]
         self._orders_wanted.set()
@@ -175,8 +179,20 @@ class TradingRuntime:
             b = conn.execute(select(func.max(equity_snapshots.c.ts))).scalar() or 0
         return int(max(a, b))
 
+    def _accounts_with_open_orders(self) -> list[str]:
+        with self.engine.connect() as conn:
+            q = select(orders_table.c.account_id).where(orders_table.c.status.in_(order_store.OPEN_STATUSES))
+            return [str(r.account_id) for r in conn.execute(q.distinct())]
+
     def orders_waiting(self) -> None:
-        """Tell the runtime new orders or cancel requests are stored (wakes the order taker)."""
+        """Tell the runtime new orders or cancel requests are stored (wakes the order taker, which reads them)."""
+        self._poll_due = True
+        self._orders_wanted.set()
+
+    def orders_received(self, rows: list[Mapping[str, Any]]) -> None:
+        """Hand over order rows just stored in this process (no database read needed to take them). Rows that
+        get lost here (a crash) are still ``new`` in the database and taken by the next poll or start."""
+        self._received.extend(rows)
         self._orders_wanted.set()
 
     # -- market data ----------------------------------------------------------------------
@@ -283,27 +299,30 @@ class TradingRuntime:
         return book
 
     async def take_orders(self) -> int:
-        """Submit stored new orders and carry out stored cancel requests; returns how many were taken."""
-        rows = await asyncio.to_thread(self._pending)
+        """Submit new orders handed over in this process (:meth:`orders_received`), or, when none were, the
+        stored new orders and cancel requests; returns how many were taken."""
+        rows: list[Any] = self._received
+        self._received = []
+        if self._poll_due or not rows:
+            self._poll_due = False
+            rows += [r._mapping for r in await asyncio.to_thread(self._pending)]
         taken = 0
         for row in rows:
-            book = await self.book(row.account_id)
+            book = await self.book(row["account_id"])
             if book is None:
                 continue
             broker = book.broker
-            oid = OrderId(row.id)
-            if row.status == "new":
+            oid = OrderId(row["id"])
+            if row["status"] == "new":
                 if oid in broker.orders:
                     continue  # taken already; its acceptance is being written
-                try:
-                    instrument = self.instrument(order_store.request_of(row).instrument_id)
-                    broker.instruments.setdefault(instrument.id, instrument)
-                except NotFoundError:
-                    pass  # the broker rejects an unknown instrument
-                order = broker.submit(order_store.request_of(row), self.clock_ns, oid)
+                request = order_store.request_of(row)
+                with contextlib.suppress(NotFoundError):  # the broker rejects an unknown instrument
+                    broker.instruments.setdefault(request.instrument_id, self.instrument(request.instrument_id))
+                order = broker.submit(request, self.clock_ns, oid)
                 if order.is_open:
                     self.working.setdefault(order.instrument_id, set()).add(book)
-                if row.cancel_requested and order.is_open:
+                if row["cancel_requested"] and order.is_open:
                     broker.cancel(oid, self.clock_ns)
                 taken += 1
             else:
