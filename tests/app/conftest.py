@@ -108,6 +108,20 @@ class Harness:
         self.feed.push(list(chunk))
         return chunk
 
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait until the runtime has processed every event pushed so far (in memory; persistence follows)."""
+        deadline = time.monotonic() + timeout
+        while self.platform.runtime.events_processed < self.feed.pushed:
+            if time.monotonic() > deadline:
+                pytest.fail(f"the runtime processed {self.platform.runtime.events_processed} of {self.feed.pushed}")
+            time.sleep(0.005)
+
+    def restart(self) -> None:
+        """Stop the app (lifespan shutdown: the runtime flushes, the writer drains) and start a new one on the
+        same database and home, with a new feed; the replay continues at :attr:`cursor`. Tokens stay valid."""
+        self.client.__exit__(None, None, None)
+        self.client, self.feed = start_client(self.settings)
+
     def user(self, email: str = "trader@example.com") -> dict[str, str]:
         """Register ``email`` (once) and return Authorization headers with a fresh access token."""
         if email not in self.users:
@@ -167,15 +181,66 @@ def make_settings(tmp_path: Path, database: str, postgres_url: str | None) -> Se
         assert postgres_url is not None
         reset_postgres(postgres_url)
         url = postgres_url
+    # ``home`` is read under its alias SMART_TRADER_HOME only (``home=`` would be silently ignored and the
+    # SQLite file and market-data store would land in the user's real data folder, shared by every test)
     return Settings(
         database_url=url,
         redis_url="",
         secret_key="t" * 40,
         environment="test",
-        home=tmp_path / "home",
         log_json=False,
         _env_file=None,
-    )  # type: ignore[call-arg]
+        **{"SMART_TRADER_HOME": tmp_path / "home"},
+    )
+
+
+def start_client(settings: Settings) -> tuple[TestClient, QueueFeed]:
+    """Build the app (role ``all``) on ``settings`` with a fresh :class:`QueueFeed`, start it (lifespan) and wait
+    until the feed runs on the app's event loop. The caller closes the client (``client.__exit__``)."""
+    feed = QueueFeed()
+
+    async def build(_svc: MarketDataService) -> MarketFeed:
+        return await feed.started()
+
+    app = create_app(settings, "all", FeedSpec(build, None, "test feed"))
+    client = TestClient(app)
+    client.__enter__()
+    deadline = time.monotonic() + 5
+    while feed.loop is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert feed.loop is not None, "the feed did not start"
+    return client, feed
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_admin_url: str, worker_id: str) -> Iterator[str]:
+    """A PostgreSQL database private to this pytest run and worker (``test_st_app_<worker>_<pid>``), dropped at
+    the end. Overrides the repository-wide fixture, whose ``test_st_<worker>`` is shared by every run: two runs
+    at once on one server (several sessions, a CI matrix) would otherwise reset each other's schema mid-test."""
+    import os
+
+    import psycopg
+
+    name = f"test_st_app_{worker_id}_{os.getpid()}".replace("-", "_")
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cheap argon2id parameters for the app tests (the defaults cost ~0.3 s per hash on a CI machine, and every
+    test registers users); the code path is the same, only the cost parameters differ."""
+    from argon2 import PasswordHasher
+
+    from smart_trader.gateway import security
+
+    monkeypatch.setattr(security, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -186,14 +251,24 @@ def platform(request: pytest.FixtureRequest, tmp_path: Path, shared_data: Path) 
     settings = make_settings(tmp_path, database, pg)
     service = MarketDataService(settings.home_dir)
     inst, trades = real_trades(shared_data, service)
-    feed = QueueFeed()
+    client, feed = start_client(settings)
+    harness = Harness(client, feed, inst, trades, database, settings)
+    try:
+        yield harness
+    finally:
+        harness.client.__exit__(None, None, None)
 
-    async def build(_svc: MarketDataService) -> MarketFeed:
-        return await feed.started()
 
-    app = create_app(settings, "all", FeedSpec(build, None, "test feed"))
-    with TestClient(app) as client:
-        deadline = time.monotonic() + 5
-        while feed.loop is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        yield Harness(client, feed, inst, trades, database, settings)
+def assert_problem(r: Any, status: int, *words: str) -> dict[str, Any]:
+    """Assert ``r`` is an RFC 9457 problem document with ``status`` whose ``detail`` names every one of ``words``
+    (case-insensitive); returns the body."""
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/problem+json"), r.headers["content-type"]
+    body = dict(r.json())
+    assert {"type", "title", "status", "detail", "instance"} <= body.keys(), body
+    assert body["status"] == status
+    assert body["type"].startswith("https://") and body["title"] and body["detail"]
+    assert body["instance"] == r.request.url.path
+    for w in words:
+        assert w.lower() in body["detail"].lower(), (w, body["detail"])
+    return body

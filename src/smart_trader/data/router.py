@@ -9,7 +9,7 @@ import pyarrow as pa
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from smart_trader.core.errors import InvalidInputError
+from smart_trader.core.errors import InvalidInputError, NotFoundError
 from smart_trader.core.ids import instrument_id
 from smart_trader.data.timeframes import Timeframe
 from smart_trader.gateway.deps import CurrentUser, PlatformDep
@@ -80,16 +80,25 @@ async def bars(
     limit: Annotated[int, Query(ge=1, le=MAX_BARS)] = 1000,
 ) -> list[BarOut]:
     """Bars of ``timeframe`` in [start, end) from the store (built from finer bars, trades or quotes when needed),
-    the first ``limit`` of them. 404 when the instrument or its data is unknown."""
+    the first ``limit`` of them. 404 when the instrument or its data is unknown (the detail names no server path)."""
     try:
         tf = Timeframe.parse(timeframe)
     except InvalidInputError as exc:
         raise ProblemError(422, str(exc), "invalid-timeframe") from None
     if start is not None and end is not None and end <= start:
         raise ProblemError(422, f"end ({end}) must be after start ({start})", "invalid-range")
-    table: pa.Table = await platform.read_store(
-        lambda: platform.market_data.bars(symbol, venue, tf, start_ns=start, end_ns=end)
-    )
+    # the store's own not-found messages name server paths (fine for the CLI): answer with our own
+    iid = instrument_id(symbol, venue)
+    try:
+        platform.instrument(iid)
+    except NotFoundError:
+        raise ProblemError(404, f"unknown instrument {iid}: see GET /api/v1/instruments", "not-found") from None
+    try:
+        table: pa.Table = await platform.read_store(
+            lambda: platform.market_data.bars(symbol, venue, tf, start_ns=start, end_ns=end)
+        )
+    except NotFoundError:
+        raise ProblemError(404, f"no stored market data of {iid} makes {tf} bars", "not-found") from None
     table = table.slice(0, limit)
     ts = table.column("ts_event").cast(pa.int64()).to_pylist()
     cols: dict[str, list[Any]] = {c: table.column(c).to_pylist() for c in ("open", "high", "low", "close", "volume")}

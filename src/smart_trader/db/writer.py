@@ -6,6 +6,10 @@ others commit. The batch commits once; only then are the callers' futures resolv
 knows its change is durable (SQLite WAL with ``synchronous=NORMAL``: survives a process crash; PostgreSQL:
 fsynced at commit). If the commit itself fails, every job of the batch gets the error and nothing of it is kept.
 
+A batch first runs without savepoints (they cost a statement each); only when a job raises is the batch
+rolled back and redone with a savepoint per job. Jobs must therefore be safe to run twice in a rolled-back
+transaction (they only touch the database through ``conn``).
+
 This is how 64 concurrent order submissions cost a handful of commits instead of 64.
 """
 
@@ -105,31 +109,57 @@ class BatchWriter:
                 return
 
     def _commit(self, work: list[tuple[Any, Future[Any]]]) -> None:
-        results: list[tuple[Future[Any], bool, Any]] = []
-        bulks: dict[Any, list[tuple[Any, Future[Any]]]] = {}
+        live = [(job, fut) for job, fut in work if fut.set_running_or_notify_cancel()]
         try:
-            with self.engine.begin() as conn:
-                for job, fut in work:
-                    if not fut.set_running_or_notify_cancel():
-                        continue
-                    if isinstance(job, Bulk):
-                        bulks.setdefault(job.fn, []).append((job.item, fut))
-                        continue
-                    results.append(_run_one(conn, job, fut))
-                for fn, entries in bulks.items():
-                    results += _run_bulk(conn, fn, entries)
+            try:  # fast path: every job in one transaction, no savepoints
+                with self.engine.begin() as conn:
+                    results = self._run_all(conn, live, isolate=False)
+            except _JobFailedError:  # a job raised: redo the batch with a savepoint per job
+                with self.engine.begin() as conn:
+                    results = self._run_all(conn, live, isolate=True)
         except Exception as exc:  # the commit failed: nothing of the batch is kept
-            for _job, fut in work:
-                if fut.running():
-                    fut.set_exception(exc)
+            for _job, fut in live:
+                fut.set_exception(exc)
             return
         self.batches += 1
-        self.jobs += len(work)
+        self.jobs += len(live)
         for fut, ok, value in results:
             if ok:
                 fut.set_result(value)
             else:
                 fut.set_exception(value)
+
+    @staticmethod
+    def _run_all(conn: Connection, work: list[tuple[Any, Future[Any]]], isolate: bool) -> list[_Result]:
+        results: list[_Result] = []
+        bulks: dict[Any, list[tuple[Any, Future[Any]]]] = {}
+        for job, fut in work:
+            if isinstance(job, Bulk):
+                bulks.setdefault(job.fn, []).append((job.item, fut))
+            elif isolate:
+                results.append(_run_one(conn, job, fut))
+            else:
+                try:
+                    results.append((fut, True, job(conn)))
+                except Exception as exc:
+                    raise _JobFailedError from exc
+        for fn, entries in bulks.items():
+            if isolate:
+                results += _run_bulk(conn, fn, entries)
+            else:
+                try:
+                    values = fn(conn, [item for item, _fut in entries])
+                except Exception as exc:
+                    raise _JobFailedError from exc
+                results += [(fut, True, v) for (_item, fut), v in zip(entries, values, strict=True)]
+        return results
+
+
+class _JobFailedError(Exception):
+    """A job of an unisolated batch raised: the batch is redone with a savepoint per job."""
+
+
+_Result = tuple[Future[Any], bool, Any]
 
 
 def _run_one(conn: Connection, job: Job, fut: Future[Any]) -> tuple[Future[Any], bool, Any]:

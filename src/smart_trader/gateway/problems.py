@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smart_trader.core.errors import (
     InvalidInputError,
@@ -88,8 +89,46 @@ def _status_of(exc: SmartTraderError) -> tuple[int, str]:
     return 400, "bad-request"
 
 
+INTERNAL_DETAIL = "internal error; the request id in the logs has the details"
+
+
+class UnexpectedErrorMiddleware:
+    """ASGI middleware: an unexpected exception becomes a 500 problem document *inside* the request-context
+    middleware, so the response carries ``X-Request-ID`` and the logged traceback has the request id bound.
+
+    Starlette runs handlers registered for ``Exception`` in its outermost middleware, after the request context
+    is gone: a 500 answered there had no request id to quote, and its log line none to match. An exception raised
+    after the response started cannot be answered any more and is re-raised.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            if started:
+                raise
+            log.exception("unhandled error", path=scope["path"])
+            await problem(500, INTERNAL_DETAIL, scope["path"])(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
-    """Register the problem-details handlers on ``app``."""
+    """Register the problem-details handlers on ``app``. Call it before adding the request-context middleware
+    (as the app factory does), so that middleware wraps :class:`UnexpectedErrorMiddleware`."""
+    app.add_middleware(UnexpectedErrorMiddleware)
 
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, exc: ProblemError) -> Response:
@@ -116,5 +155,5 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error", path=request.url.path)
-        return problem(500, "internal error; the request id in the logs has the details", request.url.path)
+        log.exception("unhandled error", path=request.url.path)  # raised outside UnexpectedErrorMiddleware
+        return problem(500, INTERNAL_DETAIL, request.url.path)

@@ -1,0 +1,106 @@
+"""The group-commit writer on SQLite and the real PostgreSQL: batches commit together, a failing job fails
+alone, bulk jobs get one result per item, and a caller is answered only after its change is committed."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Table, insert, select
+
+from smart_trader.db.engine import make_engine
+from smart_trader.db.writer import BatchWriter
+from tests.conftest import reset_postgres
+
+meta = MetaData()
+items = Table("items", meta, Column("id", Integer, primary_key=True), Column("name", String(20), unique=True))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_url")
+        reset_postgres(url)
+        url = url.replace("postgresql://", "postgresql+psycopg://")
+    else:
+        url = f"sqlite:///{tmp_path / 'w.db'}"
+    eng = make_engine(url)
+    meta.create_all(eng)
+    yield eng
+    eng.dispose()
+
+
+def _names(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return sorted(r.name for r in conn.execute(select(items)))
+
+
+def _add(name: str, fail: bool = False) -> Any:
+    def job(conn: Connection) -> str:
+        conn.execute(insert(items).values(name=name))
+        if fail:
+            raise ValueError(f"{name} refused")
+        return name
+
+    return job
+
+
+def _bulk(conn: Connection, names: list[str]) -> list[int]:
+    conn.execute(insert(items), [{"name": n} for n in names])  # a duplicate name fails the whole statement
+    return [len(n) for n in names]
+
+
+def test_a_failing_job_fails_alone_and_the_rest_commit(engine: Engine) -> None:
+    writer = BatchWriter(engine)
+
+    async def main() -> list[Any]:
+        return await asyncio.gather(
+            *(writer.run(_add(f"ok{i}")) for i in range(20)),
+            writer.run(_add("bad", fail=True)),
+            return_exceptions=True,
+        )
+
+    writer.start()
+    try:
+        results = asyncio.run(main())
+    finally:
+        writer.stop()
+    assert results[:20] == [f"ok{i}" for i in range(20)]
+    assert isinstance(results[20], ValueError) and "bad refused" in str(results[20])
+    assert _names(engine) == sorted(f"ok{i}" for i in range(20))  # "bad" was undone, nothing else
+
+
+def test_bulk_items_get_their_own_results_and_a_bad_item_fails_only_its_caller(engine: Engine) -> None:
+    writer = BatchWriter(engine)
+
+    async def main() -> list[Any]:
+        names = ["a", "bb", "ccc", "a", "dddd"]  # the second "a" breaks the unique constraint
+        return await asyncio.gather(*(writer.run_bulk(_bulk, n) for n in names), return_exceptions=True)
+
+    writer.start()
+    try:
+        results = asyncio.run(main())
+    finally:
+        writer.stop()
+    assert [r for r in results if not isinstance(r, Exception)] == [1, 2, 3, 4]
+    assert sum(isinstance(r, Exception) for r in results) == 1
+    assert _names(engine) == ["a", "bb", "ccc", "dddd"]
+    assert writer.batches >= 1
+
+
+def test_many_concurrent_jobs_share_few_commits(engine: Engine) -> None:
+    writer = BatchWriter(engine)
+
+    async def main() -> None:
+        await asyncio.gather(*(writer.run(_add(f"n{i}")) for i in range(300)))
+
+    writer.start()
+    try:
+        asyncio.run(main())
+    finally:
+        writer.stop()
+    assert len(_names(engine)) == 300
+    assert writer.jobs == 300 and writer.batches < 300  # group commit: fewer transactions than jobs
