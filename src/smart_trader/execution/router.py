@@ -13,17 +13,15 @@ import time
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-import orjson
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Connection, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Row
 
 from smart_trader.core.errors import InvalidInputError, NotFoundError, RejectedByRulesError
 from smart_trader.core.ids import ClientOrderId, instrument_id
-from smart_trader.db.outbox import outbox
 from smart_trader.execution import store
 from smart_trader.execution.enums import OrderSide, OrderStatus, OrderType, TimeInForce
+from smart_trader.execution.intake import Received, store_orders
 from smart_trader.execution.orders import OrderRequest
 from smart_trader.gateway.deps import OwnedAccount, PlatformDep
 from smart_trader.gateway.problems import ProblemError
@@ -85,7 +83,7 @@ class OrderOut(BaseModel):
 
 def order_out(row: Any) -> OrderOut:
     """The API view of an order row (a SQLAlchemy row or a dict)."""
-    r = row if isinstance(row, dict) else row._mapping
+    r = row._mapping if isinstance(row, Row) else row
     filled = r["filled_qty"]
     return OrderOut(
         id=r["id"],
@@ -109,47 +107,6 @@ def order_out(row: Any) -> OrderOut:
         created_ns=r["created_ns"],
         ts_last=r["ts_last"],
     )
-
-
-def _submit_job(account_id: str, request: OrderRequest, symbol: str, venue: str) -> Any:
-    def job(conn: Connection) -> tuple[Any, bool]:
-        coid = request.client_order_id
-        if coid is not None:
-            existing = store.find_by_client_order_id(conn, account_id, coid)
-            if existing is not None:
-                return existing, False
-        try:
-            with conn.begin_nested():
-                row = store.insert_new_order(conn, account_id, store.new_order_id(), request, symbol, venue)
-                body = {
-                    "type": "order",
-                    "topic": f"orders.{account_id}",
-                    "event": "submitted",
-                    "account_id": account_id,
-                    "order_id": row["id"],
-                    "order": order_out(row).model_dump(mode="json"),
-                }
-                conn.execute(
-                    insert(outbox),
-                    [
-                        {
-                            "topic": f"orders.{account_id}",
-                            "event_type": "order.submitted",
-                            "payload": orjson.dumps(body).decode(),
-                            "created_ns": row["created_ns"],
-                        }
-                    ],
-                )
-        except IntegrityError:
-            if coid is None:
-                raise
-            existing = store.find_by_client_order_id(conn, account_id, coid)  # placed meanwhile by another process
-            if existing is None:
-                raise
-            return existing, False
-        return row, True
-
-    return job
 
 
 @router.post(
@@ -183,10 +140,11 @@ async def place_order(account_id: OwnedAccount, body: OrderIn, platform: Platfor
         request.validate(instrument)
     except (InvalidInputError, RejectedByRulesError) as exc:
         raise ProblemError(422, str(exc), "invalid-order") from None
-    row, created = await platform.writer.run(_submit_job(account_id, request, instrument.symbol, instrument.venue))
+    received = Received(account_id, request, instrument.symbol, instrument.venue)
+    row, created = await platform.writer.run_bulk(store_orders, received)
     if created:
         metrics.ORDERS_SUBMITTED.inc()
-        platform.notify_orders()
+        platform.notify_orders([row])
     else:
         response.status_code = 200
     return order_out(row)

@@ -236,6 +236,8 @@ class _Connection:
             if op == "subscribe":
                 topic = await self._topic(request, check_owner=True)
                 sub = self.sub
+                if sub.closed:  # dropped while the ownership check was awaited
+                    raise _BadRequestError("connection closing")
                 if topic not in sub.topics and len(sub.topics) >= MAX_TOPICS_PER_CONNECTION:
                     raise _BadRequestError(f"too many subscriptions (at most {MAX_TOPICS_PER_CONNECTION})")
                 self.hub.subscribe(sub, topic)
