@@ -34,7 +34,7 @@ class Settings(BaseSettings):
         log_json: JSON log lines (default) or human-readable console output.
     """
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
 
     database_url: str = ""
     redis_url: str = ""

@@ -100,6 +100,7 @@ class _Batch:
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     books: list[AccountBook] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.order_updates or self.accounts or self.snapshots)
@@ -143,6 +144,7 @@ class TradingRuntime:
         self.time_floor_ns = 0
         self._shift = 0
         self._changes: list[tuple[AccountBook, Order, OrderEvent]] = []
+        self._statuses: list[str] = []  # the status each order event led to (orders_total counts them)
         self._orders_wanted = asyncio.Event()
         self._received: list[Mapping[str, Any]] = []
         self._poll_due = True
@@ -258,8 +260,11 @@ class TradingRuntime:
     def _listener(self, book: AccountBook) -> Callable[[Order, OrderEvent], None]:
         changes = self._changes
 
+        statuses = self._statuses
+
         def on_event(order: Order, event: OrderEvent) -> None:
             changes.append((book, order, event))
+            statuses.append(order.status.value)
             if isinstance(event, OrderFilled):
                 book.dirty_instruments.add(event.fill.instrument_id)
 
@@ -371,8 +376,8 @@ class TradingRuntime:
         self._after_commit(batch)
 
     def _after_commit(self, batch: _Batch) -> None:
-        for u in batch.order_updates:
-            metrics.ORDERS.labels(u["status"]).inc()
+        for status in batch.statuses:
+            metrics.ORDERS.labels(status).inc()
         for f in batch.fills:
             metrics.FILLS.inc()
             metrics.TRADING_VOLUME.labels(f["commission_currency"]).inc(float(f["quantity"] * f["price"]))
@@ -388,6 +393,7 @@ class TradingRuntime:
         """Snapshot the changes (and, with ``snapshot``, equity of accounts with open positions) as rows."""
         batch = _Batch()
         changes, self._changes[:] = list(self._changes), []
+        batch.statuses, self._statuses[:] = list(self._statuses), []
         now = time.time_ns()
         touched: dict[int, AccountBook] = {}
         last_by_order: dict[str, Order] = {}
@@ -466,7 +472,8 @@ class TradingRuntime:
         unrealized: Decimal | None = None
         with contextlib.suppress(NotFoundError):
             equity, unrealized = account.equity, account.unrealized_pnl
-        changed = value and equity is not None and (entries or equity != book.last_equity)
+        # no snapshot before the first market event: its time would be unknown (0)
+        changed = value and self.clock_ns > 0 and equity is not None and (entries or equity != book.last_equity)
         if equity is not None and unrealized is not None and changed:
             book.peak = max(book.peak, equity)
             book.last_equity = equity
