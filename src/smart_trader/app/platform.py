@@ -136,7 +136,7 @@ class Platform:
         return inst
 
 
-def get_platform(conn: HTTPConnection) -> Platform:
-    """FastAPI dependency: the process's :class:`Platform`."""
+async def get_platform(conn: HTTPConnection) -> Platform:
+    """FastAPI dependency: the process's :class:`Platform` (``async`` so FastAPI does not run it in a thread)."""
     platform: Platform = conn.app.state.platform
     return platform

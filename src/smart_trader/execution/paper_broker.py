@@ -45,8 +45,14 @@ from smart_trader.execution.events import (
 )
 from smart_trader.execution.orders import Order, OrderRequest
 from smart_trader.portfolio.account import Account, AccountType
+from smart_trader.portfolio.exact import EXACT
 
 EventListener = Callable[[Order, OrderEvent], None]
+
+
+def _value(quantity: Decimal, price: Decimal, multiplier: Decimal) -> Decimal:
+    """quantity × price × multiplier, exactly (quote currency)."""
+    return EXACT.multiply(EXACT.multiply(quantity, price), multiplier)
 
 
 def _numbered_ids(prefix: str) -> Callable[[], str]:
@@ -83,6 +89,7 @@ class WorkingOrder:
     type: OrderType
     tif: TimeInForce
     tries: int = 0
+    ref: Decimal | None = None  # a working buy's fixed valuation price (limit, else stop), for committed cash
 
 
 class PaperBroker:
@@ -116,6 +123,10 @@ class PaperBroker:
         self.listeners: list[EventListener] = []
         self._open: dict[InstrumentId, list[WorkingOrder]] = {}
         self._by_client_id: dict[str, Order] = {}
+        # cash committed to working buys: Σ leaves × ref × multiplier of those with a limit or stop price, kept
+        # exactly as they are accepted, fill and close; buys valued at the last price (market, notional) apart
+        self._committed = Decimal(0)
+        self._floating: list[WorkingOrder] = []
         make_ids = ids or _numbered_ids
         self._next_order_id = make_ids("O")
         self._next_fill_id = make_ids("F")
@@ -208,6 +219,14 @@ class PaperBroker:
             request.time_in_force,
             tries,
         )
+        if working.buy:
+            ref = request.limit_price or request.stop_price
+            leaves = order.leaves_qty
+            if ref is not None and leaves is not None:
+                working.ref = ref
+                self._committed = EXACT.add(self._committed, _value(leaves, ref, instrument.multiplier))
+            else:
+                self._floating.append(working)
         self._open.setdefault(instrument.id, []).append(working)
 
     def cancel(self, order_id: OrderId, ts: int) -> Order:
@@ -246,11 +265,9 @@ class PaperBroker:
                     "held and not already offered: short selling is not allowed on a cash account"
                 )
             return
-        committed = Decimal(0)
-        for acct_orders in self._open.values():
-            for w in acct_orders:
-                if w.buy:
-                    committed += self._reserved(w.order, w.instrument)
+        committed = self._committed
+        for w in self._floating:
+            committed += self._reserved(w.order, w.instrument)
         cash = self.account.cash - committed
         if request.notional is not None:
             if request.notional > cash:
@@ -442,6 +459,8 @@ class PaperBroker:
         self.fills.append(fill)
         self.account.apply_fill(fill, inst)
         self._emit(order, OrderFilled(self._next_event_id(), order.order_id, ts, ts, fill))
+        if w.ref is not None:
+            self._committed = EXACT.subtract(self._committed, _value(qty, w.ref, inst.multiplier))
         if order.status is OrderStatus.FILLED:
             self._remove(order)
         elif tif is TimeInForce.IOC:
@@ -458,6 +477,13 @@ class PaperBroker:
             for i, w in enumerate(lst):
                 if w.order is order:
                     del lst[i]  # in place: the engine holds this list
+                    if w.ref is not None:
+                        leaves = order.leaves_qty or Decimal(0)
+                        self._committed = EXACT.subtract(
+                            self._committed, _value(leaves, w.ref, w.instrument.multiplier)
+                        )
+                    elif w.buy:
+                        self._floating.remove(w)
                     break
 
     def _emit(self, order: Order, event: OrderEvent) -> None:
