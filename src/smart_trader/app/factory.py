@@ -91,12 +91,14 @@ def create_app(
     if role in ("all", "api"):
         from smart_trader.data.router import router as data_router
         from smart_trader.execution.router import router as orders_router
+        from smart_trader.gateway.deps import document_security
         from smart_trader.gateway.router import router as auth_router
         from smart_trader.gateway.ws import router as ws_router
         from smart_trader.portfolio.router import router as accounts_router
 
         for r in (auth_router, accounts_router, orders_router, data_router, ws_router):
             app.include_router(r)
+        document_security(app)
     return app
 
 
