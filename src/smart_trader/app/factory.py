@@ -139,9 +139,12 @@ async def _running(
     else:
         loop = asyncio.get_running_loop()
 
-        def deliver(messages: list[tuple[str, str]]) -> None:
+        def publish_all(messages: list[tuple[str, str]]) -> None:
             for topic, message in messages:
-                loop.call_soon_threadsafe(hub.publish, topic, message)
+                hub.publish(topic, message)
+
+        def deliver(messages: list[tuple[str, str]]) -> None:
+            loop.call_soon_threadsafe(publish_all, messages)  # one wake-up of the event loop per batch
 
     relay = OutboxRelay(writer, deliver)
     relay.start()

@@ -14,9 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Any
 
-import orjson
 import structlog
 from sqlalchemy import Connection, select, update
 
@@ -118,7 +116,7 @@ class OutboxRelay:
 
 
 def _with_id(payload: str, outbox_id: int) -> str:
-    """The payload with its ``outbox_id`` (consumers dedupe on it)."""
-    body: dict[str, Any] = orjson.loads(payload)
-    body["outbox_id"] = outbox_id
-    return orjson.dumps(body).decode()
+    """The payload (a JSON object) with its ``outbox_id`` first (consumers dedupe on it); no re-encoding."""
+    if payload.startswith("{}"):
+        return '{"outbox_id":' + str(outbox_id) + "}"
+    return '{"outbox_id":' + str(outbox_id) + "," + payload[1:]
