@@ -81,6 +81,9 @@ def create_app(
         "Errors are RFC 9457 problem details. Money and quantities are decimal strings; times are ns since the "
         "epoch, UTC.",
         lifespan=lifespan,
+        # FastAPI's built-in OpenTelemetry hooks check the global providers on every request; metrics come from
+        # our own Prometheus instrumentation (ops/metrics.py) instead
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.role = role
     problems.install(app)
