@@ -55,6 +55,11 @@ async def owned_account(account_id: str, request: Request) -> str:
         ProblemError: 401 as :func:`current_user`; 404 when there is no such account or it is someone else's
             (existence is not revealed).
     """
+    return await check_owned_account(account_id, request)
+
+
+async def check_owned_account(account_id: str, request: Request) -> str:
+    """:func:`owned_account` as a plain call (for a hot endpoint that avoids dependency resolution)."""
     user_id = await _user(request)
     platform: Platform = request.app.state.platform
     if await platform.account_owner(account_id) != user_id:
