@@ -129,6 +129,8 @@ class Result:
     server_cpu: float | None = None
     statuses: dict[str, int] | None = None
     load: float = 0.0  # the machine's 1-minute load average before the configuration started
+    batch_jobs: float | None = None  # mean jobs per group-commit transaction (the server's db_write_batch_jobs)
+    batch_ms: float | None = None  # mean time of one group-commit transaction (ms)
 
     @property
     def rps(self) -> float:
@@ -355,11 +357,32 @@ def bench(
             result.stored = sum(counts.values()) - before
             result.backlog = counts.get("new", 0)
             result.statuses = counts
+            result.batch_jobs, result.batch_ms = writer_batches(server.url)
         return result
     finally:
         server.stop()
         if config.database == "postgres":
             drop_postgres()
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def writer_batches(url: str) -> tuple[float | None, float | None]:
+    """Mean jobs per writer transaction and mean transaction time (ms), from the server's ``/metrics``."""
+    import urllib.request
+
+    text = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
+    values = {}
+    for line in text.splitlines():
+        for name in ("db_write_batch_jobs_sum", "db_write_batch_jobs_count", "db_write_batch_seconds_sum"):
+            if line.startswith(name + " "):
+                values[name] = float(line.split()[1])
+    count = values.get("db_write_batch_jobs_count")
+    if not count:
+        return None, None
+    return values["db_write_batch_jobs_sum"] / count, values["db_write_batch_seconds_sum"] * 1000 / count
 
 
 # -- report -----------------------------------------------------------------------------------------
@@ -406,8 +429,8 @@ def markdown(info: dict[str, str], results: list[Result], args: argparse.Namespa
         "≥ 3,000 orders/s on SQLite and ≥ 2,000 on PostgreSQL, p99 < 50 ms.",
         "",
         "| configuration | orders/s | × bare | p50 ms | p90 ms | p99 ms | max ms | errors | stored / 2xx | "
-        "backlog | server CPU | CPU ms/order | load before |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "backlog | server CPU | CPU ms/order | jobs/commit | ms/commit | load before |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         ratio = f"{r.rps / bare.rps:.3f}" if bare else "–"
@@ -417,7 +440,8 @@ def markdown(info: dict[str, str], results: list[Result], args: argparse.Namespa
         out.append(
             f"| `{r.config.name}`: {r.config.description} | {r.rps:,.0f} | {ratio} | {r.p50_ms:.1f} | "
             f"{r.p90_ms:.1f} | {r.p99_ms:.1f} | {r.max_ms:.1f} | {r.status_errors + r.socket_errors} | {stored} | "
-            f"{backlog} | {cpu} | {r.cpu_ms or 0:.2f} | {r.load:.2f} |"
+            f"{backlog} | {cpu} | {r.cpu_ms or 0:.2f} | {_num(r.batch_jobs, 1)} | {_num(r.batch_ms, 2)} | "
+            f"{r.load:.2f} |"
         )
     out += [
         "",
@@ -428,6 +452,8 @@ def markdown(info: dict[str, str], results: list[Result], args: argparse.Namespa
         "process's CPU time per wall second (100% = one core; the writer thread can add to the event loop's). "
         "“CPU ms/order”: server CPU time per answered request — the cost that bounds throughput on a quiet "
         "machine (about 1000 / it orders/s per core the server can use). "
+        "“jobs/commit”, “ms/commit”: the server's group-commit writer, mean jobs per transaction and mean time "
+        "per transaction (its `db_write_batch_*` metrics, whole run). "
         "“load before”: the machine's 1-minute load average when the configuration started (2 cores: above ~0.5 "
         "something else was running and the figures are pessimistic).",
         "",

@@ -57,6 +57,12 @@ def subscribe_quotes(ws: Any) -> None:
     assert ws.receive_json() == {"type": "subscribed", "topic": QUOTES}
 
 
+def read_until_closed(ws: Any) -> None:
+    """Read (and discard) messages until the server closes the socket (raises WebSocketDisconnect)."""
+    while True:
+        ws.receive_text()
+
+
 def test_auth_by_query_then_subscribe_receive_unsubscribe(client: TestClient) -> None:
     with client.websocket_connect("/ws?token=alice-token") as ws:
         subscribe_quotes(ws)
@@ -134,10 +140,12 @@ def test_bad_requests_get_error_replies_and_the_connection_stays(client: TestCli
         subscribe_quotes(ws)  # still alive and serving
 
 
-def test_binary_frame_is_an_error_not_a_crash(client: TestClient) -> None:
+def test_binary_frames_of_utf8_json_are_accepted_and_others_are_errors(client: TestClient) -> None:
     with client.websocket_connect("/ws?token=alice-token") as ws:
         ws.send_bytes(b'{"op":"ping"}')
-        assert ws.receive_json()["type"] == "error"
+        assert ws.receive_json() == {"type": "pong"}
+        ws.send_bytes(b"\xff\xfe")
+        assert ws.receive_json() == {"type": "error", "message": "a message must be UTF-8 JSON"}
         ws.send_json({"op": "ping", "id": "p1"})
         assert ws.receive_json() == {"type": "pong", "id": "p1"}
 
@@ -186,8 +194,7 @@ def test_overflowing_client_is_closed_with_1013() -> None:
 
         client.portal.call(burst)  # type: ignore[union-attr]
         with pytest.raises(WebSocketDisconnect) as info:
-            while True:
-                ws.receive_text()
+            read_until_closed(ws)
     assert info.value.code == 1013
     assert "too slow" in info.value.reason
 
@@ -217,14 +224,15 @@ def test_real_server_drops_a_stalled_client_and_the_fast_one_gets_everything() -
         request = json.dumps({"op": "subscribe", "channel": "quotes", "symbol": "BTC/USDT", "venue": "BINANCE"})
         dropped_before = WEBSOCKET_CLIENTS_DROPPED._value.get()
         # max_queue=1: the stalled client's library stops reading from the socket after one message; a small
-        # receive buffer (no autotuning, which on loopback may grow to tens of MB) makes the server feel it soon.
+        # receive buffer (no autotuning, which on loopback may grow to tens of MB) makes the server feel it soon;
+        # no compression, or the padding would shrink to nothing.
         small = socket.socket()
         small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
         small.connect(("127.0.0.1", port))
         small.setblocking(False)
         async with (
-            websockets.connect(uri, sock=small, max_queue=1, max_size=None) as stalled,
-            websockets.connect(uri, max_size=None) as fast,
+            websockets.connect(uri, sock=small, max_queue=1, max_size=None, compression=None) as stalled,
+            websockets.connect(uri, max_size=None, compression=None) as fast,
         ):
             for ws in (stalled, fast):
                 await ws.send(request)
@@ -242,14 +250,48 @@ def test_real_server_drops_a_stalled_client_and_the_fast_one_gets_everything() -
                 hub.publish(QUOTES, f'{{"type":"quote","seq":{i},"pad":"{padding}"}}')
                 if i % 10 == 9:
                     await asyncio.sleep(0.001)  # a paced feed: the fast client keeps up
+            assert WEBSOCKET_CLIENTS_DROPPED._value.get() == dropped_before + 1  # dropped while publishing
+
+            async def drain_stalled() -> websockets.ConnectionClosed:
+                while True:
+                    try:
+                        await stalled.recv()
+                    except websockets.ConnectionClosed as exc:
+                        return exc
+
+            # it reads again: the backlog in the socket buffers, then the close frame the server had queued
+            closed = await asyncio.wait_for(drain_stalled(), 30)
             await asyncio.wait_for(reader, 30)
             assert received == n
-            with pytest.raises(websockets.ConnectionClosed) as info:
-                while True:
-                    await asyncio.wait_for(stalled.recv(), 30)
-            assert info.value.rcvd is not None and info.value.rcvd.code == 1013
+            assert closed.rcvd is not None
+            assert closed.rcvd.code == 1013
+            assert "too slow" in closed.rcvd.reason
         assert WEBSOCKET_CLIENTS_DROPPED._value.get() == dropped_before + 1
         server.should_exit = True
         await serve
 
     asyncio.run(scenario())
+
+
+def test_no_auth_message_in_time_closes_with_1008(monkeypatch: pytest.MonkeyPatch, client: TestClient) -> None:
+    monkeypatch.setattr("smart_trader.gateway.ws.AUTH_TIMEOUT_S", 0.2)
+    with client.websocket_connect("/ws") as ws, pytest.raises(WebSocketDisconnect) as info:
+        ws.receive_text()
+    assert info.value.code == 1008
+    assert "timeout" in info.value.reason
+
+
+def test_failing_authenticator_closes_with_1011() -> None:
+    app = make_app()
+
+    async def broken(token: str) -> str | None:
+        raise ConnectionError("user store down")
+
+    app.state.authenticate = broken
+    with (
+        TestClient(app) as client,
+        client.websocket_connect("/ws?token=x") as ws,
+        pytest.raises(WebSocketDisconnect) as info,
+    ):
+        ws.receive_text()
+    assert info.value.code == 1011

@@ -18,12 +18,15 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
+
+from smart_trader.ops.metrics import DB_BATCH_JOBS, DB_BATCH_SECONDS
 
 T = TypeVar("T")
 Job = Callable[[Connection], Any]
@@ -109,6 +112,7 @@ class BatchWriter:
                 return
 
     def _commit(self, work: list[tuple[Any, Future[Any]]]) -> None:
+        start = time.perf_counter()
         live = [(job, fut) for job, fut in work if fut.set_running_or_notify_cancel()]
         try:
             try:  # fast path: every job in one transaction, no savepoints
@@ -123,6 +127,8 @@ class BatchWriter:
             return
         self.batches += 1
         self.jobs += len(live)
+        DB_BATCH_JOBS.observe(len(live))
+        DB_BATCH_SECONDS.observe(time.perf_counter() - start)
         for fut, ok, value in results:
             if ok:
                 fut.set_result(value)

@@ -33,3 +33,13 @@ ORDERS_SUBMITTED = Counter("orders_submitted_total", "Orders accepted for proces
 FILLS = Counter("fills_total", "Fills executed by the paper broker.")
 MARKET_EVENTS = Counter("market_events_total", "Market-data events processed by the feed, by kind.", ["kind"])
 OUTBOX_PENDING = Gauge("outbox_pending", "Outbox events written but not yet published.")
+DB_BATCH_JOBS = Histogram(
+    "db_write_batch_jobs",
+    "Jobs committed together by the group-commit writer (one transaction).",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+DB_BATCH_SECONDS = Histogram(
+    "db_write_batch_seconds",
+    "Time the group-commit writer spent on one batch, from its first statement to its commit (seconds).",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
