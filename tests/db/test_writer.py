@@ -21,6 +21,7 @@ items = Table("items", meta, Column("id", Integer, primary_key=True), Column("na
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A fresh database with one table (SQLite file, or the real PostgreSQL)."""
     if request.param == "postgres":
         url = request.getfixturevalue("postgres_url")
         reset_postgres(url)
@@ -31,6 +32,12 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     meta.create_all(eng)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(params=["thread", "inline"])
+def inline(request: pytest.FixtureRequest) -> bool:
+    """Both ways the writer runs: its own thread, or inline on the event loop."""
+    return bool(request.param == "inline")
 
 
 def _names(engine: Engine) -> list[str]:
@@ -53,8 +60,8 @@ def _bulk(conn: Connection, names: list[str]) -> list[int]:
     return [len(n) for n in names]
 
 
-def test_a_failing_job_fails_alone_and_the_rest_commit(engine: Engine) -> None:
-    writer = BatchWriter(engine)
+def test_a_failing_job_fails_alone_and_the_rest_commit(engine: Engine, inline: bool) -> None:
+    writer = BatchWriter(engine, inline=inline)
 
     async def main() -> list[Any]:
         return await asyncio.gather(
@@ -73,8 +80,8 @@ def test_a_failing_job_fails_alone_and_the_rest_commit(engine: Engine) -> None:
     assert _names(engine) == sorted(f"ok{i}" for i in range(20))  # "bad" was undone, nothing else
 
 
-def test_bulk_items_get_their_own_results_and_a_bad_item_fails_only_its_caller(engine: Engine) -> None:
-    writer = BatchWriter(engine)
+def test_bulk_items_get_their_own_results_and_a_bad_item_fails_only_its_caller(engine: Engine, inline: bool) -> None:
+    writer = BatchWriter(engine, inline=inline)
 
     async def main() -> list[Any]:
         names = ["a", "bb", "ccc", "a", "dddd"]  # the second "a" breaks the unique constraint
@@ -91,8 +98,8 @@ def test_bulk_items_get_their_own_results_and_a_bad_item_fails_only_its_caller(e
     assert writer.batches >= 1
 
 
-def test_many_concurrent_jobs_share_few_commits(engine: Engine) -> None:
-    writer = BatchWriter(engine)
+def test_many_concurrent_jobs_share_few_commits(engine: Engine, inline: bool) -> None:
+    writer = BatchWriter(engine, inline=inline)
 
     async def main() -> None:
         await asyncio.gather(*(writer.run(_add(f"n{i}")) for i in range(300)))

@@ -116,7 +116,7 @@ async def _running(
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
     engine = make_engine(settings.resolved_database_url)
     await asyncio.to_thread(upgrade_to_head, engine)
-    writer = BatchWriter(engine)
+    writer = BatchWriter(engine, inline=settings.is_sqlite)
     writer.start()
     hub = Hub(settings.ws_queue_size)
     market_data = MarketDataService(settings.home_dir)

@@ -1,14 +1,23 @@
-"""Group commit: many small write transactions from async code, committed together by one thread.
+"""Group commit: many small write transactions from async code, committed together.
 
-Each job is a function of a SQLAlchemy :class:`~sqlalchemy.Connection`; it runs inside a savepoint of the
-batch's transaction, so a job that raises is undone alone and its exception goes back to its caller, while the
-others commit. The batch commits once; only then are the callers' futures resolved. A caller that got a result
-knows its change is durable (SQLite WAL with ``synchronous=NORMAL``: survives a process crash; PostgreSQL:
-fsynced at commit). If the commit itself fails, every job of the batch gets the error and nothing of it is kept.
+Each job is a function of a SQLAlchemy :class:`~sqlalchemy.Connection`. Jobs queued together run in one
+transaction that commits once; only then are their callers answered. A caller that got a result knows its change
+is durable (SQLite WAL with ``synchronous=NORMAL``: survives a process crash; PostgreSQL: fsynced at commit). If
+the commit itself fails, every job of the batch gets the error and nothing of it is kept.
 
-A batch first runs without savepoints (they cost a statement each); only when a job raises is the batch
-rolled back and redone with a savepoint per job. Jobs must therefore be safe to run twice in a rolled-back
-transaction (they only touch the database through ``conn``).
+A batch first runs without savepoints (they cost a statement each); when a job raises, the batch is rolled back
+and redone with a savepoint per job, so that job is undone alone and its exception goes back to its caller while
+the others commit. Jobs must therefore be safe to run twice in a rolled-back transaction (they only touch the
+database through ``conn``).
+
+Two ways to run (``inline``):
+
+- **a writer thread** (PostgreSQL): the thread takes whatever is queued (up to ``max_batch`` jobs) per
+  transaction; while the database answers over the network the event loop goes on.
+- **inline on the event loop** (SQLite): jobs queued during one turn of the loop are committed at the end of that
+  turn, on the loop's own thread. SQLite does no network I/O and, in WAL mode with ``synchronous=NORMAL``, no
+  fsync at commit, so a batch is pure CPU; run in a thread it would have to win the GIL back from the busy event
+  loop at every database call (measured: 20 ms per batch instead of 2.5 ms).
 
 This is how 64 concurrent order submissions cost a handful of commits instead of 64.
 """
@@ -31,6 +40,7 @@ from smart_trader.ops.metrics import DB_BATCH_JOBS, DB_BATCH_SECONDS
 T = TypeVar("T")
 Job = Callable[[Connection], Any]
 _STOP = object()
+_Outcome = tuple[bool, Any]  # (True, result) or (False, the exception the job raised)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,23 +54,26 @@ class Bulk:
 
 
 class BatchWriter:
-    """One writer thread committing queued jobs in batches of up to ``max_batch``.
+    """Commits queued jobs in batches of up to ``max_batch``, in a writer thread or inline on the event loop.
 
-    Use :meth:`run` from async code (``await writer.run(job)``) or :meth:`submit` from threads.
+    Use :meth:`run` / :meth:`run_bulk` from async code; :meth:`submit` / :meth:`submit_bulk` from other threads
+    (thread mode only).
     """
 
-    def __init__(self, engine: Engine, max_batch: int = 256) -> None:
+    def __init__(self, engine: Engine, max_batch: int = 256, inline: bool = False) -> None:
         self.engine = engine
         self.max_batch = max_batch
+        self.inline = inline
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="db-writer", daemon=True)
         self._started = False
+        self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
         self.batches = 0
         self.jobs = 0
 
     def start(self) -> None:
-        """Start the writer thread (idempotent)."""
-        if not self._started:
+        """Start the writer thread (idempotent; nothing to start inline)."""
+        if not self._started and not self.inline:
             self._started = True
             self._thread.start()
 
@@ -72,20 +85,16 @@ class BatchWriter:
             self._started = False
 
     def submit(self, job: Callable[[Connection], T]) -> Future[T]:
-        """Queue ``job``; the future gets its result after the batch committed (or its exception)."""
+        """Queue ``job`` (thread mode); the future gets its result after the batch committed (or its exception)."""
         fut: Future[T] = Future()
         self._queue.put((job, fut))
         return fut
 
     def submit_bulk(self, fn: Callable[[Connection, list[Any]], list[Any]], item: Any) -> Future[Any]:
-        """Queue one item of a :class:`Bulk` job; the future gets its own result after the commit."""
+        """Queue one item of a :class:`Bulk` job (thread mode); the future gets its own result after the commit."""
         fut: Future[Any] = Future()
         self._queue.put((Bulk(fn, item), fut))
         return fut
-
-    async def run_bulk(self, fn: Callable[[Connection, list[Any]], list[Any]], item: Any) -> Any:
-        """Queue ``item`` for ``fn`` (see :class:`Bulk`) and wait for its committed result."""
-        return await asyncio.wrap_future(self.submit_bulk(fn, item))
 
     async def run(self, job: Callable[[Connection], T]) -> T:
         """Queue ``job`` and wait for its committed result.
@@ -93,8 +102,43 @@ class BatchWriter:
         Raises:
             whatever ``job`` raised, or the database error that failed the batch's commit.
         """
+        if self.inline:
+            result: T = await self._enqueue(job)
+            return result
         return await asyncio.wrap_future(self.submit(job))
 
+    async def run_bulk(self, fn: Callable[[Connection, list[Any]], list[Any]], item: Any) -> Any:
+        """Queue ``item`` for ``fn`` (see :class:`Bulk`) and wait for its committed result."""
+        if self.inline:
+            return await self._enqueue(Bulk(fn, item))
+        return await asyncio.wrap_future(self.submit_bulk(fn, item))
+
+    # -- inline mode ------------------------------------------------------------------------
+    def _enqueue(self, job: Any) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)  # after the callbacks already scheduled: this turn's jobs batch up
+        self._pending.append((job, fut))
+        return fut
+
+    def _flush(self) -> None:
+        while self._pending:
+            work, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            live = [(job, fut) for job, fut in work if not fut.cancelled()]
+            try:
+                outcomes = self._execute([job for job, _fut in live])
+            except Exception as exc:  # the commit failed: nothing of the batch is kept
+                for _job, fut in live:
+                    fut.set_exception(exc)
+                continue
+            for (_job, fut), (ok, value) in zip(live, outcomes, strict=True):
+                if ok:
+                    fut.set_result(value)
+                else:
+                    fut.set_exception(value)
+
+    # -- thread mode ------------------------------------------------------------------------
     def _loop(self) -> None:
         while True:
             item = self._queue.get()
@@ -112,81 +156,94 @@ class BatchWriter:
                 return
 
     def _commit(self, work: list[tuple[Any, Future[Any]]]) -> None:
-        start = time.perf_counter()
         live = [(job, fut) for job, fut in work if fut.set_running_or_notify_cancel()]
         try:
-            try:  # fast path: every job in one transaction, no savepoints
-                with self.engine.begin() as conn:
-                    results = self._run_all(conn, live, isolate=False)
-            except _JobFailedError:  # a job raised: redo the batch with a savepoint per job
-                with self.engine.begin() as conn:
-                    results = self._run_all(conn, live, isolate=True)
+            outcomes = self._execute([job for job, _fut in live])
         except Exception as exc:  # the commit failed: nothing of the batch is kept
             for _job, fut in live:
                 fut.set_exception(exc)
             return
-        self.batches += 1
-        self.jobs += len(live)
-        DB_BATCH_JOBS.observe(len(live))
-        DB_BATCH_SECONDS.observe(time.perf_counter() - start)
-        for fut, ok, value in results:
+        for (_job, fut), (ok, value) in zip(live, outcomes, strict=True):
             if ok:
                 fut.set_result(value)
             else:
                 fut.set_exception(value)
 
-    @staticmethod
-    def _run_all(conn: Connection, work: list[tuple[Any, Future[Any]]], isolate: bool) -> list[_Result]:
-        results: list[_Result] = []
-        bulks: dict[Any, list[tuple[Any, Future[Any]]]] = {}
-        for job, fut in work:
-            if isinstance(job, Bulk):
-                bulks.setdefault(job.fn, []).append((job.item, fut))
-            elif isolate:
-                results.append(_run_one(conn, job, fut))
-            else:
-                try:
-                    results.append((fut, True, job(conn)))
-                except Exception as exc:
-                    raise _JobFailedError from exc
-        for fn, entries in bulks.items():
-            if isolate:
-                results += _run_bulk(conn, fn, entries)
-            else:
-                try:
-                    values = fn(conn, [item for item, _fut in entries])
-                except Exception as exc:
-                    raise _JobFailedError from exc
-                results += [(fut, True, v) for (_item, fut), v in zip(entries, values, strict=True)]
-        return results
+    # -- both -------------------------------------------------------------------------------
+    def _execute(self, jobs: list[Any]) -> list[_Outcome]:
+        """Run ``jobs`` in one transaction and commit; one outcome per job, in order.
+
+        Raises:
+            the database error that failed the commit.
+        """
+        if not jobs:
+            return []
+        start = time.perf_counter()
+        try:  # fast path: every job in one transaction, no savepoints
+            with self.engine.begin() as conn:
+                outcomes = _run_all(conn, jobs, isolate=False)
+        except _JobFailedError:  # a job raised: redo the batch with a savepoint per job
+            with self.engine.begin() as conn:
+                outcomes = _run_all(conn, jobs, isolate=True)
+        self.batches += 1
+        self.jobs += len(jobs)
+        DB_BATCH_JOBS.observe(len(jobs))
+        DB_BATCH_SECONDS.observe(time.perf_counter() - start)
+        return outcomes
 
 
 class _JobFailedError(Exception):
     """A job of an unisolated batch raised: the batch is redone with a savepoint per job."""
 
 
-_Result = tuple[Future[Any], bool, Any]
+def _run_all(conn: Connection, jobs: list[Any], isolate: bool) -> list[_Outcome]:
+    """Plain jobs in order, then each bulk function once over its items; outcomes in the jobs' order.
+
+    Raises:
+        _JobFailedError: a job raised and ``isolate`` is off.
+    """
+    outcomes: list[_Outcome | None] = [None] * len(jobs)
+    bulks: dict[Any, list[tuple[int, Any]]] = {}
+    for i, job in enumerate(jobs):
+        if isinstance(job, Bulk):
+            bulks.setdefault(job.fn, []).append((i, job.item))
+        elif isolate:
+            outcomes[i] = _run_one(conn, job)
+        else:
+            try:
+                outcomes[i] = (True, job(conn))
+            except Exception as exc:
+                raise _JobFailedError from exc
+    for fn, entries in bulks.items():
+        if isolate:
+            results = _run_bulk(conn, fn, [item for _i, item in entries])
+        else:
+            try:
+                results = [(True, v) for v in fn(conn, [item for _i, item in entries])]
+            except Exception as exc:
+                raise _JobFailedError from exc
+        for (i, _item), outcome in zip(entries, results, strict=True):
+            outcomes[i] = outcome
+    return [o for o in outcomes if o is not None]
 
 
-def _run_one(conn: Connection, job: Job, fut: Future[Any]) -> tuple[Future[Any], bool, Any]:
+def _run_one(conn: Connection, job: Job) -> _Outcome:
     """Run a job in its own savepoint: its failure is undone alone and reported to its caller."""
     try:
         with conn.begin_nested():
-            return fut, True, job(conn)
+            return True, job(conn)
     except Exception as exc:
-        return fut, False, exc
+        return False, exc
 
 
-def _run_bulk(
-    conn: Connection, fn: Callable[[Connection, list[Any]], list[Any]], entries: list[tuple[Any, Future[Any]]]
-) -> list[tuple[Future[Any], bool, Any]]:
-    """All items in one call; when it fails, each item alone (so one bad item fails only its caller)."""
+def _run_bulk(conn: Connection, fn: Callable[[Connection, list[Any]], list[Any]], items: list[Any]) -> list[_Outcome]:
+    """All items in one call in a savepoint; when it fails, halves, down to single items (so one bad item fails
+    only its own caller)."""
     try:
         with conn.begin_nested():
-            values = fn(conn, [item for item, _fut in entries])
-        return [(fut, True, value) for (_item, fut), value in zip(entries, values, strict=True)]
-    except Exception:
-        if len(entries) == 1:
-            item, fut = entries[0]
-            return [_run_one(conn, lambda c: fn(c, [item])[0], fut)]
-        return [r for e in entries for r in _run_bulk(conn, fn, [e])]
+            return [(True, v) for v in fn(conn, items)]
+    except Exception as exc:
+        if len(items) == 1:
+            return [(False, exc)]
+        mid = len(items) // 2
+        return _run_bulk(conn, fn, items[:mid]) + _run_bulk(conn, fn, items[mid:])

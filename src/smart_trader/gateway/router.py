@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -12,6 +13,7 @@ from smart_trader.core.errors import InvalidInputError
 from smart_trader.gateway import users
 from smart_trader.gateway.deps import CurrentUser, PlatformDep
 from smart_trader.gateway.problems import ProblemError
+from smart_trader.gateway.security import hash_password
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 
@@ -68,8 +70,9 @@ class ApiKeyOut(BaseModel):
 @router.post("/auth/register", status_code=201, response_model=UserOut)
 async def register(body: RegisterIn, platform: PlatformDep) -> UserOut:
     """Create a user. 409 when the email is taken."""
+    password_hash = await asyncio.to_thread(hash_password, body.password)
     try:
-        user = await platform.writer.run(lambda c: users.register(c, body.email, body.password))
+        user = await platform.writer.run(lambda c: users.register(c, body.email, password_hash))
     except InvalidInputError as exc:
         raise ProblemError(409, str(exc), "email-taken") from None
     return UserOut(id=user.id, email=user.email, created_ns=user.created_ns)

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from smart_trader.core.errors import InvalidInputError
-from smart_trader.gateway.security import DUMMY_HASH, api_key_hash, hash_password, new_api_key, verify_password
+from smart_trader.gateway.security import DUMMY_HASH, api_key_hash, new_api_key, verify_password
 from smart_trader.gateway.tables import api_keys, users
 
 
@@ -35,8 +35,10 @@ class IssuedApiKey:
     created_ns: int
 
 
-def register(conn: Connection, email: str, password: str) -> User:
-    """Create a user (email compared case-insensitively).
+def register(conn: Connection, email: str, password_hash: str) -> User:
+    """Create a user (email compared case-insensitively) with an already computed argon2 ``password_hash``
+    (:func:`~smart_trader.gateway.security.hash_password`: slow on purpose, so callers compute it off the
+    event loop and outside the write transaction).
 
     Raises:
         InvalidInputError: the email is already registered.
@@ -46,7 +48,7 @@ def register(conn: Connection, email: str, password: str) -> User:
         with conn.begin_nested():
             conn.execute(
                 insert(users).values(
-                    id=user.id, email=user.email, password_hash=hash_password(password), created_ns=user.created_ns
+                    id=user.id, email=user.email, password_hash=password_hash, created_ns=user.created_ns
                 )
             )
     except IntegrityError:
