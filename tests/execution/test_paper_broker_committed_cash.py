@@ -6,6 +6,9 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
+import pytest
+
+from smart_trader.core.errors import InvalidInputError
 from smart_trader.core.ids import OrderId
 from smart_trader.execution.enums import OrderType, TimeInForce
 from smart_trader.execution.orders import Order
@@ -68,3 +71,17 @@ def test_restored_orders_commit_their_remaining_cash() -> None:
     assert b._committed == Decimal("300.00")  # 6 left × 50
     b.cancel(OrderId("O-9"), at(1))
     assert b._committed == 0
+
+
+def test_forget_drops_closed_orders_only() -> None:
+    b = broker(cash="100000")
+    working = b.submit(request(BUY, OrderType.LIMIT, "1", limit_price="50.00", client_order_id="keep"), at(0))
+    done = b.submit(request(BUY, OrderType.LIMIT, "1", limit_price="60.00", client_order_id="gone"), at(0))
+    b.cancel(done.order_id, at(1))
+    b.forget(done.order_id)
+    assert done.order_id not in b.orders
+    again = b.submit(request(BUY, OrderType.LIMIT, "1", limit_price="60.00", client_order_id="gone"), at(2))
+    assert again.order_id != done.order_id  # its client order id was forgotten with it
+    with pytest.raises(InvalidInputError, match="only closed orders"):
+        b.forget(working.order_id)
+    assert working.order_id in b.orders

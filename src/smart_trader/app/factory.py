@@ -29,7 +29,7 @@ from smart_trader.app.platform import LAST_PRICES_KEY, Platform
 from smart_trader.core.ids import InstrumentId
 from smart_trader.data.service import MarketDataService
 from smart_trader.data.timeframes import Timeframe
-from smart_trader.db.engine import make_engine
+from smart_trader.db.engine import Checkpointer, make_engine
 from smart_trader.db.migrate import upgrade_to_head
 from smart_trader.db.writer import BatchWriter
 from smart_trader.execution.paper_broker import FillConfig
@@ -92,7 +92,6 @@ def create_app(
     app.add_middleware(RequestContextMiddleware)
     from smart_trader.ops.router import router as ops_router
 
-    app.include_router(ops_router)
     if role in ("all", "api"):
         from smart_trader.data.router import router as data_router
         from smart_trader.execution.router import router as orders_router
@@ -101,9 +100,11 @@ def create_app(
         from smart_trader.gateway.ws import router as ws_router
         from smart_trader.portfolio.router import router as accounts_router
 
-        for r in (auth_router, accounts_router, orders_router, data_router, ws_router):
+        # routes are matched in order, one regular expression each: the order routes (the hot path) come first
+        for r in (orders_router, accounts_router, data_router, auth_router, ws_router):
             app.include_router(r)
         document_security(app)
+    app.include_router(ops_router)
     return app
 
 
@@ -118,6 +119,8 @@ async def _running(
     await asyncio.to_thread(upgrade_to_head, engine)
     writer = BatchWriter(engine, inline=settings.is_sqlite)
     writer.start()
+    checkpointer = Checkpointer(engine)
+    checkpointer.start()
     hub = Hub(settings.ws_queue_size)
     market_data = MarketDataService(settings.home_dir)
     platform = Platform(
@@ -209,6 +212,7 @@ async def _running(
         if platform.redis is not None:
             await platform.redis.aclose()
         await asyncio.to_thread(writer.stop)
+        await asyncio.to_thread(checkpointer.stop)
         engine.dispose()
         log.info("stopped", role=role)
 

@@ -2,16 +2,22 @@
 
 SQLite is opened with ``journal_mode=WAL`` (readers never block the writer), ``synchronous=NORMAL``
 (a commit is durable against a process crash — kill -9 — and the WAL is synced at checkpoints),
-``foreign_keys=ON`` and a 5 s busy timeout.
+``foreign_keys=ON`` and a 5 s busy timeout. Automatic checkpoints are off: a checkpoint copies the WAL into the
+database file and fsyncs it, and done inside a commit it made that commit ~1 ms slower on the writer's hot path.
+:class:`Checkpointer` runs them from a background thread instead (a thread blocked in fsync does not hold the GIL).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
 
 
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:
@@ -37,4 +43,40 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=5000")
+    cur.execute("PRAGMA wal_autocheckpoint=0")
     cur.close()
+
+
+class Checkpointer:
+    """Checkpoints an SQLite WAL every ``every`` seconds from its own thread and connection (``PASSIVE``: never
+    waits for readers or the writer), and truncates the WAL at :meth:`stop`. Nothing to do for other databases."""
+
+    def __init__(self, engine: Engine, every: float = 1.0) -> None:
+        self.engine = engine
+        self.every = every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
+        self.enabled = engine.dialect.name == "sqlite"
+
+    def start(self) -> None:
+        """Start checkpointing (SQLite only)."""
+        if self.enabled:
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Stop, after a final checkpoint that empties the WAL."""
+        if self.enabled and self._thread.is_alive():
+            self._stop.set()
+            self._thread.join()
+            self._checkpoint("TRUNCATE")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self._checkpoint("PASSIVE")
+
+    def _checkpoint(self, mode: str) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
+        except Exception:  # a busy or closed database: the next round tries again
+            log.warning("sqlite checkpoint failed", exc_info=True)

@@ -229,6 +229,23 @@ class PaperBroker:
                 self._floating.append(working)
         self._open.setdefault(instrument.id, []).append(working)
 
+    def forget(self, order_id: OrderId) -> None:
+        """Drop a closed order (filled, canceled, rejected, expired) from memory, and its client order id with it;
+        a long-running platform keeps it in its database instead. Unknown ids are ignored.
+
+        Raises:
+            InvalidInputError: the order is still open.
+        """
+        order = self.orders.get(order_id)
+        if order is None:
+            return
+        if order.is_open:
+            raise InvalidInputError(f"order {order_id} is {order.status}: only closed orders can be forgotten")
+        del self.orders[order_id]
+        coid = order.request.client_order_id
+        if coid is not None and self._by_client_id.get(coid) is order:
+            del self._by_client_id[coid]
+
     def cancel(self, order_id: OrderId, ts: int) -> Order:
         """Cancel a working order at ``ts`` (ns UTC).
 

@@ -30,6 +30,7 @@ import contextlib
 import itertools
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -64,6 +65,7 @@ from smart_trader.portfolio.tables import equity_snapshots, ledger_entries, posi
 
 log = structlog.get_logger("smart_trader.runtime")
 Publish = Callable[[str, str], None]
+CLOSED_IDS_KEPT = 100_000  # ids of recently closed orders remembered after the broker forgot them
 
 
 def _json(obj: Any) -> str:
@@ -101,6 +103,7 @@ class _Batch:
     outbox: list[dict[str, Any]] = field(default_factory=list)
     books: list[AccountBook] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
+    closed: list[tuple[AccountBook, Order]] = field(default_factory=list)  # orders this batch stored as closed
 
     def __bool__(self) -> bool:
         return bool(self.order_updates or self.accounts or self.snapshots)
@@ -147,6 +150,7 @@ class TradingRuntime:
         self._statuses: list[str] = []  # the status each order event led to (orders_total counts them)
         self._orders_wanted = asyncio.Event()
         self._received: list[Mapping[str, Any]] = []
+        self._closed_ids: OrderedDict[str, None] = OrderedDict()
         self._poll_due = True
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -319,8 +323,8 @@ class TradingRuntime:
             broker = book.broker
             oid = OrderId(row["id"])
             if row["status"] == "new":
-                if oid in broker.orders:
-                    continue  # taken already; its acceptance is being written
+                if oid in broker.orders or oid in self._closed_ids:
+                    continue  # taken already (its acceptance is being written, or it is closed and stored)
                 request = order_store.request_of(row)
                 with contextlib.suppress(NotFoundError):  # the broker rejects an unknown instrument
                     broker.instruments.setdefault(request.instrument_id, self.instrument(request.instrument_id))
@@ -376,6 +380,11 @@ class TradingRuntime:
         self._after_commit(batch)
 
     def _after_commit(self, batch: _Batch) -> None:
+        for book, order in batch.closed:
+            book.broker.forget(order.order_id)  # stored; memory holds working orders only
+            self._closed_ids[order.order_id] = None  # a poll read before this commit must not take it again
+        while len(self._closed_ids) > CLOSED_IDS_KEPT:
+            self._closed_ids.popitem(last=False)
         for status in batch.statuses:
             metrics.ORDERS.labels(status).inc()
         for f in batch.fills:
@@ -397,9 +406,11 @@ class TradingRuntime:
         now = time.time_ns()
         touched: dict[int, AccountBook] = {}
         last_by_order: dict[str, Order] = {}
+        book_of: dict[str, AccountBook] = {}
         for book, order, event in changes:
             touched[id(book)] = book
             last_by_order[order.order_id] = order
+            book_of[order.order_id] = book
             aid = book.account.account_id
             payload: dict[str, Any] = {
                 "type": "order",
@@ -424,6 +435,8 @@ class TradingRuntime:
             )
         for oid, order in last_by_order.items():
             batch.order_updates.append({"_id": oid, **order_store.order_changes(order)})
+            if not order.is_open:
+                batch.closed.append((book_of[oid], order))
         books = list(touched.values())
         if snapshot:
             books += [b for b in self.books.values() if id(b) not in touched and _has_position(b)]
