@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Table, insert, select
 
-from smart_trader.db.engine import make_engine
+from smart_trader.db.engine import make_async_engine, make_engine
 from smart_trader.db.writer import BatchWriter
 from tests.conftest import reset_postgres
 
@@ -19,10 +19,21 @@ meta = MetaData()
 items = Table("items", meta, Column("id", Integer, primary_key=True), Column("name", String(20), unique=True))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """A fresh database with one table (SQLite file, or the real PostgreSQL)."""
-    if request.param == "postgres":
+@pytest.fixture(
+    params=[
+        ("sqlite", "thread"),
+        ("sqlite", "inline"),
+        ("postgres", "thread"),
+        ("postgres", "inline"),
+        ("postgres", "async"),
+    ],
+    ids=lambda p: "-".join(p),
+)
+def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Engine, str]]:
+    """A fresh database with one table (SQLite file, or the real PostgreSQL) and a way to run the writer: its own
+    thread, inline on the event loop, or asynchronously (PostgreSQL's async driver)."""
+    database, mode = request.param
+    if database == "postgres":
         url = request.getfixturevalue("postgres_url")
         reset_postgres(url)
         url = url.replace("postgresql://", "postgresql+psycopg://")
@@ -30,14 +41,15 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         url = f"sqlite:///{tmp_path / 'w.db'}"
     eng = make_engine(url)
     meta.create_all(eng)
-    yield eng
+    yield eng, mode
     eng.dispose()
 
 
-@pytest.fixture(params=["thread", "inline"])
-def inline(request: pytest.FixtureRequest) -> bool:
-    """Both ways the writer runs: its own thread, or inline on the event loop."""
-    return bool(request.param == "inline")
+def make_writer(engine: Engine, mode: str) -> BatchWriter:
+    """A writer on ``engine`` in ``mode``; the async engine is made inside the test's event loop."""
+    if mode == "async":
+        return BatchWriter(engine, async_engine=make_async_engine(engine.url.render_as_string(hide_password=False)))
+    return BatchWriter(engine, inline=mode == "inline")
 
 
 def _names(engine: Engine) -> list[str]:
@@ -60,15 +72,18 @@ def _bulk(conn: Connection, names: list[str]) -> list[int]:
     return [len(n) for n in names]
 
 
-def test_a_failing_job_fails_alone_and_the_rest_commit(engine: Engine, inline: bool) -> None:
-    writer = BatchWriter(engine, inline=inline)
+def test_a_failing_job_fails_alone_and_the_rest_commit(setup: tuple[Engine, str]) -> None:
+    engine, mode = setup
+    writer = make_writer(engine, mode)
 
     async def main() -> list[Any]:
-        return await asyncio.gather(
+        out = await asyncio.gather(
             *(writer.run(_add(f"ok{i}")) for i in range(20)),
             writer.run(_add("bad", fail=True)),
             return_exceptions=True,
         )
+        await writer.aclose()
+        return out
 
     writer.start()
     try:
@@ -80,12 +95,15 @@ def test_a_failing_job_fails_alone_and_the_rest_commit(engine: Engine, inline: b
     assert _names(engine) == sorted(f"ok{i}" for i in range(20))  # "bad" was undone, nothing else
 
 
-def test_bulk_items_get_their_own_results_and_a_bad_item_fails_only_its_caller(engine: Engine, inline: bool) -> None:
-    writer = BatchWriter(engine, inline=inline)
+def test_bulk_items_get_their_own_results_and_a_bad_item_fails_only_its_caller(setup: tuple[Engine, str]) -> None:
+    engine, mode = setup
+    writer = make_writer(engine, mode)
 
     async def main() -> list[Any]:
         names = ["a", "bb", "ccc", "a", "dddd"]  # the second "a" breaks the unique constraint
-        return await asyncio.gather(*(writer.run_bulk(_bulk, n) for n in names), return_exceptions=True)
+        out = await asyncio.gather(*(writer.run_bulk(_bulk, n) for n in names), return_exceptions=True)
+        await writer.aclose()
+        return out
 
     writer.start()
     try:
@@ -98,11 +116,13 @@ def test_bulk_items_get_their_own_results_and_a_bad_item_fails_only_its_caller(e
     assert writer.batches >= 1
 
 
-def test_many_concurrent_jobs_share_few_commits(engine: Engine, inline: bool) -> None:
-    writer = BatchWriter(engine, inline=inline)
+def test_many_concurrent_jobs_share_few_commits(setup: tuple[Engine, str]) -> None:
+    engine, mode = setup
+    writer = make_writer(engine, mode)
 
     async def main() -> None:
         await asyncio.gather(*(writer.run(_add(f"n{i}")) for i in range(300)))
+        await writer.aclose()
 
     writer.start()
     try:

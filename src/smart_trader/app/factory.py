@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from smart_trader.app.platform import LAST_PRICES_KEY, Platform
 from smart_trader.core.ids import InstrumentId
 from smart_trader.data.service import MarketDataService
 from smart_trader.data.timeframes import Timeframe
-from smart_trader.db.engine import Checkpointer, make_engine
+from smart_trader.db.engine import Checkpointer, make_async_engine, make_engine
 from smart_trader.db.migrate import upgrade_to_head
 from smart_trader.db.writer import BatchWriter
 from smart_trader.execution.paper_broker import FillConfig
@@ -119,7 +118,8 @@ async def _running(
     sys.setswitchinterval(GIL_SWITCH_SECONDS)
     engine = make_engine(settings.resolved_database_url)
     await asyncio.to_thread(upgrade_to_head, engine)
-    writer = BatchWriter(engine, inline=settings.is_sqlite)
+    async_engine = None if settings.is_sqlite else make_async_engine(settings.resolved_database_url)
+    writer = BatchWriter(engine, inline=settings.is_sqlite, async_engine=async_engine)
     writer.start()
     checkpointer = Checkpointer(engine)
     checkpointer.start()
@@ -214,6 +214,7 @@ async def _running(
         if platform.redis is not None:
             await platform.redis.aclose()
         await asyncio.to_thread(writer.stop)
+        await writer.aclose()
         await asyncio.to_thread(checkpointer.stop)
         engine.dispose()
         log.info("stopped", role=role)

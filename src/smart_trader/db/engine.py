@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,12 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=8, pool_pre_ping=True)
+
+
+def make_async_engine(url: str, *, pool_size: int = 4) -> AsyncEngine:
+    """An asyncio engine (psycopg's async driver) for the PostgreSQL ``url`` (the writer's, see
+    :class:`~smart_trader.db.writer.BatchWriter`)."""
+    return create_async_engine(url, pool_size=pool_size, max_overflow=2, pool_pre_ping=True)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
