@@ -28,6 +28,7 @@ This is how 64 concurrent order submissions cost a handful of commits instead of
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 import time
@@ -72,6 +73,7 @@ class BatchWriter:
         self.async_engine = async_engine
         self.inline = inline or async_engine is not None
         self._flusher: asyncio.Task[None] | None = None
+        self._conn: Connection | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="db-writer", daemon=True)
         self._started = False
@@ -86,11 +88,12 @@ class BatchWriter:
             self._thread.start()
 
     def stop(self) -> None:
-        """Finish every queued job, then stop the thread."""
+        """Finish every queued job, stop the thread, and close the writer's connection."""
         if self._started:
             self._queue.put(_STOP)
             self._thread.join()
             self._started = False
+        self._discard_connection()
 
     def submit(self, job: Callable[[Connection], T]) -> Future[T]:
         """Queue ``job`` (thread mode); the future gets its result after the batch committed (or its exception)."""
@@ -231,14 +234,30 @@ class BatchWriter:
         if not jobs:
             return []
         start = time.perf_counter()
+        conn = self._connection()
         try:  # fast path: every job in one transaction, no savepoints
-            with self.engine.begin() as conn:
+            with conn.begin():
                 outcomes = _run_all(conn, jobs, isolate=False)
         except _JobFailedError:  # a job raised: redo the batch with a savepoint per job
-            with self.engine.begin() as conn:
+            with conn.begin():
                 outcomes = _run_all(conn, jobs, isolate=True)
+        except Exception:
+            self._discard_connection()  # a broken connection is not reused
+            raise
         self._count(len(jobs), start)
         return outcomes
+
+    def _connection(self) -> Connection:
+        """The writer's own connection, kept open between batches (one writer: no pool round trip per batch)."""
+        if self._conn is None or self._conn.closed or self._conn.invalidated:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def _discard_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
 
     def _count(self, jobs: int, start: float) -> None:
         self.batches += 1
