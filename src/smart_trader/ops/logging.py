@@ -65,6 +65,7 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
             ],
         )
     )
+    handler.addFilter(RedactSecrets())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -73,6 +74,22 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # our own request lines replace it
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+_SECRET_PARAM = re.compile(r"((?:token|api_key|access_token|refresh_token)=)[^&\s\"']+", re.IGNORECASE)
+
+
+class RedactSecrets(logging.Filter):
+    """Masks credentials passed in query strings (``/ws?token=...``) in standard-library log records: uvicorn logs
+    every WebSocket handshake with its path and query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.args:
+            record.msg = record.getMessage()
+            record.args = None
+        if isinstance(record.msg, str) and "=" in record.msg:
+            record.msg = _SECRET_PARAM.sub(r"\1***", record.msg)
+        return True
 
 
 class RequestContextMiddleware:
