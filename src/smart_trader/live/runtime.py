@@ -34,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import structlog
@@ -66,6 +66,7 @@ from smart_trader.portfolio.tables import equity_snapshots, ledger_entries, posi
 log = structlog.get_logger("smart_trader.runtime")
 Publish = Callable[[str, str], None]
 CLOSED_IDS_KEPT = 100_000  # ids of recently closed orders remembered after the broker forgot them
+QUARANTINE_SECONDS = 30.0  # an account that failed to load is retried after this long
 
 
 def _json(obj: Any) -> str:
@@ -88,6 +89,16 @@ class AccountBook:
     peak: Decimal
     dirty_instruments: set[InstrumentId] = field(default_factory=set)
     last_equity: Decimal | None = None
+
+
+class _Change(NamedTuple):
+    """One order event as the broker emitted it, with the order's status and view right after it."""
+
+    book: AccountBook
+    order: Order
+    event: OrderEvent
+    status: str
+    view: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -146,8 +157,11 @@ class TradingRuntime:
         self.clock_ns = 0
         self.time_floor_ns = 0
         self._shift = 0
-        self._changes: list[tuple[AccountBook, Order, OrderEvent]] = []
-        self._statuses: list[str] = []  # the status each order event led to (orders_total counts them)
+        self._changes: list[_Change] = []
+        self._write_lock = asyncio.Lock()
+        self._inflight: asyncio.Future[None] | None = None
+        self._last_poll = 0.0
+        self._quarantine: dict[str, float] = {}  # account id → monotonic time it failed to load
         self._orders_wanted = asyncio.Event()
         self._received: list[Mapping[str, Any]] = []
         self._closed_ids: OrderedDict[str, None] = OrderedDict()
@@ -163,8 +177,7 @@ class TradingRuntime:
         """Read the stored clock, then start taking orders, persisting and snapshotting."""
         self.time_floor_ns = await asyncio.to_thread(self._stored_clock)
         self.clock_ns = self.time_floor_ns
-        for account_id in await asyncio.to_thread(self._accounts_with_open_orders):
-            await self.book(account_id)  # restores its working orders
+        await self._load_active_accounts()
         loop_tasks = (self._take_orders_loop(), self._persist_loop(), self._snapshot_loop())
         self._tasks = [asyncio.create_task(c) for c in loop_tasks]
         self._orders_wanted.set()
@@ -177,6 +190,8 @@ class TradingRuntime:
         for t in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        if self._inflight is not None:  # a write its cancelled loop left running
+            await asyncio.gather(self._inflight, return_exceptions=True)
         await self.flush()
 
     def _stored_clock(self) -> int:
@@ -185,10 +200,34 @@ class TradingRuntime:
             b = conn.execute(select(func.max(equity_snapshots.c.ts))).scalar() or 0
         return int(max(a, b))
 
-    def _accounts_with_open_orders(self) -> list[str]:
+    def _active_accounts(self) -> list[str]:
+        """Accounts with working orders (to restore them) or open positions (their equity moves with prices)."""
         with self.engine.connect() as conn:
             q = select(orders_table.c.account_id).where(orders_table.c.status.in_(order_store.OPEN_STATUSES))
-            return [str(r.account_id) for r in conn.execute(q.distinct())]
+            ids = {str(r.account_id) for r in conn.execute(q.distinct())}
+            for r in conn.execute(select(positions.c.account_id, positions.c.quantity)):
+                if r.quantity:
+                    ids.add(str(r.account_id))
+        return sorted(ids)
+
+    async def _load_active_accounts(self) -> None:
+        for account_id in await asyncio.to_thread(self._active_accounts):
+            await self._book_or_quarantine(account_id)
+
+    async def _book_or_quarantine(self, account_id: str) -> AccountBook | None:
+        """:meth:`book`, but an account that fails to load (a damaged ledger, an instrument gone from the catalog)
+        is logged and left alone for ``QUARANTINE_SECONDS`` instead of stopping everyone else's orders."""
+        failed = self._quarantine.get(account_id)
+        if failed is not None and time.monotonic() - failed < QUARANTINE_SECONDS:
+            return None
+        try:
+            book = await self.book(account_id)
+        except Exception:
+            self._quarantine[account_id] = time.monotonic()
+            log.exception("account could not be loaded; its orders wait", account_id=account_id)
+            return None
+        self._quarantine.pop(account_id, None)
+        return book
 
     def orders_waiting(self) -> None:
         """Tell the runtime new orders or cancel requests are stored (wakes the order taker, which reads them)."""
@@ -263,12 +302,11 @@ class TradingRuntime:
     # -- accounts and orders ----------------------------------------------------------------
     def _listener(self, book: AccountBook) -> Callable[[Order, OrderEvent], None]:
         changes = self._changes
-
-        statuses = self._statuses
+        aid = book.account.account_id
 
         def on_event(order: Order, event: OrderEvent) -> None:
-            changes.append((book, order, event))
-            statuses.append(order.status.value)
+            # the order as it is right after this event (a batch may hold several events of one order)
+            changes.append(_Change(book, order, event, order.status.value, _order_view(order, aid)))
             if isinstance(event, OrderFilled):
                 book.dirty_instruments.add(event.fill.instrument_id)
 
@@ -312,36 +350,44 @@ class TradingRuntime:
         stored new orders and cancel requests; returns how many were taken."""
         rows: list[Any] = self._received
         self._received = []
-        if self._poll_due or not rows:
+        now = time.monotonic()
+        if self._poll_due or not rows or now - self._last_poll >= self.poll_seconds:
             self._poll_due = False
+            self._last_poll = now
             rows += [r._mapping for r in await asyncio.to_thread(self._pending)]
         taken = 0
         for row in rows:
-            book = await self.book(row["account_id"])
-            if book is None:
-                continue
-            broker = book.broker
-            oid = OrderId(row["id"])
-            if row["status"] == "new":
-                if oid in broker.orders or oid in self._closed_ids:
-                    continue  # taken already (its acceptance is being written, or it is closed and stored)
-                request = order_store.request_of(row)
-                with contextlib.suppress(NotFoundError):  # the broker rejects an unknown instrument
-                    broker.instruments.setdefault(request.instrument_id, self.instrument(request.instrument_id))
-                order = broker.submit(request, self.clock_ns, oid)
-                if order.is_open:
-                    self.working.setdefault(order.instrument_id, set()).add(book)
-                if row["cancel_requested"] and order.is_open:
-                    broker.cancel(oid, self.clock_ns)
-                taken += 1
-            else:
-                working = broker.orders.get(oid)
-                if working is not None and working.is_open:
-                    broker.cancel(oid, self.clock_ns)
-                    taken += 1
+            try:
+                taken += await self._take(row)
+            except Exception:
+                log.exception("could not take order", order_id=row["id"], account_id=row["account_id"])
         if self._changes:
             self._dirty.set()
         return taken
+
+    async def _take(self, row: Mapping[str, Any]) -> int:
+        """Submit one stored order to its account's broker, or carry out its cancel request; 1 when it did."""
+        book = await self._book_or_quarantine(row["account_id"])
+        if book is None:
+            return 0
+        broker = book.broker
+        oid = OrderId(row["id"])
+        known = broker.orders.get(oid)
+        if row["status"] != "new" or known is not None or oid in self._closed_ids:
+            # a cancel request, or an order taken already (its acceptance being written, or closed and stored)
+            if known is not None and known.is_open and row["cancel_requested"]:
+                broker.cancel(oid, self.clock_ns)
+                return 1
+            return 0
+        request = order_store.request_of(row)
+        with contextlib.suppress(NotFoundError):  # the broker rejects an unknown instrument
+            broker.instruments.setdefault(request.instrument_id, self.instrument(request.instrument_id))
+        order = broker.submit(request, self.clock_ns, oid)
+        if order.is_open:
+            self.working.setdefault(order.instrument_id, set()).add(book)
+            if row["cancel_requested"]:
+                broker.cancel(oid, self.clock_ns)
+        return 1
 
     def _pending(self) -> list[Any]:
         with self.engine.connect() as conn:
@@ -365,19 +411,34 @@ class TradingRuntime:
             self._dirty.clear()
             await self.flush()
 
-    async def flush(self) -> None:
-        """Write every change made in memory so far (one transaction)."""
-        batch = self._collect(snapshot=False)
-        if not batch:
-            return
-        try:
-            await self.writer.run(lambda conn: _write(conn, batch))
-        except Exception:
-            log.exception("writing the broker's changes failed; reloading the accounts from the database")
-            for book in batch.books:
-                self._drop(book)
-            return
-        self._after_commit(batch)
+    async def flush(self, snapshot: bool = False) -> None:
+        """Write every change made in memory so far (with ``snapshot``, also equity snapshots of accounts with open
+        positions) in one transaction. One write at a time; a write is not abandoned when the caller is cancelled;
+        if it fails, the runtime rebuilds every account from the database (:meth:`_reset`)."""
+        async with self._write_lock:
+            batch = self._collect(snapshot)
+            if not batch:
+                return
+            self._inflight = asyncio.ensure_future(self.writer.run(lambda conn: _write(conn, batch)))
+            try:
+                await asyncio.shield(self._inflight)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("writing the broker's changes failed; rebuilding every account from the database")
+                await self._reset()
+                return
+            self._after_commit(batch)
+
+    async def _reset(self) -> None:
+        """Memory got ahead of the database: forget every account and every change not yet written, and load the
+        active accounts again from what is stored (their working orders work on; events since the failed write
+        are replayed by the market, not by memory)."""
+        self.books.clear()
+        self.working.clear()
+        self._changes[:] = []
+        self._poll_due = True
+        await self._load_active_accounts()
 
     def _after_commit(self, batch: _Batch) -> None:
         for book, order in batch.closed:
@@ -393,21 +454,16 @@ class TradingRuntime:
         if batch.outbox:
             self.notify_outbox()
 
-    def _drop(self, book: AccountBook) -> None:
-        self.books.pop(book.account.account_id, None)
-        for books in self.working.values():
-            books.discard(book)
-
     def _collect(self, snapshot: bool) -> _Batch:
         """Snapshot the changes (and, with ``snapshot``, equity of accounts with open positions) as rows."""
         batch = _Batch()
         changes, self._changes[:] = list(self._changes), []
-        batch.statuses, self._statuses[:] = list(self._statuses), []
+        batch.statuses = [c.status for c in changes]
         now = time.time_ns()
         touched: dict[int, AccountBook] = {}
         last_by_order: dict[str, Order] = {}
         book_of: dict[str, AccountBook] = {}
-        for book, order, event in changes:
+        for book, order, event, _status, view in changes:
             touched[id(book)] = book
             last_by_order[order.order_id] = order
             book_of[order.order_id] = book
@@ -424,7 +480,7 @@ class TradingRuntime:
                 f = order_store.fill_row(event.fill, aid)
                 batch.fills.append(f)
                 payload["fill"] = {k: v for k, v in f.items() if k != "account_id"}
-            payload["order"] = _order_view(order, aid)
+            payload["order"] = view
             batch.outbox.append(
                 {
                     "topic": f"orders.{aid}",
@@ -532,10 +588,9 @@ class TradingRuntime:
             await asyncio.sleep(self.snapshot_seconds)
             try:
                 self._update_gauges()
-                batch = self._collect(snapshot=True)
-                if batch:
-                    await self.writer.run(lambda conn, b=batch: _write(conn, b))  # type: ignore[misc]
-                    self._after_commit(batch)
+                await self.flush(snapshot=True)
+            except asyncio.CancelledError:
+                raise
             except Exception:
                 log.exception("equity snapshot failed")
 
