@@ -63,10 +63,13 @@ class Platform:
     _instruments: dict[InstrumentId, Instrument] = field(default_factory=dict)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
-        """Run ``fn`` on a pooled connection in a worker thread (reads; writes go through :attr:`writer`)."""
+        """Run ``fn`` on a pooled connection in a worker thread, in one transaction so that all its statements see
+        the same snapshot (an account and its positions agree); writes go through :attr:`writer`."""
 
         def job() -> T:
             with self.engine.connect() as conn:
+                if conn.dialect.name == "postgresql":  # all of fn's statements see one snapshot
+                    conn = conn.execution_options(isolation_level="REPEATABLE READ")
                 return fn(conn)
 
         return await asyncio.to_thread(job)

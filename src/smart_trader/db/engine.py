@@ -34,6 +34,7 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
             url, connect_args={"check_same_thread": False, "timeout": 5}, pool_size=pool_size, max_overflow=8
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=8, pool_pre_ping=True)
 
@@ -45,6 +46,10 @@ def make_async_engine(url: str, *, pool_size: int = 4) -> AsyncEngine:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # SQLAlchemy's recipe for pysqlite: take transaction control from the driver (which would not BEGIN before a
+    # SAVEPOINT or a SELECT), and BEGIN ourselves in the "begin" event. Savepoints then nest inside the batch's
+    # transaction, and a read sees one snapshot of the database for all its statements.
+    dbapi_connection.isolation_level = None
     cur = dbapi_connection.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
@@ -52,6 +57,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.execute("PRAGMA busy_timeout=5000")
     cur.execute("PRAGMA wal_autocheckpoint=0")
     cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")
 
 
 class Checkpointer:
@@ -83,7 +92,9 @@ class Checkpointer:
 
     def _checkpoint(self, mode: str) -> None:
         try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql(f"PRAGMA wal_checkpoint({mode})")
+            with self.engine.connect() as conn:  # the driver's own connection: no BEGIN around the checkpoint
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                raw.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
         except Exception:  # a busy or closed database: the next round tries again
             log.warning("sqlite checkpoint failed", exc_info=True)
