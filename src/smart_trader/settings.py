@@ -74,14 +74,22 @@ class Settings(BaseSettings):
         """True when the database is the embedded SQLite file."""
         return self.resolved_database_url.startswith("sqlite")
 
-    def check_production(self) -> None:
-        """Refuse a production start with the default or a short secret key.
+    def check_production(self, exposed: bool = False) -> None:
+        """Refuse to start with the default or a short secret key in production, or on a server others can reach
+        (``exposed``: listening beyond loopback, or a role of a multi-process deployment): anyone could sign tokens.
 
         Raises:
-            InvalidInputError: ``environment`` is production and ``SECRET_KEY`` is unset, the default, or
-                shorter than 32 characters.
+            InvalidInputError: ``environment`` is production or ``exposed``, and ``SECRET_KEY`` is unset, the
+                default, or shorter than 32 characters.
         """
-        if self.environment == "production" and (self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32):
+        weak = self.secret_key == DEFAULT_SECRET_KEY or len(self.secret_key) < 32
+        if weak and exposed and self.environment != "production":
+            raise InvalidInputError(
+                "refusing to serve beyond this machine with the default (or a short) SECRET_KEY: anyone could sign "
+                "access tokens; set SECRET_KEY to a random string of at least 32 characters "
+                "(e.g. `openssl rand -hex 32`), or listen on 127.0.0.1"
+            )
+        if self.environment == "production" and weak:
             raise InvalidInputError(
                 "refusing to start in production with the default (or a short) SECRET_KEY: "
                 "set SECRET_KEY to a random string of at least 32 characters, e.g. `openssl rand -hex 32`"

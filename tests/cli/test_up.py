@@ -73,3 +73,24 @@ def test_serve_needs_a_known_role(home: Path) -> None:
     code, out = _run(["serve", "--role", "worker"])
     assert code == 2
     assert "--role must be api or feed" in out
+
+
+def test_serve_refuses_the_embedded_sqlite_file(home: Path) -> None:
+    code, out = _run(["serve", "--role", "api"], env={"DATABASE_URL": "", "SECRET_KEY": "k" * 40})
+    assert code == 2
+    assert "set DATABASE_URL to a PostgreSQL database" in out
+
+
+def test_serve_refuses_the_default_secret(home: Path) -> None:
+    code, out = _run(["serve", "--role", "api"], env={"SECRET_KEY": "", "ENVIRONMENT": "development"})
+    assert code == 2
+    assert "refusing to serve beyond this machine with the default" in out
+
+
+def test_up_beyond_loopback_needs_a_real_secret(home: Path) -> None:
+    code, out = _run(
+        ["up", "--host", "0.0.0.0", "--store", "--symbol", "X", "--venue", "Y"],
+        env={"SECRET_KEY": "", "ENVIRONMENT": "development"},
+    )
+    assert code == 2
+    assert "SECRET_KEY" in out and "127.0.0.1" in out

@@ -30,6 +30,7 @@ from smart_trader.core.ids import InstrumentId
 from smart_trader.data.service import MarketDataService
 from smart_trader.data.timeframes import Timeframe
 from smart_trader.db.engine import Checkpointer, make_async_engine, make_engine
+from smart_trader.db.locks import RuntimeLock
 from smart_trader.db.migrate import upgrade_to_head
 from smart_trader.db.writer import BatchWriter
 from smart_trader.execution.paper_broker import FillConfig
@@ -159,10 +160,15 @@ async def _running(
         def deliver(messages: list[tuple[str, str]]) -> None:
             loop.call_soon_threadsafe(publish_all, messages)  # one wake-up of the event loop per batch
 
+    # One relay per deployment, in the process running the trading runtime: events of one order then leave in
+    # the order they were written (an API process's `submitted` event commits before the runtime can accept it).
     relay = OutboxRelay(writer, deliver)
-    relay.start()
-    runtime: TradingRuntime | None = None
     if role in ("all", "feed"):
+        relay.start()
+    runtime: TradingRuntime | None = None
+    runtime_lock = RuntimeLock(engine)
+    if role in ("all", "feed"):
+        await asyncio.to_thread(runtime_lock.acquire)
         runtime = TradingRuntime(
             engine, writer, platform.instrument, hub.publish, fill_config, notify_outbox=relay.wake
         )
@@ -208,6 +214,7 @@ async def _running(
                 await t
         if runtime is not None:
             await runtime.stop()
+        runtime_lock.release()
         await relay.stop()
         if bus is not None:
             await bus.stop()

@@ -26,6 +26,7 @@ from smart_trader.settings import Settings
 
 from .common import cli_errors, console
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 NO_SOURCE = (
     "no market-data source: replay a recorded file with --replay FILE --symbol S --venue V "
     "(e.g. --replay ../shared/data/trades/BTCUSDT_2021-01-08.binance.trades.parquet --symbol BTC/USDT "
@@ -194,7 +195,7 @@ def up(
     with cli_errors():
         settings = Settings()
         configure_logging(settings.log_level, settings.log_json)
-        settings.check_production()
+        settings.check_production(exposed=host not in LOOPBACK)
         feed = build_feed(
             settings, replay, store, exchange, symbol, venue, speed, loop, kind, timeframe, fmt, start, end
         )
@@ -231,7 +232,12 @@ def serve(
             raise InvalidInputError(f"--role must be api or feed, got {role!r}")
         settings = Settings()
         configure_logging(settings.log_level, settings.log_json)
-        settings.check_production()
+        settings.check_production(exposed=True)
+        if settings.is_sqlite:
+            raise InvalidInputError(
+                "serve runs one role of a multi-process deployment: set DATABASE_URL to a PostgreSQL database "
+                "(the embedded SQLite file is for `smart-trader up`, every role in one process)"
+            )
         if not settings.redis_url and role == "api":
             console.print(
                 "warning: REDIS_URL is not set: this API process cannot tell a feed process about orders "

@@ -209,7 +209,8 @@ async def get_order(account_id: OwnedAccount, order_id: str, platform: PlatformD
 )
 async def cancel_order(account_id: OwnedAccount, order_id: str, platform: PlatformDep, response: Response) -> OrderOut:
     """Cancel an open order. 200 with the canceled order once the broker confirms (within 2 s), else 202 with
-    ``cancel_requested``; 409 when the order is already filled, canceled, rejected or expired."""
+    ``cancel_requested``; 409 when the order is already filled, canceled, rejected or expired, or closes some other
+    way (a fill) before the cancel takes effect."""
     before = await platform.writer.run(lambda c: store.request_cancel(c, account_id, order_id))
     if before is None:
         raise ProblemError(404, f"no order {order_id} in account {account_id}", "not-found")
@@ -227,4 +228,8 @@ async def cancel_order(account_id: OwnedAccount, order_id: str, platform: Platfo
         await asyncio.sleep(0.01)
     if row.status in (OrderStatus.NEW.value, *store.OPEN_STATUSES):
         response.status_code = 202
+    elif row.status != OrderStatus.CANCELED.value:  # it filled, expired or was rejected before the cancel landed
+        raise ProblemError(
+            409, f"order {order_id} is {row.status}; it closed before the cancel took effect", "order-not-open"
+        )
     return order_out(row)

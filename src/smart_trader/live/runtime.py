@@ -74,9 +74,10 @@ def _json(obj: Any) -> str:
 
 
 def durable_ids(prefix: str) -> Callable[[], str]:
-    """Ids unique across processes and restarts: ``<prefix>-<12 random hex>-<n>``."""
+    """Ids unique across processes and restarts: ``<prefix>-<12 random hex>-<n, 12 digits>`` (zero-padded, so
+    one run's ids sort in the order they were made)."""
     run = uuid.uuid4().hex[:12]
-    return map(f"{prefix}-{run}-{{}}".format, itertools.count(1)).__next__
+    return map(f"{prefix}-{run}-{{:012d}}".format, itertools.count(1)).__next__
 
 
 @dataclass(slots=True, eq=False)

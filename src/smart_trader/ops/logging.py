@@ -48,13 +48,11 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(serializer=orjson.dumps) if json else structlog.dev.ConsoleRenderer(),
         ],
-        logger_factory=structlog.BytesLoggerFactory(sys.stderr.buffer)
-        if json
-        else structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=_StderrLogger,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
@@ -77,6 +75,36 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
 
 
 _SECRET_PARAM = re.compile(r"((?:token|api_key|access_token|refresh_token)=)[^&\s\"']+", re.IGNORECASE)
+
+
+class _StderrLogger:
+    """structlog's output: each rendered line to whatever ``sys.stderr`` is when it is written (a test runner or a
+    CLI runner may swap it), bytes (orjson) or text."""
+
+    def __init__(self, *_args: Any) -> None:
+        pass
+
+    def msg(self, message: str | bytes) -> None:
+        err = sys.stderr
+        if isinstance(message, bytes):
+            err.buffer.write(message + b"\n") if hasattr(err, "buffer") else err.write(message.decode() + "\n")
+        else:
+            err.write(message + "\n")
+        err.flush()
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler writing to the current ``sys.stderr`` (not the one of the moment it was made)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
 
 
 class RedactSecrets(logging.Filter):
