@@ -75,7 +75,6 @@ def _event(row: dict[str, Any]) -> dict[str, Any]:
             "side",
             "type",
             "time_in_force",
-            "quantity",
             "notional",
             "limit_price",
             "stop_price",
@@ -83,6 +82,7 @@ def _event(row: dict[str, Any]) -> dict[str, Any]:
             "created_ns",
         )
     }
+    view["qty"] = row["quantity"]  # the REST API's name
     topic = f"orders.{row['account_id']}"
     body = {
         "type": "order",

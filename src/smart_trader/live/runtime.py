@@ -650,22 +650,28 @@ def _event_name(event: OrderEvent) -> str:
 
 
 def _order_view(order: Order, account_id: str) -> dict[str, Any]:
+    """The order as the REST API shows it (same field names as ``OrderOut``), for order events."""
     r = order.request
+    symbol, _, venue = r.instrument_id.rpartition(".")
+    last = order.events[-1] if order.events else None
     return {
         "id": order.order_id,
         "account_id": account_id,
         "client_order_id": r.client_order_id,
+        "symbol": symbol,
+        "venue": venue,
         "instrument_id": r.instrument_id,
         "side": r.side.value,
         "type": r.type.value,
         "time_in_force": r.time_in_force.value,
-        "quantity": order.quantity,
+        "qty": order.quantity,
         "notional": r.notional,
         "limit_price": r.limit_price,
         "stop_price": r.stop_price,
         "status": order.status.value,
         "filled_qty": order.filled_qty,
         "avg_fill_price": order.avg_px,
+        "reason": getattr(last, "reason", None) if last is not None and not order.is_open else None,
         "ts_last": order.ts_last,
     }
 
