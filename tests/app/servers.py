@@ -77,3 +77,20 @@ def start(args: list[str], env: dict[str, str], log: Path, port: int | None = No
     out = log.open("ab")
     proc = subprocess.Popen([*CLI, *args, "--port", str(port)], env=full_env, cwd=REPO, stdout=out, stderr=out)
     return Server(proc, port, log)
+
+
+BTC_TRADES = "trades/BTCUSDT_2021-01-08.binance.trades.parquet"
+
+
+def replay_args(command: list[str], shared_data: Path, speed: str) -> list[str]:
+    """``command`` (``["up"]`` or ``["serve", "--role", "feed"]``) replaying the real BTC/USDT trades, looping."""
+    return [*command, "--replay", str(shared_data / BTC_TRADES), "--symbol", "BTC/USDT", "--venue", "BINANCE",
+            "--speed", speed, "--loop"]  # fmt: skip
+
+
+def login(base: str, email: str, password: str = "server-test-pw") -> dict[str, str]:
+    """Register ``email`` on the server at ``base`` (``http://host:port``), log in; the Authorization header."""
+    httpx.post(base + "/api/v1/auth/register", json={"email": email, "password": password})
+    r = httpx.post(base + "/api/v1/auth/token", data={"username": email, "password": password})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}

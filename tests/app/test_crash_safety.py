@@ -22,15 +22,6 @@ import pytest
 
 from tests.app import servers
 
-BTC = "trades/BTCUSDT_2021-01-08.binance.trades.parquet"
-
-
-def _login(base: str) -> dict[str, str]:
-    httpx.post(base + "/api/v1/auth/register", json={"email": "crash@example.com", "password": "crash-test-pw"})
-    r = httpx.post(base + "/api/v1/auth/token", data={"username": "crash@example.com", "password": "crash-test-pw"})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
 
 def _stream_orders(
     base: str, headers: dict[str, str], account: str, worker: int, acked: list[str], stop: threading.Event
@@ -60,22 +51,11 @@ def _stream_orders(
 def test_kill_9_while_orders_stream_in_loses_nothing(tmp_path: Path, shared_data: Path) -> None:
     home = tmp_path / "home"
     env = {"SMART_TRADER_HOME": str(home), "DATABASE_URL": "", "REDIS_URL": ""}
-    args = [
-        "up",
-        "--replay",
-        str(shared_data / BTC),
-        "--symbol",
-        "BTC/USDT",
-        "--venue",
-        "BINANCE",
-        "--speed",
-        "20",
-        "--loop",
-    ]
+    args = servers.replay_args(["up"], shared_data, "20")
     log = tmp_path / "server.log"
     server = servers.start(args, env, log)
     server.wait_ready()
-    headers = _login(server.url)
+    headers = servers.login(server.url, "crash@example.com")
     r = httpx.post(
         server.url + "/api/v1/accounts",
         headers=headers,

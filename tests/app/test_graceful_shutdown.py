@@ -17,26 +17,13 @@ import pytest
 
 from tests.app import servers
 
-BTC = "trades/BTCUSDT_2021-01-08.binance.trades.parquet"
-
 
 @pytest.mark.slow
 def test_sigterm_lets_requests_in_flight_finish_and_writes_everything(tmp_path: Path, shared_data: Path) -> None:
     home = tmp_path / "home"
     env = {"SMART_TRADER_HOME": str(home), "DATABASE_URL": "", "REDIS_URL": ""}
     server = servers.start(
-        [
-            "up",
-            "--replay",
-            str(shared_data / BTC),
-            "--symbol",
-            "BTC/USDT",
-            "--venue",
-            "BINANCE",
-            "--speed",
-            "20",
-            "--loop",
-        ],
+        servers.replay_args(["up"], shared_data, "20"),
         env,
         tmp_path / "server.log",
     )

@@ -17,8 +17,6 @@ import websockets
 from tests.app import servers
 from tests.conftest import reset_postgres
 
-BTC = "trades/BTCUSDT_2021-01-08.binance.trades.parquet"
-
 
 @pytest.mark.slow
 def test_order_through_one_api_process_is_seen_on_a_websocket_of_the_other(
@@ -26,26 +24,8 @@ def test_order_through_one_api_process_is_seen_on_a_websocket_of_the_other(
 ) -> None:
     reset_postgres(postgres_url)
     env = {"SMART_TRADER_HOME": str(tmp_path / "home"), "DATABASE_URL": postgres_url, "REDIS_URL": redis_url}
-    feed = servers.start(
-        [
-            "serve",
-            "--role",
-            "feed",
-            "--replay",
-            str(shared_data / BTC),
-            "--symbol",
-            "BTC/USDT",
-            "--venue",
-            "BINANCE",
-            "--speed",
-            "5",
-            "--loop",
-            "--host",
-            "127.0.0.1",
-        ],
-        env,
-        tmp_path / "feed.log",
-    )
+    feed_args = servers.replay_args(["serve", "--role", "feed"], shared_data, "5")
+    feed = servers.start([*feed_args, "--host", "127.0.0.1"], env, tmp_path / "feed.log")
     api = [
         servers.start(["serve", "--role", "api", "--host", "127.0.0.1"], env, tmp_path / f"api{i}.log")
         for i in range(2)

@@ -139,22 +139,12 @@ class BatchWriter:
     async def _flush_async(self) -> None:
         await asyncio.sleep(0)  # let this turn's other requests queue their jobs too
         while self._pending:
-            work, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-            live = [(job, fut) for job, fut in work if not fut.cancelled()]
+            live = self._next_batch()
             try:
-                outcomes = await self._execute_async([job for job, _fut in live])
+                outcomes: list[_Outcome] | Exception = await self._execute_async([job for job, _fut in live])
             except Exception as exc:  # the commit failed: nothing of the batch is kept
-                for _job, fut in live:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            for (_job, fut), (ok, value) in zip(live, outcomes, strict=True):
-                if fut.done():
-                    continue
-                if ok:
-                    fut.set_result(value)
-                else:
-                    fut.set_exception(value)
+                outcomes = exc
+            _settle([fut for _job, fut in live], outcomes)
 
     async def _execute_async(self, jobs: list[Any]) -> list[_Outcome]:
         assert self.async_engine is not None
@@ -179,19 +169,16 @@ class BatchWriter:
 
     def _flush(self) -> None:
         while self._pending:
-            work, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
-            live = [(job, fut) for job, fut in work if not fut.cancelled()]
+            live = self._next_batch()
             try:
-                outcomes = self._execute([job for job, _fut in live])
+                outcomes: list[_Outcome] | Exception = self._execute([job for job, _fut in live])
             except Exception as exc:  # the commit failed: nothing of the batch is kept
-                for _job, fut in live:
-                    fut.set_exception(exc)
-                continue
-            for (_job, fut), (ok, value) in zip(live, outcomes, strict=True):
-                if ok:
-                    fut.set_result(value)
-                else:
-                    fut.set_exception(value)
+                outcomes = exc
+            _settle([fut for _job, fut in live], outcomes)
+
+    def _next_batch(self) -> list[tuple[Any, asyncio.Future[Any]]]:
+        work, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+        return [(job, fut) for job, fut in work if not fut.cancelled()]
 
     # -- thread mode ------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -213,16 +200,10 @@ class BatchWriter:
     def _commit(self, work: list[tuple[Any, Future[Any]]]) -> None:
         live = [(job, fut) for job, fut in work if fut.set_running_or_notify_cancel()]
         try:
-            outcomes = self._execute([job for job, _fut in live])
+            outcomes: list[_Outcome] | Exception = self._execute([job for job, _fut in live])
         except Exception as exc:  # the commit failed: nothing of the batch is kept
-            for _job, fut in live:
-                fut.set_exception(exc)
-            return
-        for (_job, fut), (ok, value) in zip(live, outcomes, strict=True):
-            if ok:
-                fut.set_result(value)
-            else:
-                fut.set_exception(value)
+            outcomes = exc
+        _settle([fut for _job, fut in live], outcomes)
 
     # -- both -------------------------------------------------------------------------------
     def _execute(self, jobs: list[Any]) -> list[_Outcome]:
@@ -264,6 +245,22 @@ class BatchWriter:
         self.jobs += jobs
         DB_BATCH_JOBS.observe(jobs)
         DB_BATCH_SECONDS.observe(time.perf_counter() - start)
+
+
+def _settle(futures: list[Any], outcomes: list[_Outcome] | Exception) -> None:
+    """Answer each caller (an asyncio or a concurrent future): its job's outcome, or the error that failed the
+    batch's commit. Futures already done (cancelled callers) are skipped."""
+    for i, fut in enumerate(futures):
+        if fut.done():
+            continue
+        if isinstance(outcomes, Exception):
+            fut.set_exception(outcomes)
+            continue
+        ok, value = outcomes[i]
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)
 
 
 class _JobFailedError(Exception):

@@ -4,13 +4,12 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, insert, select, update
+from sqlalchemy import Connection, Row, and_, select, update
 
 from smart_trader.core.ids import AccountId, ClientOrderId, InstrumentId, OrderId
 from smart_trader.execution.enums import OrderSide, OrderStatus, OrderType, TimeInForce
@@ -25,38 +24,6 @@ OPEN_STATUSES = (OrderStatus.ACCEPTED.value, OrderStatus.PARTIALLY_FILLED.value)
 def new_order_id() -> str:
     """A durable, unique order id (UUID4 text)."""
     return str(uuid.uuid4())
-
-
-def insert_new_order(
-    conn: Connection, account_id: str, order_id: str, request: OrderRequest, symbol: str, venue: str
-) -> dict[str, Any]:
-    """Store a received order with status ``new`` (the broker takes it from there); returns its row as a dict."""
-    row = {
-        "id": order_id,
-        "account_id": account_id,
-        "client_order_id": request.client_order_id,
-        "instrument_id": request.instrument_id,
-        "symbol": symbol,
-        "venue": venue,
-        "side": request.side.value,
-        "type": request.type.value,
-        "time_in_force": request.time_in_force.value,
-        "quantity": request.quantity,
-        "notional": request.notional,
-        "limit_price": request.limit_price,
-        "stop_price": request.stop_price,
-        "status": OrderStatus.NEW.value,
-        "filled_qty": ZERO,
-        "filled_cost": ZERO,
-        "triggered": False,
-        "reason": None,
-        "cancel_requested": False,
-        "created_ns": time.time_ns(),
-        "ts_init": None,
-        "ts_last": None,
-    }
-    conn.execute(insert(orders), [row])
-    return row
 
 
 def find_by_client_order_id(conn: Connection, account_id: str, client_order_id: str) -> Row[Any] | None:

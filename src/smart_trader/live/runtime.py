@@ -505,19 +505,7 @@ class TradingRuntime:
         account = book.account
         aid = account.account_id
         entries = account.ledger.entries[book.persisted_entries :]
-        batch.ledger += [
-            {
-                "account_id": aid,
-                "entry_id": e.entry_id,
-                "ts": e.ts,
-                "kind": e.kind.value,
-                "amount": e.amount,
-                "currency": e.currency,
-                "balance": e.balance,
-                "ref": e.ref,
-            }
-            for e in entries
-        ]
+        batch.ledger += [account_store.ledger_row(aid, e) for e in entries]
         book.persisted_entries = len(account.ledger.entries)
         for iid in book.dirty_instruments:
             pos = account.positions.get(iid)

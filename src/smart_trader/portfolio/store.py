@@ -101,25 +101,24 @@ def position_of(row: Row[Any]) -> Position:
     )
 
 
+def ledger_row(account_id: str, e: LedgerEntry) -> dict[str, Any]:
+    """The ``ledger_entries`` row of a core ledger entry (``entry_id`` numbers it within the account)."""
+    return {
+        "account_id": account_id,
+        "entry_id": e.entry_id,
+        "ts": e.ts,
+        "kind": e.kind.value,
+        "amount": e.amount,
+        "currency": e.currency,
+        "balance": e.balance,
+        "ref": e.ref,
+    }
+
+
 def write_ledger(conn: Connection, account_id: str, entries: list[LedgerEntry]) -> None:
-    """Append core ledger entries (their ``entry_id`` numbers them within the account)."""
+    """Append core ledger entries."""
     if entries:
-        conn.execute(
-            insert(ledger_entries),
-            [
-                {
-                    "account_id": account_id,
-                    "entry_id": e.entry_id,
-                    "ts": e.ts,
-                    "kind": e.kind.value,
-                    "amount": e.amount,
-                    "currency": e.currency,
-                    "balance": e.balance,
-                    "ref": e.ref,
-                }
-                for e in entries
-            ],
-        )
+        conn.execute(insert(ledger_entries), [ledger_row(account_id, e) for e in entries])
 
 
 def ledger_of(conn: Connection, account_id: str) -> list[Row[Any]]:
