@@ -70,17 +70,19 @@ def request_cancel(conn: Connection, account_id: str, order_id: str) -> Row[Any]
 
 
 def pending_orders(conn: Connection, limit: int = 1000) -> list[Row[Any]]:
-    """Orders the broker has not taken yet (status ``new``) and open orders with a cancel request, oldest first."""
-    q = (
+    """Orders the broker has not taken yet (status ``new``) and open orders with a cancel request, oldest first.
+
+    Two indexed lookups (``ix_orders_status``, ``ix_orders_cancel_requested``) rather than one ``OR``, which
+    scanned every order ever placed on each poll."""
+    new = select(orders).where(orders.c.status == OrderStatus.NEW.value).order_by(orders.c.created_ns).limit(limit)
+    cancels = (
         select(orders)
-        .where(
-            (orders.c.status == OrderStatus.NEW.value)
-            | (orders.c.cancel_requested.is_(True) & orders.c.status.in_(OPEN_STATUSES))
-        )
+        .where(orders.c.cancel_requested.is_(True), orders.c.status.in_(OPEN_STATUSES))
         .order_by(orders.c.created_ns)
         .limit(limit)
     )
-    return list(conn.execute(q))
+    rows = [*conn.execute(new), *conn.execute(cancels)]
+    return sorted(rows, key=lambda r: r.created_ns)[:limit]
 
 
 def open_orders_of(conn: Connection, account_id: str) -> list[Row[Any]]:

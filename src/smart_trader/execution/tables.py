@@ -41,6 +41,7 @@ orders = Table(
     UniqueConstraint("account_id", "client_order_id", name="uq_orders_account_client_order_id"),
     Index("ix_orders_account_created", "account_id", "created_ns"),
     Index("ix_orders_status", "status"),
+    Index("ix_orders_cancel_requested", "cancel_requested"),
 )
 
 fills = Table(

@@ -137,6 +137,7 @@ def upgrade() -> None:
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.create_index("ix_orders_account_created", ["account_id", "created_ns"], unique=False)
         batch_op.create_index("ix_orders_status", ["status"], unique=False)
+        batch_op.create_index("ix_orders_cancel_requested", ["cancel_requested"], unique=False)
 
     op.create_table(
         "positions",
@@ -187,6 +188,7 @@ def downgrade() -> None:
     op.drop_table("fills")
     op.drop_table("positions")
     with op.batch_alter_table("orders", schema=None) as batch_op:
+        batch_op.drop_index("ix_orders_cancel_requested")
         batch_op.drop_index("ix_orders_status")
         batch_op.drop_index("ix_orders_account_created")
 
