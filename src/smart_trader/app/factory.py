@@ -49,7 +49,7 @@ Role = Literal["all", "api", "feed"]
 ORDERS_CONTROL_TOPIC = "_control.orders"  # an API process tells the feed process that orders are waiting
 LIVE_BAR_TIMEFRAMES = ("1s", "1m", "5m", "15m", "1h", "1d")
 GIL_SWITCH_SECONDS = 0.0005
-GC_THRESHOLDS = (50_000, 50, 50)
+GC_THRESHOLDS = (200_000, 100, 100)
 log = structlog.get_logger("smart_trader.app")
 
 
