@@ -39,7 +39,7 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
     return create_engine(url, pool_size=pool_size, max_overflow=8, pool_pre_ping=True)
 
 
-def make_async_engine(url: str, *, pool_size: int = 4) -> AsyncEngine:
+def make_async_engine(url: str, *, pool_size: int = 6) -> AsyncEngine:
     """An asyncio engine (psycopg's async driver) for the PostgreSQL ``url`` (the writer's, see
     :class:`~smart_trader.db.writer.BatchWriter`)."""
     return create_async_engine(url, pool_size=pool_size, max_overflow=2, pool_pre_ping=True)

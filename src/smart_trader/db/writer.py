@@ -16,10 +16,10 @@ Three ways to run:
   the end of that turn, on the loop's own thread. SQLite does no network I/O and, in WAL mode with
   ``synchronous=NORMAL``, no fsync at commit, so a batch is pure CPU; run in a thread it would have to win the GIL
   back from the busy event loop at every database call (measured: 20 ms per batch instead of 2.5 ms).
-- **asynchronously on the event loop** (``async_engine=...``, PostgreSQL): one batch at a time runs through
-  SQLAlchemy's asyncio engine (psycopg's async driver); the same synchronous job functions run inside it with
-  ``run_sync``, and every round trip to the server yields to the loop instead of ping-ponging the GIL with a
-  thread. Jobs queued while a batch is in flight form the next batch.
+- **asynchronously on the event loop** (``async_engine=...``, PostgreSQL): batches run through SQLAlchemy's
+  asyncio engine (psycopg's async driver), up to ``ASYNC_BATCHES_IN_FLIGHT`` at once; the same synchronous job
+  functions run inside with ``run_sync``, and every round trip to the server yields to the loop instead of
+  ping-ponging the GIL with a thread. Jobs queued while batches are in flight form the next ones.
 - **a writer thread** (neither): the thread takes whatever is queued (up to ``max_batch`` jobs) per transaction.
 
 This is how 64 concurrent order submissions cost a handful of commits instead of 64.
@@ -45,6 +45,10 @@ from smart_trader.ops.metrics import DB_BATCH_JOBS, DB_BATCH_SECONDS
 T = TypeVar("T")
 Job = Callable[[Connection], Any]
 _STOP = object()
+# PostgreSQL: batches committing at once, each on its own connection. A batch waits for several round trips, each
+# needing a turn of the busy event loop; with one batch at a time that wait, not the database, was the limit.
+# Ordering between callers is not needed: each caller awaits its own commit before it writes what depends on it.
+ASYNC_BATCHES_IN_FLIGHT = 4
 _Outcome = tuple[bool, Any]  # (True, result) or (False, the exception the job raised)
 
 
@@ -72,7 +76,7 @@ class BatchWriter:
         self.max_batch = max_batch
         self.async_engine = async_engine
         self.inline = inline or async_engine is not None
-        self._flusher: asyncio.Task[None] | None = None
+        self._flushers: set[asyncio.Task[None]] = set()
         self._conn: Connection | None = None
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="db-writer", daemon=True)
@@ -129,8 +133,10 @@ class BatchWriter:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         if self.async_engine is not None:
-            if self._flusher is None or self._flusher.done():
-                self._flusher = loop.create_task(self._flush_async())
+            if len(self._flushers) < ASYNC_BATCHES_IN_FLIGHT:
+                task = loop.create_task(self._flush_async())
+                self._flushers.add(task)
+                task.add_done_callback(self._flushers.discard)
         elif not self._pending:
             loop.call_soon(self._flush)  # after the callbacks already scheduled: this turn's jobs batch up
         self._pending.append((job, fut))
@@ -162,8 +168,8 @@ class BatchWriter:
 
     async def aclose(self) -> None:
         """Async mode: wait for the batch in flight and what is queued, then dispose of the async engine."""
-        if self._flusher is not None:
-            await self._flusher
+        while self._flushers:
+            await asyncio.gather(*self._flushers, return_exceptions=True)
         if self.async_engine is not None:
             await self.async_engine.dispose()
 
