@@ -12,8 +12,8 @@ database through ``conn``).
 
 Three ways to run:
 
-- **inline on the event loop** (``inline=True``, SQLite): jobs queued during one turn of the loop are committed at
-  the end of that turn, on the loop's own thread. SQLite does no network I/O and, in WAL mode with
+- **inline on the event loop** (``inline=True``, SQLite): jobs queued within ``INLINE_GATHER_SECONDS`` (2 ms) of
+  the first are committed together, on the loop's own thread (fewer, larger commits: a commit costs ~0.5 ms). SQLite does no network I/O and, in WAL mode with
   ``synchronous=NORMAL``, no fsync at commit, so a batch is pure CPU; run in a thread it would have to win the GIL
   back from the busy event loop at every database call (measured: 20 ms per batch instead of 2.5 ms).
 - **asynchronously on the event loop** (``async_engine=...``, PostgreSQL): batches run through SQLAlchemy's
@@ -49,6 +49,8 @@ _STOP = object()
 # needing a turn of the busy event loop; with one batch at a time that wait, not the database, was the limit.
 # Ordering between callers is not needed: each caller awaits its own commit before it writes what depends on it.
 ASYNC_BATCHES_IN_FLIGHT = 4
+# SQLite: how long a batch waits for more jobs before it commits (a commit costs ~0.5 ms of CPU)
+INLINE_GATHER_SECONDS = 0.002
 _Outcome = tuple[bool, Any]  # (True, result) or (False, the exception the job raised)
 
 
@@ -138,7 +140,7 @@ class BatchWriter:
                 self._flushers.add(task)
                 task.add_done_callback(self._flushers.discard)
         elif not self._pending:
-            loop.call_soon(self._flush)  # after the callbacks already scheduled: this turn's jobs batch up
+            loop.call_later(INLINE_GATHER_SECONDS, self._flush)  # jobs queued meanwhile join this batch
         self._pending.append((job, fut))
         return fut
 
