@@ -13,9 +13,10 @@ database through ``conn``).
 Three ways to run:
 
 - **inline on the event loop** (``inline=True``, SQLite): jobs queued within ``INLINE_GATHER_SECONDS`` (2 ms) of
-  the first are committed together, on the loop's own thread (fewer, larger commits: a commit costs ~0.5 ms). SQLite does no network I/O and, in WAL mode with
-  ``synchronous=NORMAL``, no fsync at commit, so a batch is pure CPU; run in a thread it would have to win the GIL
-  back from the busy event loop at every database call (measured: 20 ms per batch instead of 2.5 ms).
+  the first are committed together, on the loop's own thread (fewer, larger commits: a commit costs ~0.5 ms).
+  SQLite does no network I/O and, in WAL mode with ``synchronous=NORMAL``, no fsync at commit, so a batch is pure
+  CPU; run in a thread it would have to win the GIL back from the busy event loop at every database call
+  (measured: 20 ms per batch instead of 2.5 ms).
 - **asynchronously on the event loop** (``async_engine=...``, PostgreSQL): batches run through SQLAlchemy's
   asyncio engine (psycopg's async driver), up to ``ASYNC_BATCHES_IN_FLIGHT`` at once; the same synchronous job
   functions run inside with ``run_sync``, and every round trip to the server yields to the loop instead of
