@@ -134,3 +134,13 @@ class Quote(NamedTuple):
     def mid(self) -> Decimal:
         """(bid + ask) / 2, exact."""
         return from_raw(self.bid_raw + self.ask_raw, self.price_precision) / 2
+
+    @property
+    def bid_size(self) -> Decimal | None:
+        """Size at the best bid in base units, or ``None`` when the source has none."""
+        return None if self.bid_size_raw is None else from_raw(self.bid_size_raw, self.size_precision)
+
+    @property
+    def ask_size(self) -> Decimal | None:
+        """Size at the best ask in base units, or ``None`` when the source has none."""
+        return None if self.ask_size_raw is None else from_raw(self.ask_size_raw, self.size_precision)

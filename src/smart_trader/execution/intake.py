@@ -18,7 +18,7 @@ from sqlalchemy import Connection, insert, select, tuple_
 from smart_trader.db.outbox import outbox
 from smart_trader.execution.enums import OrderStatus
 from smart_trader.execution.orders import OrderRequest
-from smart_trader.execution.store import new_order_id
+from smart_trader.execution.store import new_order_id, order_view
 from smart_trader.execution.tables import orders
 
 ZERO = Decimal(0)
@@ -63,26 +63,7 @@ def _row(r: Received, now: int) -> dict[str, Any]:
 
 
 def _event(row: dict[str, Any]) -> dict[str, Any]:
-    view = {
-        k: row[k]
-        for k in (
-            "id",
-            "account_id",
-            "client_order_id",
-            "instrument_id",
-            "symbol",
-            "venue",
-            "side",
-            "type",
-            "time_in_force",
-            "notional",
-            "limit_price",
-            "stop_price",
-            "status",
-            "created_ns",
-        )
-    }
-    view["qty"] = row["quantity"]  # the REST API's name
+    view = order_view(row)
     topic = f"orders.{row['account_id']}"
     body = {
         "type": "order",

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import Row
 
 from smart_trader.app.platform import Platform
 from smart_trader.core.errors import InvalidInputError, NotFoundError, RejectedByRulesError
@@ -24,7 +23,7 @@ from smart_trader.execution import store
 from smart_trader.execution.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from smart_trader.execution.intake import Received, store_orders
 from smart_trader.execution.orders import OrderRequest
-from smart_trader.gateway.deps import OwnedAccount, PlatformDep, check_owned_account
+from smart_trader.gateway.deps import OwnedAccount, PlatformDep, owned_account
 from smart_trader.gateway.problems import ProblemError
 from smart_trader.ops import metrics
 
@@ -83,31 +82,8 @@ class OrderOut(BaseModel):
 
 
 def order_out(row: Any) -> OrderOut:
-    """The API view of an order row (a SQLAlchemy row or a dict)."""
-    r = row._mapping if isinstance(row, Row) else row
-    filled = r["filled_qty"]
-    return OrderOut(
-        id=r["id"],
-        account_id=r["account_id"],
-        client_order_id=r["client_order_id"],
-        symbol=r["symbol"],
-        venue=r["venue"],
-        instrument_id=r["instrument_id"],
-        side=r["side"],
-        type=r["type"],
-        time_in_force=r["time_in_force"],
-        qty=r["quantity"],
-        notional=r["notional"],
-        limit_price=r["limit_price"],
-        stop_price=r["stop_price"],
-        status=r["status"],
-        filled_qty=filled,
-        avg_fill_price=(r["filled_cost"] / filled) if filled else None,
-        reason=r["reason"],
-        cancel_requested=r["cancel_requested"],
-        created_ns=r["created_ns"],
-        ts_last=r["ts_last"],
-    )
+    """The API model of an order row (a SQLAlchemy row or a mapping)."""
+    return OrderOut(**store.order_view(row))
 
 
 @router.post(
@@ -120,10 +96,10 @@ async def place_order(account_id: str, body: OrderIn, request: Request, response
     """Place an order. A retry with the same ``client_order_id`` returns the original order (200) and creates
     nothing. 422 when the instrument is unknown or the order breaks its tick size, lot size or minimum notional.
 
-    The hot path: it checks the caller with :func:`check_owned_account` directly instead of through FastAPI
+    The hot path: it calls :func:`~smart_trader.gateway.deps.owned_account` itself instead of through FastAPI's
     dependencies (each dependency node costs per request); the OpenAPI document declares the security all the same.
     """
-    await check_owned_account(account_id, request)
+    await owned_account(account_id, request)
     platform: Platform = request.app.state.platform
     iid = instrument_id(body.symbol, body.venue)
     try:

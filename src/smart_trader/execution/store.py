@@ -18,7 +18,7 @@ from smart_trader.execution.orders import Order, OrderRequest
 from smart_trader.execution.tables import fills, orders
 
 ZERO = Decimal(0)
-OPEN_STATUSES = (OrderStatus.ACCEPTED.value, OrderStatus.PARTIALLY_FILLED.value)
+OPEN_STATUSES = tuple(s.value for s in OrderStatus if s.is_open)  # stored values of working orders
 
 
 def new_order_id() -> str:
@@ -121,16 +121,20 @@ def order_of(row: Row[Any]) -> Order:
     return order
 
 
+def close_reason(order: Order) -> str | None:
+    """Why a closed order closed: the rejection or cancel reason (``"user"``, ``"ioc"``, ...), ``"expired"``;
+    ``None`` while it works or when it filled."""
+    last = order.events[-1] if order.events else None
+    if isinstance(last, OrderCanceled | OrderRejected):
+        return last.reason
+    if isinstance(last, OrderExpired):
+        return "expired"
+    return order.reject_reason
+
+
 def order_changes(order: Order) -> dict[str, Any]:
     """The columns the broker rewrites after events changed ``order``."""
-    last = order.events[-1] if order.events else None
-    reason = order.reject_reason
-    if isinstance(last, OrderCanceled):
-        reason = last.reason
-    elif isinstance(last, OrderExpired):
-        reason = "expired"
-    elif isinstance(last, OrderRejected):
-        reason = last.reason
+    reason = close_reason(order)
     return {
         "status": order.status.value,
         "quantity": order.quantity,
@@ -140,6 +144,35 @@ def order_changes(order: Order) -> dict[str, Any]:
         "reason": reason,
         "ts_init": order.ts_init,
         "ts_last": order.ts_last,
+    }
+
+
+def order_view(row: Row[Any] | Mapping[str, Any]) -> dict[str, Any]:
+    """The API's view of a stored order (the fields of ``OrderOut``): decimals exact, ``avg_fill_price`` derived
+    from the filled cost, ``created_ns`` wall clock and ``ts_last`` market clock (ns since the epoch, UTC)."""
+    r = row._mapping if isinstance(row, Row) else row
+    filled = r["filled_qty"]
+    return {
+        "id": r["id"],
+        "account_id": r["account_id"],
+        "client_order_id": r["client_order_id"],
+        "symbol": r["symbol"],
+        "venue": r["venue"],
+        "instrument_id": r["instrument_id"],
+        "side": r["side"],
+        "type": r["type"],
+        "time_in_force": r["time_in_force"],
+        "qty": r["quantity"],
+        "notional": r["notional"],
+        "limit_price": r["limit_price"],
+        "stop_price": r["stop_price"],
+        "status": r["status"],
+        "filled_qty": filled,
+        "avg_fill_price": (r["filled_cost"] / filled) if filled else None,
+        "reason": r["reason"],
+        "cancel_requested": r["cancel_requested"],
+        "created_ns": r["created_ns"],
+        "ts_last": r["ts_last"],
     }
 
 

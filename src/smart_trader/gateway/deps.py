@@ -19,7 +19,12 @@ TOKEN_URL = "/api/v1/auth/token"
 PUBLIC_PATHS = {"/api/v1/auth/register", "/api/v1/auth/token", "/api/v1/auth/refresh"}
 
 
-async def _user(request: Request) -> str:
+async def current_user(request: Request) -> str:
+    """The caller's user id, from ``X-API-Key`` (checked first) or ``Authorization: Bearer <access JWT>``.
+
+    Raises:
+        ProblemError: 401 when no credentials are sent, or the token or key is invalid or expired.
+    """
     platform: Platform = request.app.state.platform
     headers = request.headers
     api_key = headers.get("x-api-key")
@@ -39,28 +44,15 @@ async def _user(request: Request) -> str:
     return user_id
 
 
-async def current_user(request: Request) -> str:
-    """The caller's user id, from ``X-API-Key`` (checked first) or ``Authorization: Bearer <access JWT>``.
-
-    Raises:
-        ProblemError: 401 when no credentials are sent, or the token or key is invalid or expired.
-    """
-    return await _user(request)
-
-
 async def owned_account(account_id: str, request: Request) -> str:
-    """The path's ``account_id`` when it belongs to the authenticated caller.
+    """The path's ``account_id`` when it belongs to the authenticated caller (a dependency, or a plain call from a
+    hot endpoint that avoids dependency resolution).
 
     Raises:
         ProblemError: 401 as :func:`current_user`; 404 when there is no such account or it is someone else's
             (existence is not revealed).
     """
-    return await check_owned_account(account_id, request)
-
-
-async def check_owned_account(account_id: str, request: Request) -> str:
-    """:func:`owned_account` as a plain call (for a hot endpoint that avoids dependency resolution)."""
-    user_id = await _user(request)
+    user_id = await current_user(request)
     platform: Platform = request.app.state.platform
     if await platform.account_owner(account_id) != user_id:
         raise ProblemError(404, f"no account {account_id}", "not-found")

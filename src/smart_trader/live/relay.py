@@ -20,7 +20,6 @@ from sqlalchemy import Connection, select, update
 
 from smart_trader.db.outbox import outbox
 from smart_trader.db.writer import BatchWriter
-from smart_trader.ops import metrics
 
 log = structlog.get_logger("smart_trader.relay")
 Deliver = Callable[[list[tuple[str, str]]], None]
@@ -95,7 +94,6 @@ class OutboxRelay:
             q = q.with_for_update(skip_locked=True)
         rows = conn.execute(q).all()
         if not rows:
-            metrics.OUTBOX_PENDING.set(0)
             return 0
         self.deliver([(r.topic, _with_id(r.payload, r.id)) for r in rows])
         ids = [r.id for r in rows]

@@ -45,7 +45,6 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from smart_trader.core.errors import NotFoundError
 from smart_trader.core.ids import AccountId, InstrumentId, OrderId
 from smart_trader.core.instruments import Instrument
-from smart_trader.core.values import from_raw
 from smart_trader.data.model import Bar, Quote, Trade
 from smart_trader.db.outbox import outbox
 from smart_trader.db.writer import BatchWriter
@@ -113,7 +112,6 @@ class _Batch:
     accounts: list[dict[str, Any]] = field(default_factory=list)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
-    books: list[AccountBook] = field(default_factory=list)
     statuses: list[str] = field(default_factory=list)
     closed: list[tuple[AccountBook, Order]] = field(default_factory=list)  # orders this batch stored as closed
 
@@ -169,7 +167,6 @@ class TradingRuntime:
         self._poll_due = True
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._stopping = False
         self._ids = durable_ids
         self.events_processed = 0
 
@@ -185,7 +182,6 @@ class TradingRuntime:
 
     async def stop(self) -> None:
         """Stop the loops after writing everything still in memory."""
-        self._stopping = True
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:
@@ -267,7 +263,7 @@ class TradingRuntime:
                     book.broker.on_trade(iid, ts, event.price_raw, event.size_raw)
         elif type(event) is Quote:
             last.bid, last.ask, last.quote_ts = event.bid, event.ask, ts
-            last.bid_size, last.ask_size = _size(event.bid_size_raw, event), _size(event.ask_size_raw, event)
+            last.bid_size, last.ask_size = event.bid_size, event.ask_size
             metrics.MARKET_EVENTS.labels("quote").inc()
             self.publish(f"quotes.{iid}", _json({"type": "quote", "topic": f"quotes.{iid}", **_quote(event)}))
             if books:
@@ -570,7 +566,6 @@ class TradingRuntime:
             batch.outbox.append(
                 {"topic": f"accounts.{aid}", "event_type": "account.updated", "payload": _json(view), "created_ns": now}
             )
-        batch.books.append(book)
 
     async def _snapshot_loop(self) -> None:
         while True:
@@ -641,7 +636,6 @@ def _order_view(order: Order, account_id: str) -> dict[str, Any]:
     """The order as the REST API shows it (same field names as ``OrderOut``), for order events."""
     r = order.request
     symbol, _, venue = r.instrument_id.rpartition(".")
-    last = order.events[-1] if order.events else None
     return {
         "id": order.order_id,
         "account_id": account_id,
@@ -659,13 +653,9 @@ def _order_view(order: Order, account_id: str) -> dict[str, Any]:
         "status": order.status.value,
         "filled_qty": order.filled_qty,
         "avg_fill_price": order.avg_px,
-        "reason": getattr(last, "reason", None) if last is not None and not order.is_open else None,
+        "reason": None if order.is_open else order_store.close_reason(order),
         "ts_last": order.ts_last,
     }
-
-
-def _size(raw: int | None, q: Quote) -> Decimal | None:
-    return None if raw is None else from_raw(raw, q.size_precision)
 
 
 def _trade(t: Trade) -> dict[str, Any]:
@@ -678,8 +668,8 @@ def _quote(q: Quote) -> dict[str, Any]:
         "ts_event": q.ts_event,
         "bid": q.bid,
         "ask": q.ask,
-        "bid_size": _size(q.bid_size_raw, q),
-        "ask_size": _size(q.ask_size_raw, q),
+        "bid_size": q.bid_size,
+        "ask_size": q.ask_size,
     }
 
 

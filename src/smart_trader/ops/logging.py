@@ -99,10 +99,7 @@ class _StderrLogger:
 
     def msg(self, message: str | bytes) -> None:
         err = sys.stderr
-        if isinstance(message, bytes):
-            err.buffer.write(message + b"\n") if hasattr(err, "buffer") else err.write(message.decode() + "\n")
-        else:
-            err.write(message + "\n")
+        err.write((message.decode() if isinstance(message, bytes) else message) + "\n")
         err.flush()
 
     log = debug = info = warn = warning = error = critical = exception = fatal = msg

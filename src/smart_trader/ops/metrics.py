@@ -32,7 +32,6 @@ ORDERS = Counter("orders_total", "Order status changes seen by the broker, by re
 ORDERS_SUBMITTED = Counter("orders_submitted_total", "Orders accepted for processing by the API.")
 FILLS = Counter("fills_total", "Fills executed by the paper broker.")
 MARKET_EVENTS = Counter("market_events_total", "Market-data events processed by the feed, by kind.", ["kind"])
-OUTBOX_PENDING = Gauge("outbox_pending", "Outbox events written but not yet published.")
 DB_BATCH_JOBS = Histogram(
     "db_write_batch_jobs",
     "Jobs committed together by the group-commit writer (one transaction).",

@@ -180,7 +180,7 @@ def market_value(positions: Iterable[Position], mark: Callable[[InstrumentId], D
     total = Decimal(0)
     for pos in positions:
         if pos.quantity:
-            total = EXACT.add(total, EXACT.multiply(EXACT.multiply(pos.quantity, _mark_of(pos, mark)), pos.multiplier))
+            total = EXACT.add(total, pos.market_value(_mark_of(pos, mark)))
     return total
 
 

@@ -56,9 +56,13 @@ class Position:
         """True when the quantity is zero."""
         return self.quantity == 0
 
+    def market_value(self, mark: Decimal) -> Decimal:
+        """Value of the open quantity at ``mark``: quantity × mark × multiplier (signed, quote currency, exact)."""
+        return EXACT.multiply(EXACT.multiply(self.quantity, mark), self.multiplier)
+
     def unrealized_pnl(self, mark: Decimal) -> Decimal:
         """P&L of the open quantity at ``mark`` (quote currency): quantity × mark × multiplier − cost basis."""
-        return EXACT.subtract(EXACT.multiply(EXACT.multiply(self.quantity, mark), self.multiplier), self.cost_basis)
+        return EXACT.subtract(self.market_value(mark), self.cost_basis)
 
     def apply_fill(self, side: OrderSide, quantity: Decimal, price: Decimal, commission: Decimal, ts: int) -> Decimal:
         """Update the position with one fill and return the P&L it realized (quote currency, before commission)."""

@@ -192,7 +192,7 @@ async def list_positions(
                 avg_entry_price=p.avg_entry_price,
                 cost_basis=p.cost_basis,
                 mark_price=mark,
-                market_value=None if mark is None else p.quantity * mark * p.multiplier,
+                market_value=None if mark is None else p.market_value(mark),
                 unrealized_pnl=None if mark is None else p.unrealized_pnl(mark),
                 realized_pnl=p.realized_pnl,
                 commissions=p.commissions,
