@@ -171,7 +171,14 @@ async def _running(
     if role in ("all", "feed"):
         await asyncio.to_thread(runtime_lock.acquire)
         runtime = TradingRuntime(
-            engine, writer, platform.instrument, hub.publish, fill_config, notify_outbox=relay.wake
+            engine,
+            writer,
+            platform.instrument,
+            hub.publish,
+            fill_config,
+            notify_outbox=relay.wake,
+            # with Redis, other processes may subscribe; without, only this process's WebSockets can
+            wanted=lambda topic: hub.bus is not None or hub.subscriber_count(topic) > 0,
         )
         platform.runtime = runtime
         platform.market = runtime.market

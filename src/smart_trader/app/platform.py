@@ -101,8 +101,8 @@ class Platform:
             return await self.user_of_api_key(token)
         return self.tokens.subject(token, "access")
 
-    async def read_store(self, fn: Callable[[], T]) -> T:
-        """Run a market-data store read in a worker thread."""
+    async def in_thread(self, fn: Callable[[], T]) -> T:
+        """Run blocking work (a market-data store read, a schema check) in a worker thread."""
         return await asyncio.to_thread(fn)
 
     async def last_prices(self, instrument_id: InstrumentId) -> dict[str, Any] | None:

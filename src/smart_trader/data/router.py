@@ -94,7 +94,7 @@ async def bars(
     except NotFoundError:
         raise ProblemError(404, f"unknown instrument {iid}: see GET /api/v1/instruments", "not-found") from None
     try:
-        table: pa.Table = await platform.read_store(
+        table: pa.Table = await platform.in_thread(
             lambda: platform.market_data.bars(symbol, venue, tf, start_ns=start, end_ns=end)
         )
     except NotFoundError:

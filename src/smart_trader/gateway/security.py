@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import time
@@ -38,8 +39,11 @@ def verify_password(password_hash: str, password: str) -> bool:
         return False
 
 
-# a real hash to verify against when the user does not exist, so timing does not tell which emails exist
-DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+@functools.cache
+def dummy_hash() -> str:
+    """A real hash to verify against when the user does not exist, so timing does not tell which emails exist
+    (made on first use, not at import: hashing takes tens of milliseconds)."""
+    return hash_password(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True, slots=True)

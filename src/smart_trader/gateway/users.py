@@ -11,7 +11,7 @@ from sqlalchemy import Connection, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from smart_trader.core.errors import InvalidInputError
-from smart_trader.gateway.security import DUMMY_HASH, api_key_hash, new_api_key, verify_password
+from smart_trader.gateway.security import api_key_hash, dummy_hash, new_api_key, verify_password
 from smart_trader.gateway.tables import api_keys, users
 
 
@@ -60,7 +60,7 @@ def authenticate(conn: Connection, email: str, password: str) -> User | None:
     """The user with these credentials, or ``None`` (same work whether or not the email exists)."""
     row = conn.execute(select(users).where(users.c.email == email.strip().lower())).first()
     if row is None:
-        verify_password(DUMMY_HASH, password)
+        verify_password(dummy_hash(), password)
         return None
     if not verify_password(row.password_hash, password):
         return None

@@ -64,6 +64,9 @@ from smart_trader.portfolio.tables import equity_snapshots, ledger_entries, posi
 
 log = structlog.get_logger("smart_trader.runtime")
 Publish = Callable[[str, str], None]
+_TRADES_SEEN = metrics.MARKET_EVENTS.labels("trade")
+_QUOTES_SEEN = metrics.MARKET_EVENTS.labels("quote")
+_BARS_SEEN = metrics.MARKET_EVENTS.labels("bar")
 CLOSED_IDS_KEPT = 100_000  # ids of recently closed orders remembered after the broker forgot them
 QUARANTINE_SECONDS = 30.0  # an account that failed to load is retried after this long
 
@@ -127,6 +130,7 @@ class TradingRuntime:
         writer: the group-commit writer shared with the API.
         instrument: looks an instrument up by id (raises :class:`NotFoundError` when unknown).
         publish: sends a market-data message (topic, JSON text) to the WebSocket hub.
+        wanted: whether a topic may have receivers (default: always); messages nobody receives are not built.
         config: commission, slippage and participation of the paper broker.
         notify_outbox: called after a commit that wrote outbox events (wakes the relay).
     """
@@ -139,6 +143,7 @@ class TradingRuntime:
         publish: Publish,
         config: FillConfig | None = None,
         notify_outbox: Callable[[], None] = lambda: None,
+        wanted: Callable[[str], bool] = lambda _topic: True,
         poll_seconds: float = 0.25,
         snapshot_seconds: float = 1.0,
     ) -> None:
@@ -146,6 +151,7 @@ class TradingRuntime:
         self.writer = writer
         self.instrument = instrument
         self.publish = publish
+        self.wanted = wanted
         self.config = config or FillConfig()
         self.notify_outbox = notify_outbox
         self.poll_seconds = poll_seconds
@@ -256,26 +262,24 @@ class TradingRuntime:
         books = self.working.get(iid)
         if type(event) is Trade:
             last.price, last.size, last.trade_ts = event.price, event.size, ts
-            metrics.MARKET_EVENTS.labels("trade").inc()
-            self.publish(f"trades.{iid}", _json({"type": "trade", "topic": f"trades.{iid}", **_trade(event)}))
+            _TRADES_SEEN.inc()
+            self._publish(f"trades.{iid}", "trade", _trade, event)
             if books:
                 for book in list(books):
                     book.broker.on_trade(iid, ts, event.price_raw, event.size_raw)
         elif type(event) is Quote:
             last.bid, last.ask, last.quote_ts = event.bid, event.ask, ts
             last.bid_size, last.ask_size = event.bid_size, event.ask_size
-            metrics.MARKET_EVENTS.labels("quote").inc()
-            self.publish(f"quotes.{iid}", _json({"type": "quote", "topic": f"quotes.{iid}", **_quote(event)}))
+            _QUOTES_SEEN.inc()
+            self._publish(f"quotes.{iid}", "quote", _quote, event)
             if books:
                 for book in list(books):
                     book.broker.on_quote(iid, ts, event.bid_raw, event.ask_raw, event.bid_size_raw, event.ask_size_raw)
         else:
             assert type(event) is Bar
             last.price, last.trade_ts = event.close, ts
-            metrics.MARKET_EVENTS.labels("bar").inc()
-            tf = timeframe or "bar"
-            topic = f"bars.{iid}.{tf}"
-            self.publish(topic, _json({"type": "bar", "topic": topic, "timeframe": tf, **_bar(event)}))
+            _BARS_SEEN.inc()
+            self.publish_bar(event, timeframe or "bar")
             if books:
                 for book in list(books):
                     v = event.volume_raw
@@ -285,9 +289,16 @@ class TradingRuntime:
         return event
 
     def publish_bar(self, bar: Bar, timeframe: str) -> None:
-        """Publish a live bar built from ticks (no matching: its ticks were matched already)."""
-        topic = f"bars.{bar.instrument_id}.{timeframe}"
-        self.publish(topic, _json({"type": "bar", "topic": topic, "timeframe": timeframe, **_bar(bar)}))
+        """Publish a bar of ``timeframe`` (replayed, or built live from ticks: no matching, its ticks were matched)."""
+        self._publish(f"bars.{bar.instrument_id}.{timeframe}", "bar", _bar, bar, timeframe=timeframe)
+
+    def _publish(
+        self, topic: str, kind: str, fields: Callable[[Any], dict[str, Any]], record: Any, **extra: Any
+    ) -> None:
+        """Serialize and publish a market-data message, only when someone may receive it (a replay at full speed
+        makes millions of them)."""
+        if self.wanted(topic):
+            self.publish(topic, _json({"type": kind, "topic": topic, **extra, **fields(record)}))
 
     def _unwork(self, iid: InstrumentId, books: set[AccountBook]) -> None:
         for book in list(books):

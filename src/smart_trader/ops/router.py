@@ -30,7 +30,7 @@ async def ready(request: Request) -> Response:
     checks: dict[str, Any] = {}
     ok = True
     try:
-        status = await platform.read_store(lambda: schema_status(platform.engine))
+        status = await platform.in_thread(lambda: schema_status(platform.engine))
         checks["database"] = "ok"
         checks["migrations"] = {"current": status.current, "head": status.head, "at_head": status.at_head}
         ok = status.at_head
