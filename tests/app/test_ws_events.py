@@ -37,3 +37,24 @@ def test_order_events_show_each_state_in_turn(platform: Harness) -> None:
     assert [m["outbox_id"] for m in seen if m["type"] == "order"] == sorted(m["outbox_id"] for m in orders.values())
     trades = [m for m in seen if m["type"] == "trade"]
     assert trades and Decimal(trades[-1]["price"]) == trade.price and trades[-1]["instrument_id"] == "BTC/USDT.BINANCE"
+
+
+def test_live_bars_of_a_subscribed_timeframe_close_as_trades_cross_the_boundary(platform: Harness) -> None:
+    h = platform.user()
+    token = h["Authorization"].removeprefix("Bearer ")
+    trades = platform.trades
+    second = trades[0].ts_event // 1_000_000_000
+    first_of_next = next(i for i, t in enumerate(trades) if t.ts_event // 1_000_000_000 > second)
+    with platform.client.websocket_connect(f"/ws?token={token}") as ws:
+        ws.send_json(
+            {"op": "subscribe", "channel": "bars", "symbol": "BTC/USDT", "venue": "BINANCE", "timeframe": "1s"}
+        )
+        assert ws.receive_json()["type"] == "subscribed"
+        platform.push_trades(first_of_next + 1)  # the first trade of the next second closes the first bar
+        bar = ws.receive_json()
+    in_bar = trades[:first_of_next]
+    assert bar["type"] == "bar" and bar["timeframe"] == "1s" and bar["topic"] == "bars.BTC/USDT.BINANCE.1s"
+    assert bar["ts_event"] == second * 1_000_000_000
+    assert Decimal(bar["open"]) == in_bar[0].price and Decimal(bar["close"]) == in_bar[-1].price
+    assert Decimal(bar["high"]) == max(t.price for t in in_bar) and Decimal(bar["low"]) == min(t.price for t in in_bar)
+    assert Decimal(bar["volume"]) == sum((t.size for t in in_bar), Decimal(0))
