@@ -3,11 +3,12 @@ transaction, and a read sees one snapshot."""
 
 from __future__ import annotations
 
-import time
+import asyncio
+import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from smart_trader.db.engine import Checkpointer, make_engine
 
@@ -19,14 +20,70 @@ def test_checkpointer_moves_the_wal_into_the_database_and_truncates_it(tmp_path:
         conn.execute(text("INSERT INTO t VALUES (:x)"), [{"x": "y" * 200} for _ in range(2000)])
     wal = tmp_path / "c.db-wal"
     assert wal.stat().st_size > 100_000  # no automatic checkpoint ran inside the commit
-    checkpointer = Checkpointer(engine, every=0.05)
-    checkpointer.start()
-    time.sleep(0.3)
-    checkpointer.stop()
+
+    async def main() -> None:
+        checkpointer = Checkpointer(engine, every=0.05)
+        checkpointer.start()
+        await asyncio.sleep(0.3)
+        assert checkpointer.rounds >= 1
+        await checkpointer.stop()
+
+    asyncio.run(main())
     assert wal.stat().st_size == 0
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 2000
     engine.dispose()
+
+
+def _commit_steadily(engine: Engine, stop: threading.Event) -> int:
+    """Commit small transactions back to back until ``stop`` (a writer that never leaves the WAL idle)."""
+    commits = 0
+    with engine.connect() as conn:
+        while not stop.is_set():
+            with conn.begin():
+                conn.execute(text("INSERT INTO t VALUES (:x)"), [{"x": "y" * 200} for _ in range(50)])
+            commits += 1
+    return commits
+
+
+def test_the_wal_restarts_under_a_steady_stream_of_commits(tmp_path: Path) -> None:
+    """A PASSIVE checkpoint alone never finds the WAL fully copied while commits keep coming, so SQLite never
+    restarted the WAL and it only grew; the checkpointer's RESTART round makes the next commit write it from its
+    beginning again."""
+
+    def run(name: str, checkpoints: bool) -> tuple[int, int, int]:
+        engine = make_engine(f"sqlite:///{tmp_path / name}")
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE t (x TEXT)"))
+        wal_file = tmp_path / f"{name}-wal"
+
+        async def main() -> tuple[int, int, int]:
+            checkpointer = Checkpointer(engine, every=0.05)
+            if checkpoints:
+                checkpointer.start()
+            stop = threading.Event()
+            writing = asyncio.create_task(asyncio.to_thread(_commit_steadily, engine, stop))
+            await asyncio.sleep(1.5)
+            stop.set()
+            commits = await writing
+            wal = wal_file.stat().st_size  # the file's size: the most the WAL ever held
+            if checkpoints:
+                await checkpointer.stop()
+                assert wal_file.stat().st_size == 0
+            return wal, commits, checkpointer.restarts
+
+        wal, commits, restarts = asyncio.run(main())
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM t")).scalar() == commits * 50  # nothing lost
+        engine.dispose()
+        return wal, commits, restarts
+
+    grown, _, _ = run("no-checkpoints.db", checkpoints=False)
+    kept, commits, restarts = run("checkpoints.db", checkpoints=True)
+    assert restarts >= 3
+    assert commits > 100
+    assert grown > 1_000_000  # without checkpoints the WAL holds every commit
+    assert kept < grown / 3  # with them it was written from its beginning again, round after round
 
 
 def test_a_failed_savepoint_does_not_commit_on_its_own(tmp_path: Path) -> None:

@@ -131,3 +131,27 @@ def test_many_concurrent_jobs_share_few_commits(setup: tuple[Engine, str]) -> No
         writer.stop()
     assert len(_names(engine)) == 300
     assert writer.jobs == 300 and writer.batches < 300  # group commit: fewer transactions than jobs
+
+
+def test_no_batch_commits_while_the_inline_writer_is_paused(tmp_path: Path) -> None:
+    """Jobs queued during :meth:`BatchWriter.paused` (SQLite's RESTART checkpoint runs then) wait, and commit
+    together once it ends."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    meta.create_all(engine)
+    writer = BatchWriter(engine, inline=True)
+
+    async def main() -> list[Any]:
+        async with writer.paused():
+            jobs = [asyncio.ensure_future(writer.run(_add(f"p{i}"))) for i in range(10)]
+            await asyncio.sleep(0.05)  # many times the 2 ms a batch waits to gather jobs
+            assert not any(j.done() for j in jobs)
+            assert _names(engine) == []
+        return await asyncio.gather(*jobs)
+
+    try:
+        assert asyncio.run(main()) == [f"p{i}" for i in range(10)]
+    finally:
+        writer.stop()
+    assert _names(engine) == sorted(f"p{i}" for i in range(10))
+    assert writer.batches == 1
+    engine.dispose()

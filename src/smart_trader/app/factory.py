@@ -123,7 +123,7 @@ async def _running(
     async_engine = None if settings.is_sqlite else make_async_engine(settings.resolved_database_url)
     writer = BatchWriter(engine, inline=settings.is_sqlite, async_engine=async_engine)
     writer.start()
-    checkpointer = Checkpointer(engine)
+    checkpointer = Checkpointer(engine, writer)
     checkpointer.start()
     hub = Hub(settings.ws_queue_size)
     market_data = MarketDataService(settings.home_dir)
@@ -236,7 +236,7 @@ async def _running(
             await platform.redis.aclose()
         await asyncio.to_thread(writer.stop)
         await writer.aclose()
-        await asyncio.to_thread(checkpointer.stop)
+        await checkpointer.stop()
         engine.dispose()
         log.info("stopped", role=role)
 

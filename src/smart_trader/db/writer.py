@@ -33,7 +33,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -85,6 +85,7 @@ class BatchWriter:
         self._thread = threading.Thread(target=self._loop, name="db-writer", daemon=True)
         self._started = False
         self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
+        self._paused = 0
         self.batches = 0
         self.jobs = 0
 
@@ -130,6 +131,19 @@ class BatchWriter:
         if self.inline:
             return await self._enqueue(Bulk(fn, item))
         return await asyncio.wrap_future(self.submit_bulk(fn, item))
+
+    @contextlib.asynccontextmanager
+    async def paused(self) -> AsyncIterator[None]:
+        """Inline SQLite mode: no batch starts while this is held (the loop goes on; jobs queue and commit together
+        afterwards). Used around SQLite's ``RESTART`` checkpoint (:class:`~smart_trader.db.engine.Checkpointer`).
+        In the other modes it holds nothing."""
+        self._paused += 1
+        try:
+            yield
+        finally:
+            self._paused -= 1
+            if not self._paused and self._pending and self.async_engine is None and self.inline:
+                asyncio.get_running_loop().call_soon(self._flush)
 
     # -- inline mode ------------------------------------------------------------------------
     def _enqueue(self, job: Any) -> asyncio.Future[Any]:
@@ -177,6 +191,8 @@ class BatchWriter:
             await self.async_engine.dispose()
 
     def _flush(self) -> None:
+        if self._paused:  # :meth:`paused` flushes when it ends
+            return
         while self._pending:
             live = self._next_batch()
             try:

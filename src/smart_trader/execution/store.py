@@ -4,12 +4,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, Row, and_, select, update
+from uuid_utils import uuid7
 
 from smart_trader.core.ids import AccountId, ClientOrderId, InstrumentId, OrderId
 from smart_trader.execution.enums import OrderSide, OrderStatus, OrderType, TimeInForce
@@ -22,8 +22,11 @@ OPEN_STATUSES = tuple(s.value for s in OrderStatus if s.is_open)  # stored value
 
 
 def new_order_id() -> str:
-    """A durable, unique order id (UUID4 text)."""
-    return str(uuid.uuid4())
+    """A durable, unique order id: a UUID version 7 (RFC 9562: 48-bit Unix milliseconds, then random bits) as text.
+
+    Time-ordered, so new orders land at the end of the primary-key index instead of on a random page of it (each
+    random page is one more page written per commit)."""
+    return str(uuid7())
 
 
 def find_by_client_order_id(conn: Connection, account_id: str, client_order_id: str) -> Row[Any] | None:
