@@ -192,6 +192,14 @@ def test_a_client_order_id_retry_returns_the_same_order_and_creates_nothing(plat
         assert again.status_code == 200, again.text
         assert again.json()["id"] == first.json()["id"]
         assert Decimal(again.json()["limit_price"]) == 1000 and again.json()["client_order_id"] == "abc-1"
+        # the place route writes its JSON itself: the very document GET (through the OrderOut model) answers
+        got = platform.client.get(f"{BASE}/{acct}/orders/{first.json()['id']}", headers=h)
+        assert again.headers["content-type"] == got.headers["content-type"] == "application/json"
+        assert again.json() == got.json()
+    accepting = {"status", "ts_last"}  # what the broker's acceptance changed since the 201
+    assert {k: v for k, v in first.json().items() if k not in accepting} == {
+        k: v for k, v in got.json().items() if k not in accepting
+    }
     listed = platform.client.get(f"{BASE}/{acct}/orders", headers=h).json()
     assert [o["id"] for o in listed] == [first.json()["id"]]
     # client order ids are per account: another account may use the same one

@@ -14,12 +14,15 @@ import contextlib
 import logging
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from smart_trader.ops.metrics import DB_WRITER_PAUSE_SECONDS
 
 if TYPE_CHECKING:
     from smart_trader.db.writer import BatchWriter
@@ -129,9 +132,11 @@ class Checkpointer:
         """One round: ``PASSIVE`` while the writer goes on, then ``RESTART`` with the writer paused."""
         await asyncio.to_thread(self._checkpoint, "PASSIVE", self.busy_seconds)
         pause = self.writer.paused() if self.writer is not None else contextlib.nullcontext()
+        start = time.perf_counter()
         async with pause:
             if await asyncio.to_thread(self._checkpoint, "RESTART", self.busy_seconds):
                 self.restarts += 1
+        DB_WRITER_PAUSE_SECONDS.observe(time.perf_counter() - start)
         self.rounds += 1
 
     async def _run(self) -> None:

@@ -72,20 +72,31 @@ def request_cancel(conn: Connection, account_id: str, order_id: str) -> Row[Any]
     return row
 
 
+PENDING_KEYS = (orders.c.id, orders.c.account_id, orders.c.cancel_requested, orders.c.created_ns)
+
+
 def pending_orders(conn: Connection, limit: int = 1000) -> list[Row[Any]]:
-    """Orders the broker has not taken yet (status ``new``) and open orders with a cancel request, oldest first.
+    """Orders the broker has not taken yet (status ``new``) and open orders with a cancel request, oldest first:
+    only ``id``, ``account_id``, ``cancel_requested`` and ``created_ns`` (the runtime skips the ones it already
+    holds and reads the rest whole with :func:`orders_by_id`).
 
     Two indexed lookups (``ix_orders_status``, ``ix_orders_cancel_requested``) rather than one ``OR``, which
     scanned every order ever placed on each poll."""
-    new = select(orders).where(orders.c.status == OrderStatus.NEW.value).order_by(orders.c.created_ns).limit(limit)
+    new = select(*PENDING_KEYS).where(orders.c.status == OrderStatus.NEW.value).order_by(orders.c.created_ns)
     cancels = (
-        select(orders)
+        select(*PENDING_KEYS)
         .where(orders.c.cancel_requested.is_(True), orders.c.status.in_(OPEN_STATUSES))
         .order_by(orders.c.created_ns)
-        .limit(limit)
     )
-    rows = [*conn.execute(new), *conn.execute(cancels)]
+    rows = [*conn.execute(new.limit(limit)), *conn.execute(cancels.limit(limit))]
     return sorted(rows, key=lambda r: r.created_ns)[:limit]
+
+
+def orders_by_id(conn: Connection, order_ids: Sequence[str]) -> list[Row[Any]]:
+    """The stored orders with these ids, in ``created_ns`` order."""
+    if not order_ids:
+        return []
+    return list(conn.execute(select(orders).where(orders.c.id.in_(order_ids)).order_by(orders.c.created_ns)))
 
 
 def open_orders_of(conn: Connection, account_id: str) -> list[Row[Any]]:

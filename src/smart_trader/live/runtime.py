@@ -354,24 +354,40 @@ class TradingRuntime:
         return book
 
     async def take_orders(self) -> int:
-        """Submit new orders handed over in this process (:meth:`orders_received`), or, when none were, the
-        stored new orders and cancel requests; returns how many were taken."""
+        """Submit new orders handed over in this process (:meth:`orders_received`), then, when none were or a poll
+        is due, the stored new orders and cancel requests this runtime does not hold yet; returns how many were
+        taken."""
         rows: list[Any] = self._received
         self._received = []
+        taken = sum([await self._take_logged(row) for row in rows])
         now = time.monotonic()
         if self._poll_due or not rows or now - self._last_poll >= self.poll_seconds:
             self._poll_due = False
             self._last_poll = now
-            rows += [r._mapping for r in await asyncio.to_thread(self._pending)]
-        taken = 0
-        for row in rows:
-            try:
-                taken += await self._take(row)
-            except Exception:
-                log.exception("could not take order", order_id=row["id"], account_id=row["account_id"])
+            unknown = [k.id for k in await asyncio.to_thread(self._pending) if not self._holds(k)]
+            if unknown:
+                for row in await asyncio.to_thread(self._rows, unknown):
+                    taken += await self._take_logged(row._mapping)
         if self._changes:
             self._dirty.set()
         return taken
+
+    def _holds(self, key: Any) -> bool:
+        """Whether a pending order (:func:`~smart_trader.execution.store.pending_orders`'s key columns) is one this
+        runtime already took and that asks nothing more of it (no cancel request)."""
+        if key.cancel_requested:
+            return False
+        if key.id in self._closed_ids:
+            return True
+        book = self.books.get(key.account_id)
+        return book is not None and OrderId(key.id) in book.broker.orders
+
+    async def _take_logged(self, row: Mapping[str, Any]) -> int:
+        try:
+            return await self._take(row)
+        except Exception:
+            log.exception("could not take order", order_id=row["id"], account_id=row["account_id"])
+            return 0
 
     async def _take(self, row: Mapping[str, Any]) -> int:
         """Submit one stored order to its account's broker, or carry out its cancel request; 1 when it did."""
@@ -400,6 +416,10 @@ class TradingRuntime:
     def _pending(self) -> list[Any]:
         with self.engine.connect() as conn:
             return order_store.pending_orders(conn)
+
+    def _rows(self, order_ids: list[str]) -> list[Any]:
+        with self.engine.connect() as conn:
+            return order_store.orders_by_id(conn, order_ids)
 
     async def _take_orders_loop(self) -> None:
         while True:

@@ -37,6 +37,11 @@ DB_BATCH_JOBS = Histogram(
     "Jobs committed together by the group-commit writer (one transaction).",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
+DB_WRITER_PAUSE_SECONDS = Histogram(
+    "db_writer_pause_seconds",
+    "How long the group-commit writer was held for an SQLite RESTART checkpoint (seconds; writes queue meanwhile).",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
 DB_BATCH_SECONDS = Histogram(
     "db_write_batch_seconds",
     "Time the group-commit writer spent on one batch, from its first statement to its commit (seconds).",
