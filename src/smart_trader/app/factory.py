@@ -91,6 +91,10 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.role = role
+    if role in ("all", "api"):
+        from smart_trader.execution.fast_path import PlaceOrderFastPath
+
+        app.add_middleware(PlaceOrderFastPath)  # innermost: inside the error and request-context middlewares
     problems.install(app)
     app.add_middleware(RequestContextMiddleware)
     from smart_trader.ops.router import router as ops_router

@@ -97,10 +97,25 @@ async def place_order(account_id: str, body: OrderIn, request: Request) -> Respo
     """Place an order. A retry with the same ``client_order_id`` returns the original order (200) and creates
     nothing. 422 when the instrument is unknown or the order breaks its tick size, lot size or minimum notional.
 
-    The hot path: it calls :func:`~smart_trader.gateway.deps.owned_account` itself instead of through FastAPI's
-    dependencies (each dependency node costs per request), and answers with the order's JSON built from
-    :func:`~smart_trader.execution.store.order_view` directly instead of validating an ``OrderOut`` and
-    serializing it again (the same document: ``OrderOut`` declares it in OpenAPI, tests compare the two).
+    The hot path: well-formed orders are answered before FastAPI's routing by
+    :class:`~smart_trader.execution.fast_path.PlaceOrderFastPath` with the same :func:`place`; this route answers
+    the rest (and declares the operation in OpenAPI).
+    """
+    content, status = await place(account_id, body, request)
+    return Response(content, status_code=status, media_type="application/json")
+
+
+async def place(account_id: str, body: OrderIn, request: Request) -> tuple[bytes, int]:
+    """Check, store and hand over one order; returns the order's JSON (``OrderOut``'s document, written from
+    :func:`~smart_trader.execution.store.order_view` without validating a model again) and the status, 201 or
+    200 for a ``client_order_id`` retry.
+
+    It calls :func:`~smart_trader.gateway.deps.owned_account` itself instead of through FastAPI's dependencies
+    (each dependency node costs per request); the OpenAPI document declares the security all the same.
+
+    Raises:
+        ProblemError: 401/404 as :func:`~smart_trader.gateway.deps.owned_account`; 422 for an unknown instrument or
+            an order breaking its tick size, lot size or minimum notional. Nothing is stored then.
     """
     await owned_account(account_id, request)
     platform: Platform = request.app.state.platform
@@ -131,8 +146,7 @@ async def place_order(account_id: str, body: OrderIn, request: Request) -> Respo
     if created:
         metrics.ORDERS_SUBMITTED.inc()
         platform.notify_orders([row])
-    body_json = orjson.dumps(store.order_view(row), default=str)
-    return Response(body_json, status_code=201 if created else 200, media_type="application/json")
+    return orjson.dumps(store.order_view(row), default=str), 201 if created else 200
 
 
 @router.get("/orders", response_model=list[OrderOut])
