@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from smart_trader.db.engine import Checkpointer, make_engine
+from smart_trader.db.writer import BatchWriter
 
 
 def test_checkpointer_moves_the_wal_into_the_database_and_truncates_it(tmp_path: Path) -> None:
@@ -102,3 +103,29 @@ def test_a_failed_savepoint_does_not_commit_on_its_own(tmp_path: Path) -> None:
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 0  # the released savepoint was rolled back
     engine.dispose()
+
+
+def test_checkpoint_rounds_only_follow_commits(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'idle.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x TEXT)"))
+    writer = BatchWriter(engine, inline=True)
+
+    async def main() -> tuple[int, int]:
+        checkpointer = Checkpointer(engine, writer, every=0.02)
+        checkpointer.start()
+        await asyncio.sleep(0.3)
+        idle = checkpointer.rounds
+        await writer.run(lambda conn: conn.execute(text("INSERT INTO t VALUES ('x')")))
+        await asyncio.sleep(0.3)
+        after_commit = checkpointer.rounds
+        await checkpointer.stop()
+        return idle, after_commit
+
+    try:
+        idle, after_commit = asyncio.run(main())
+    finally:
+        writer.stop()
+        engine.dispose()
+    assert idle == 1  # the first round (whatever start-up wrote), then nothing while nothing was committed
+    assert after_commit == 2

@@ -90,7 +90,7 @@ class Checkpointer:
         engine: the SQLite engine (its database file; the checkpointer uses its own connection).
         writer: the batch writer to pause around ``RESTART`` (``None``: nothing to pause; SQLite's busy handler
             then holds other writers for its duration).
-        every: seconds between rounds.
+        every: seconds between rounds (a round is skipped when the writer committed nothing since the last).
         busy_seconds: how long a ``RESTART`` waits for readers still using the WAL before it gives up for this
             round (the writer is paused meanwhile).
     """
@@ -140,8 +140,13 @@ class Checkpointer:
         self.rounds += 1
 
     async def _run(self) -> None:
+        written = -1  # the writer's batch count at the last round (-1: the first round always runs)
         while True:
             await asyncio.sleep(self.every)
+            if self.writer is not None:
+                if self.writer.batches == written:
+                    continue  # nothing committed since the last round
+                written = self.writer.batches
             try:
                 await self.checkpoint()
             except sqlite3.Error:  # a closed or locked database: the next round tries again
