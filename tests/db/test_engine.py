@@ -4,6 +4,9 @@ transaction, and a read sees one snapshot."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -129,3 +132,44 @@ def test_checkpoint_rounds_only_follow_commits(tmp_path: Path) -> None:
         engine.dispose()
     assert idle == 1  # the first round (whatever start-up wrote), then nothing while nothing was committed
     assert after_commit == 2
+
+
+def _open_and_close_for(path: str, seconds: float) -> subprocess.Popen[bytes]:
+    """Another process that keeps opening the database, reading it and closing it (as a backup tool or a reporting
+    script would): the last connection to close checkpoints and deletes the WAL, so if this process's locks were
+    ever dropped, that process would delete the WAL under our writer."""
+    code = (
+        "import sqlite3, time\n"
+        f"end = time.monotonic() + {seconds}\n"
+        "while time.monotonic() < end:\n"
+        f"    c = sqlite3.connect({path!r}, timeout=5)\n"
+        "    c.execute('SELECT count(*) FROM t').fetchone()\n"
+        "    c.close()\n"
+    )
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def test_no_commit_is_lost_while_another_process_opens_and_closes_the_database(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    engine = make_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x TEXT)"))
+
+    async def main() -> tuple[int, int]:
+        checkpointer = Checkpointer(engine, every=0.02)
+        checkpointer.start()
+        stop = threading.Event()
+        writing = asyncio.create_task(asyncio.to_thread(_commit_steadily, engine, stop))
+        other = _open_and_close_for(str(path), 1.5)
+        reader_exit = await asyncio.to_thread(other.wait)
+        stop.set()
+        commits = await writing
+        await checkpointer.stop()
+        assert reader_exit == 0  # the other process always found the database whole
+        return commits, checkpointer.restarts
+
+    commits, restarts = asyncio.run(main())
+    engine.dispose()
+    assert restarts >= 3 and commits > 50
+    with sqlite3.connect(path) as conn:  # a fresh look from outside, after everything closed
+        assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == commits * 50
