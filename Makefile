@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # package; nothing in src/ changes. `PYTHONPATH=build/compiled` selects it (tests and benchmarks do).
 COMPILED := build/compiled
 MYPYC_MODULES := execution/paper_broker.py execution/orders.py execution/events.py execution/matching.py \
-	execution/costs.py portfolio/position.py portfolio/ledger.py portfolio/account.py \
+	execution/costs.py execution/resting.py portfolio/position.py portfolio/ledger.py portfolio/account.py \
 	strategy/round_trips.py strategy/engine.py strategy/results.py strategy/streams.py
 
 $(STAMP): pyproject.toml

@@ -44,6 +44,7 @@ from smart_trader.execution.events import (
     OrderTriggered,
 )
 from smart_trader.execution.orders import Order, OrderRequest
+from smart_trader.execution.resting import RestingLimits
 from smart_trader.portfolio.account import Account, AccountType
 from smart_trader.portfolio.exact import EXACT
 
@@ -53,6 +54,10 @@ EventListener = Callable[[Order, OrderEvent], None]
 def _value(quantity: Decimal, price: Decimal, multiplier: Decimal) -> Decimal:
     """quantity × price × multiplier, exactly (quote currency)."""
     return EXACT.multiply(EXACT.multiply(quantity, price), multiplier)
+
+
+def _arrival(w: WorkingOrder) -> int:
+    return w.seq
 
 
 def _numbered_ids(prefix: str) -> Callable[[], str]:
@@ -90,6 +95,8 @@ class WorkingOrder:
     tif: TimeInForce
     tries: int = 0
     ref: Decimal | None = None  # a working buy's fixed valuation price (limit, else stop), for committed cash
+    seq: int = 0  # arrival number in its broker: matching goes in this order
+    resting: bool = False  # in the broker's price-sorted resting limits (see execution/resting.py)
 
 
 class PaperBroker:
@@ -104,6 +111,10 @@ class PaperBroker:
         ids: makes the id source for a prefix (``"O"`` orders, ``"F"`` fills, ``"E"`` events): a function
             returning the next id on each call. Default: :class:`IdGenerator` (``O-1``, ``O-2``... per run);
             the live platform passes durable unique ids.
+        index_resting: keep good-till-canceled limits that met an event in price order
+            (:class:`~smart_trader.execution.resting.RestingLimits`), so a trade or quote visits only those it
+            crosses; ``False`` visits every working order on every event — the same fills, the reference the
+            tests compare it with.
     """
 
     def __init__(
@@ -113,6 +124,7 @@ class PaperBroker:
         config: FillConfig | None = None,
         last_price: Callable[[InstrumentId], Decimal | None] | None = None,
         ids: Callable[[str], Callable[[], str]] | None = None,
+        index_resting: bool = True,
     ) -> None:
         self.account = account
         self.instruments = dict(instruments)
@@ -122,6 +134,12 @@ class PaperBroker:
         self.fills: list[Fill] = []
         self.listeners: list[EventListener] = []
         self._open: dict[InstrumentId, list[WorkingOrder]] = {}
+        # the same working orders split for matching on trades and quotes: resting GTC limits by price, and the
+        # rest (visited on every event), both per instrument
+        self._resting: dict[InstrumentId, RestingLimits] = {}
+        self._active: dict[InstrumentId, list[WorkingOrder]] = {}
+        self._seq = 0
+        self._index_resting = index_resting
         self._by_client_id: dict[str, Order] = {}
         # cash committed to working buys: Σ leaves × ref × multiplier of those with a limit or stop price, kept
         # exactly as they are accepted, fill and close; buys valued at the last price (market, notional) apart
@@ -218,7 +236,9 @@ class PaperBroker:
             request.type,
             request.time_in_force,
             tries,
+            seq=self._seq,
         )
+        self._seq += 1
         if working.buy:
             ref = request.limit_price or request.stop_price
             leaves = order.leaves_qty
@@ -228,6 +248,7 @@ class PaperBroker:
             else:
                 self._floating.append(working)
         self._open.setdefault(instrument.id, []).append(working)
+        self._active.setdefault(instrument.id, []).append(working)
 
     def forget(self, order_id: OrderId) -> None:
         """Drop a closed order (filled, canceled, rejected, expired) from memory, and its client order id with it;
@@ -349,12 +370,13 @@ class PaperBroker:
         if not working:
             return
         avail = self._available(working[0].instrument, size)
-        for w in list(working):
+        for w in self._reached(instrument_id, price, price):
             if self._expire_day(w, ts):
                 continue
             px = self._match_price(w, price, ts)
             slip = w.type is OrderType.MARKET or w.type is OrderType.STOP
             avail = self._execute(w, px, ts, avail, slip, slip or w.tries == 0)
+        self._rest(instrument_id)
 
     def on_quote(
         self, instrument_id: InstrumentId, ts: int, bid: int, ask: int, bid_size: int | None, ask_size: int | None
@@ -366,7 +388,7 @@ class PaperBroker:
         inst = working[0].instrument
         avail_buy = self._available(inst, ask_size)
         avail_sell = self._available(inst, bid_size)
-        for w in list(working):
+        for w in self._reached(instrument_id, bid, ask):
             if self._expire_day(w, ts):
                 continue
             px = self._match_price(w, ask if w.buy else bid, ts)
@@ -375,6 +397,40 @@ class PaperBroker:
                 avail_buy = self._execute(w, px, ts, avail_buy, slip, slip or w.tries == 0)
             else:
                 avail_sell = self._execute(w, px, ts, avail_sell, slip, slip or w.tries == 0)
+        self._rest(instrument_id)
+
+    def _reached(self, instrument_id: InstrumentId, bid: int, ask: int) -> list[WorkingOrder]:
+        """The working orders a trade (``bid == ask`` == its price) or a quote may fill, in arrival order: every
+        order that is not resting, and the resting limits the price crosses. A resting limit the price does not
+        cross would only have been visited to find that out: skipping it changes nothing."""
+        active = self._active.get(instrument_id, [])
+        resting = self._resting.get(instrument_id)
+        crossed = resting.crossing(bid, ask) if resting else []
+        if not crossed:
+            return list(active)
+        if not active:
+            return crossed
+        merged = crossed + active
+        merged.sort(key=_arrival)
+        return merged
+
+    def _rest(self, instrument_id: InstrumentId) -> None:
+        """Move the good-till-canceled limits that have now met an event into the price-sorted resting limits."""
+        active = self._active.get(instrument_id)
+        if not active or not self._index_resting:
+            return
+        keep: list[WorkingOrder] = []
+        resting = self._resting.get(instrument_id)
+        for w in active:
+            if w.tries and w.type is OrderType.LIMIT and w.tif is TimeInForce.GTC:
+                if resting is None:
+                    resting = self._resting[instrument_id] = RestingLimits()
+                resting.add(w.seq, w.buy, w.limit, w)
+                w.resting = True
+            else:
+                keep.append(w)
+        if len(keep) != len(active):
+            active[:] = keep
 
     def _match_price(self, w: WorkingOrder, price: int, ts: int) -> int | None:
         order = w.order
@@ -494,6 +550,10 @@ class PaperBroker:
             for i, w in enumerate(lst):
                 if w.order is order:
                     del lst[i]  # in place: the engine holds this list
+                    if w.resting:
+                        self._resting[order.instrument_id].remove(w.seq, w.buy, w.limit)
+                    else:
+                        self._active[order.instrument_id].remove(w)
                     if w.ref is not None:
                         leaves = order.leaves_qty or Decimal(0)
                         self._committed = EXACT.subtract(
