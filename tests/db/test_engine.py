@@ -155,8 +155,9 @@ def test_no_commit_is_lost_while_another_process_opens_and_closes_the_database(t
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE t (x TEXT)"))
 
+    checkpointer = Checkpointer(engine, every=0.02)
+
     async def main() -> tuple[int, int]:
-        checkpointer = Checkpointer(engine, every=0.02)
         checkpointer.start()
         stop = threading.Event()
         writing = asyncio.create_task(asyncio.to_thread(_commit_steadily, engine, stop))
@@ -170,6 +171,7 @@ def test_no_commit_is_lost_while_another_process_opens_and_closes_the_database(t
 
     commits, restarts = asyncio.run(main())
     engine.dispose()
+    checkpointer.close()
     assert restarts >= 3 and commits > 50
     with sqlite3.connect(path) as conn:  # a fresh look from outside, after everything closed
         assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == commits * 50

@@ -242,6 +242,7 @@ async def _running(
         await writer.aclose()
         await checkpointer.stop()
         engine.dispose()
+        checkpointer.close()  # after every connection: see Checkpointer.close
         log.info("stopped", role=role)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -78,19 +79,21 @@ def _sqlite_begin(conn: Any) -> None:
 
 class Checkpointer:
     """Keeps an SQLite WAL bounded: every ``every`` seconds (when anything was committed), two ``PASSIVE``
-    checkpoints from a worker thread (they copy the WAL into the database file while the writer goes on; the second
-    catches up with what was committed during the first), then, with the ``writer`` paused, a ``RESTART``
-    checkpoint of the last few milliseconds' commits, so the next commit writes the WAL from its beginning again.
-    Truncates the WAL at :meth:`stop`. Nothing to do for other databases.
+    checkpoints and an fsync of the database file from a worker thread while the writer goes on (the second
+    checkpoint catches up with what was committed during the first), then, with the ``writer`` paused, a
+    ``RESTART`` checkpoint of the last few milliseconds' commits, so the next commit writes the WAL from its
+    beginning again. Truncates the WAL at :meth:`stop`. Nothing to do for other databases.
 
     Why: under a steady stream of commits a ``PASSIVE`` checkpoint never finds the WAL fully copied at the moment a
     transaction starts, so SQLite never restarted the WAL; it grew by ~60 MB a second under the order benchmark,
     and every commit then appended to fresh file pages the kernel had to allocate and zero (~9% of the process's
-    CPU). The pause is the ``RESTART``'s own copy and its fsyncs of the WAL and the database file (SQLite syncs the
-    database only at a checkpoint that reaches the end of the WAL, which under load is only this one): 5-25 ms
-    every 2 s at 5,000 orders/s (metric ``db_writer_pause_seconds``). Never open and close another descriptor of
-    the database file in this process to sync it instead: closing it drops SQLite's POSIX locks, and another
-    process may then delete the WAL under us (https://sqlite.org/howtocorrupt.html, section 2.2).
+    CPU). The writer's pause is the ``RESTART``'s own copy and fsyncs: ~8 ms every 2 s at 5,000 orders/s (metric
+    ``db_writer_pause_seconds``); without the fsync beforehand it was 12-30 ms, since SQLite syncs the database
+    file only at a checkpoint that reaches the end of the WAL.
+
+    The checkpointer keeps its own descriptor of the database file for that fsync, open until :meth:`close`, which
+    must come after every connection of this process to the database is closed: closing a descriptor drops all of
+    the process's POSIX locks on the file, SQLite's included (https://sqlite.org/howtocorrupt.html, section 2.2).
 
     Args:
         engine: the SQLite engine (its database file; the checkpointer uses its own connection).
@@ -112,6 +115,7 @@ class Checkpointer:
         self._task: asyncio.Task[None] | None = None
         self._raw: sqlite3.Connection | None = None
         self._raw_lock = threading.Lock()  # a cancelled round's thread may still be using the connection
+        self._db_fd: int | None = None  # the database file, for fsync; closed by :meth:`close` only
         self.rounds = 0
         self.restarts = 0
 
@@ -134,10 +138,22 @@ class Checkpointer:
                 self._raw.close()
                 self._raw = None
 
+    def close(self) -> None:
+        """Close the checkpointer's descriptor of the database file. Call it only once every connection to the
+        database in this process is closed (after ``engine.dispose()``): closing any descriptor of a file drops
+        every POSIX lock the process holds on it, SQLite's included, and another process could then take itself
+        for the last user of the database and delete the WAL under us (https://sqlite.org/howtocorrupt.html,
+        section 2.2). Not closing it at all is harmless."""
+        if self._db_fd is not None:
+            os.close(self._db_fd)
+            self._db_fd = None
+
     async def checkpoint(self) -> None:
-        """One round: ``PASSIVE`` twice while the writer goes on, then ``RESTART`` with the writer paused."""
+        """One round: ``PASSIVE`` twice and an fsync of the database file while the writer goes on, then
+        ``RESTART`` with the writer paused."""
         await asyncio.to_thread(self._checkpoint, "PASSIVE", self.busy_seconds)
         await asyncio.to_thread(self._checkpoint, "PASSIVE", self.busy_seconds)
+        await asyncio.to_thread(self._sync_database_file)
         pause = self.writer.paused() if self.writer is not None else contextlib.nullcontext()
         start = time.perf_counter()
         async with pause:
@@ -158,6 +174,15 @@ class Checkpointer:
                 await self.checkpoint()
             except sqlite3.Error:  # a closed or locked database: the next round tries again
                 log.warning("sqlite checkpoint failed", exc_info=True)
+
+    def _sync_database_file(self) -> None:
+        """fsync the database file while the writer goes on. A ``PASSIVE`` checkpoint overtaken by new commits copies
+        pages into the database file but does not sync it (SQLite syncs it only at a checkpoint that reaches the end
+        of the WAL, under load only the ``RESTART``); synced here, the ``RESTART`` has only its own pages to sync
+        while the writer waits. The descriptor stays open until :meth:`close`."""
+        if self._db_fd is None:
+            self._db_fd = os.open(str(self.engine.url.database), os.O_RDONLY)
+        os.fdatasync(self._db_fd)
 
     def _checkpoint(self, mode: str, busy_seconds: float) -> bool:
         """Run ``PRAGMA wal_checkpoint(mode)``; True when it completed (not busy)."""
