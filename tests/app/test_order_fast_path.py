@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from smart_trader.core.errors import InvalidInputError
 from smart_trader.execution.fast_path import MAX_BODY_BYTES, PlaceOrderFastPath
 from tests.app.conftest import Harness, assert_problem
 
@@ -96,6 +97,25 @@ def test_everything_else_is_handed_to_the_regular_route_with_its_body(platform: 
         assert out["status"] == 599 and out["handed_on"] == [body], name
     listed = platform.client.get(f"/api/v1/accounts/{acct}/orders", headers=h).json()
     assert listed == []  # nothing was stored by the attempts
+
+
+def test_a_domain_error_before_the_write_is_handed_to_the_route(platform: Harness, monkeypatch: Any) -> None:
+    """place() can meet errors the application's exception handlers map (a broken instrument catalog raises
+    InvalidInputError): the fast path, outside those handlers, hands the request on instead of answering 500."""
+    h = platform.user()
+    acct = platform.account(h)
+
+    def broken_catalog(_iid: Any) -> Any:
+        raise InvalidInputError("instrument catalog entry is malformed")
+
+    monkeypatch.setattr(platform.platform, "instrument", broken_catalog)
+    body = json.dumps({**TICKET, "limit_price": "1000"}).encode()
+    out = through_fast_path(platform, acct, h, body)
+    assert out["status"] == 599 and out["handed_on"] == [body]
+    r = platform.client.post(
+        f"/api/v1/accounts/{acct}/orders", headers={**h, "Content-Type": "application/json"}, content=body
+    )
+    assert_problem(r, 422, "malformed")
 
 
 def test_the_app_answers_the_same_either_way(platform: Harness) -> None:

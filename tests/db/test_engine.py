@@ -17,6 +17,11 @@ from smart_trader.db.engine import Checkpointer, make_engine
 from smart_trader.db.writer import BatchWriter
 
 
+def _wal_bytes(wal: Path) -> int:
+    """What the WAL file holds; a WAL removed by the last connection to close holds nothing."""
+    return wal.stat().st_size if wal.exists() else 0
+
+
 def test_checkpointer_moves_the_wal_into_the_database_and_truncates_it(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
     with engine.begin() as conn:
@@ -31,9 +36,11 @@ def test_checkpointer_moves_the_wal_into_the_database_and_truncates_it(tmp_path:
         await asyncio.sleep(0.3)
         assert checkpointer.rounds >= 1
         await checkpointer.stop()
+        engine.dispose()  # every other connection closed before the checkpointer's: see Checkpointer.close
+        await checkpointer.close()
 
     asyncio.run(main())
-    assert wal.stat().st_size == 0
+    assert _wal_bytes(wal) == 0
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM t")).scalar() == 2000
     engine.dispose()
@@ -73,7 +80,9 @@ def test_the_wal_restarts_under_a_steady_stream_of_commits(tmp_path: Path) -> No
             wal = wal_file.stat().st_size  # the file's size: the most the WAL ever held
             if checkpoints:
                 await checkpointer.stop()
-                assert wal_file.stat().st_size == 0
+                engine.dispose()
+                await checkpointer.close()
+                assert _wal_bytes(wal_file) == 0
             return wal, commits, checkpointer.restarts
 
         wal, commits, restarts = asyncio.run(main())
@@ -123,13 +132,12 @@ def test_checkpoint_rounds_only_follow_commits(tmp_path: Path) -> None:
         await asyncio.sleep(0.3)
         after_commit = checkpointer.rounds
         await checkpointer.stop()
-        return idle, after_commit
-
-    try:
-        idle, after_commit = asyncio.run(main())
-    finally:
         writer.stop()
         engine.dispose()
+        await checkpointer.close()
+        return idle, after_commit
+
+    idle, after_commit = asyncio.run(main())
     assert idle == 1  # the first round (whatever start-up wrote), then nothing while nothing was committed
     assert after_commit == 2
 
@@ -166,12 +174,36 @@ def test_no_commit_is_lost_while_another_process_opens_and_closes_the_database(t
         stop.set()
         commits = await writing
         await checkpointer.stop()
+        engine.dispose()
+        await checkpointer.close()
         assert reader_exit == 0  # the other process always found the database whole
         return commits, checkpointer.restarts
 
     commits, restarts = asyncio.run(main())
-    engine.dispose()
-    checkpointer.close()
     assert restarts >= 3 and commits > 50
     with sqlite3.connect(path) as conn:  # a fresh look from outside, after everything closed
         assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == commits * 50
+
+
+def test_a_failing_round_does_not_end_checkpointing(tmp_path: Path) -> None:
+    """A round that fails (here the database file's descriptor cannot be synced) is logged and the next round
+    runs; shutting down still empties the WAL."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'f.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (x TEXT)"))
+    checkpointer = Checkpointer(engine, every=0.02)
+    checkpointer._db_fd = 10_000  # not an open descriptor: the first round's fsync fails with EBADF
+
+    async def main() -> None:
+        checkpointer.start()
+        await asyncio.sleep(0.1)
+        assert checkpointer.rounds == 0 and checkpointer._task is not None and not checkpointer._task.done()
+        checkpointer._db_fd = None  # the next round opens its own descriptor again
+        await asyncio.sleep(0.2)
+        assert checkpointer.rounds >= 1
+        await checkpointer.stop()
+        engine.dispose()
+        await checkpointer.close()
+
+    asyncio.run(main())
+    assert _wal_bytes(tmp_path / "f.db-wal") == 0

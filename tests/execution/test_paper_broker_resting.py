@@ -1,7 +1,7 @@
 """Matching through the price-sorted resting limits (:mod:`smart_trader.execution.resting`) fills exactly what
 visiting every working order on every event fills: the same events, in the same order, the same account.
 
-Random streams of orders of every type and time in force, cancels, trades and quotes (with and without a
+Random streams of orders of every type and time in force, cancels, trades, quotes and bars (with and without a
 participation cap, across UTC day boundaries) go through two brokers, one indexing resting limits and one
 scanning every order (``index_resting=False``); every event they emit and the accounts they leave are compared.
 """
@@ -40,6 +40,7 @@ events = st.one_of(
     orders,
     st.tuples(st.just("trade"), prices, st.one_of(st.none(), st.integers(1, 40).map(str))),
     st.tuples(st.just("quote"), prices, st.integers(1, 20), st.integers(1, 40).map(str)),
+    st.tuples(st.just("bar"), st.lists(prices, min_size=4, max_size=4)),  # bars visit every order, resting or not
     st.tuples(st.just("cancel"), st.integers(0, 200)),
     st.tuples(st.just("wait"), st.integers(1, 30)),  # hours: day orders expire at the UTC day's end
 )
@@ -74,6 +75,9 @@ def run(stream: list[tuple[Any, ...]], index_resting: bool, margin: bool, partic
         elif item[0] == "quote":
             bid = Decimal(item[1])
             feed.quote(ts, str(bid), str(bid + item[2] * TICK), item[3], item[3])
+        elif item[0] == "bar":
+            path = [Decimal(x) for x in item[1]]
+            feed.bar(ts, str(path[0]), str(max(path)), str(min(path)), str(path[-1]))
         elif item[0] == "cancel" and submitted:
             order = submitted[item[1] % len(submitted)]
             if order.is_open:
@@ -134,6 +138,8 @@ def random_stream(seed: int, n: int) -> list[tuple[Any, ...]]:
             stream.append(("trade", price(), rng.choice([None, str(rng.randint(1, 40))])))
         elif roll < 0.9:
             stream.append(("quote", price(), rng.randint(1, 20), str(rng.randint(1, 40))))
+        elif roll < 0.93:
+            stream.append(("bar", [price() for _ in range(4)]))
         elif roll < 0.98:
             stream.append(("cancel", rng.randint(0, 10_000)))
         else:

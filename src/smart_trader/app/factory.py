@@ -238,11 +238,11 @@ async def _running(
             await bus.stop()
         if platform.redis is not None:
             await platform.redis.aclose()
+        await checkpointer.stop()  # before the writer: no round pauses or resumes a stopped writer
         await asyncio.to_thread(writer.stop)
         await writer.aclose()
-        await checkpointer.stop()
         engine.dispose()
-        checkpointer.close()  # after every connection: see Checkpointer.close
+        await checkpointer.close()  # after every other connection: see Checkpointer.close
         log.info("stopped", role=role)
 
 

@@ -14,10 +14,11 @@ import contextlib
 import logging
 import os
 import sqlite3
-import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from smart_trader.db.writer import BatchWriter
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 # bytes the WAL file is cut back to when it restarts: above what a round writes at full load (~200 MB in 2 s at
 # 5,000 orders/s), so a busy WAL is reused in place instead of cut and grown again every round
 WAL_SIZE_LIMIT = 256 * 1024 * 1024
@@ -91,8 +93,9 @@ class Checkpointer:
     ``db_writer_pause_seconds``); without the fsync beforehand it was 12-30 ms, since SQLite syncs the database
     file only at a checkpoint that reaches the end of the WAL.
 
-    The checkpointer keeps its own descriptor of the database file for that fsync, open until :meth:`close`, which
-    must come after every connection of this process to the database is closed: closing a descriptor drops all of
+    Life cycle: :meth:`start`; :meth:`stop` before the writer stops; :meth:`close` after ``engine.dispose()``. The
+    checkpointer keeps its own descriptor of the database file for that fsync, open until :meth:`close`, which must
+    come after every other connection of this process to the database is closed: closing a descriptor drops all of
     the process's POSIX locks on the file, SQLite's included (https://sqlite.org/howtocorrupt.html, section 2.2).
 
     Args:
@@ -113,8 +116,11 @@ class Checkpointer:
         self.busy_seconds = busy_seconds
         self.enabled = engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
         self._task: asyncio.Task[None] | None = None
+        # all of the checkpointer's blocking work runs on this one thread, in order: a round never waits behind the
+        # shared default executor (API reads, password hashing) while the writer is paused, and nothing of a
+        # cancelled round can still run when :meth:`close` does
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-checkpoint")
         self._raw: sqlite3.Connection | None = None
-        self._raw_lock = threading.Lock()  # a cancelled round's thread may still be using the connection
         self._db_fd: int | None = None  # the database file, for fsync; closed by :meth:`close` only
         self.rounds = 0
         self.restarts = 0
@@ -125,39 +131,44 @@ class Checkpointer:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="sqlite-checkpoint")
 
     async def stop(self) -> None:
-        """Stop, then empty the WAL (``TRUNCATE``; call after the writer stopped)."""
+        """Stop the rounds, after the one in progress (if any) has left its thread; call it before the writer
+        stops, so that no round pauses or resumes a stopped writer."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self.enabled:
-            await asyncio.to_thread(self._checkpoint, "TRUNCATE", 5.0)
-        with self._raw_lock:
-            if self._raw is not None:
-                self._raw.close()
-                self._raw = None
+        await self._in_thread(lambda: None)  # whatever a cancelled round left running there has finished
 
-    def close(self) -> None:
-        """Close the checkpointer's descriptor of the database file. Call it only once every connection to the
-        database in this process is closed (after ``engine.dispose()``): closing any descriptor of a file drops
-        every POSIX lock the process holds on it, SQLite's included, and another process could then take itself
-        for the last user of the database and delete the WAL under us (https://sqlite.org/howtocorrupt.html,
-        section 2.2). Not closing it at all is harmless."""
-        if self._db_fd is not None:
-            os.close(self._db_fd)
-            self._db_fd = None
+    async def close(self) -> None:
+        """Empty the WAL (``TRUNCATE``), then close the checkpointer's connection and its descriptor of the database
+        file. Call it only once every other connection to the database in this process is closed (after
+        ``engine.dispose()``): closing any descriptor of a file drops every POSIX lock the process holds on it,
+        SQLite's included, and another process could then take itself for the last user of the database and
+        delete the WAL under us (https://sqlite.org/howtocorrupt.html, section 2.2)."""
+        await self.stop()
+        if self.enabled:
+            try:
+                await self._in_thread(lambda: self._checkpoint("TRUNCATE", 5.0))
+            except (sqlite3.Error, OSError):  # the next start checkpoints what is left
+                log.warning("final sqlite checkpoint failed", exc_info=True)
+        await self._in_thread(self._close_files)
+        self._thread.shutdown(wait=True)
 
     async def checkpoint(self) -> None:
         """One round: ``PASSIVE`` twice and an fsync of the database file while the writer goes on, then
-        ``RESTART`` with the writer paused."""
-        await asyncio.to_thread(self._checkpoint, "PASSIVE", self.busy_seconds)
-        await asyncio.to_thread(self._checkpoint, "PASSIVE", self.busy_seconds)
-        await asyncio.to_thread(self._sync_database_file)
+        ``RESTART`` with the writer paused.
+
+        Raises:
+            sqlite3.Error, OSError: the database or its file failed (the writer is resumed).
+        """
+        await self._in_thread(lambda: self._checkpoint("PASSIVE", self.busy_seconds))
+        await self._in_thread(lambda: self._checkpoint("PASSIVE", self.busy_seconds))
+        await self._in_thread(self._sync_database_file)
         pause = self.writer.paused() if self.writer is not None else contextlib.nullcontext()
         start = time.perf_counter()
         async with pause:
-            if await asyncio.to_thread(self._checkpoint, "RESTART", self.busy_seconds):
+            if await self._in_thread(lambda: self._checkpoint("RESTART", self.busy_seconds)):
                 self.restarts += 1
         DB_WRITER_PAUSE_SECONDS.observe(time.perf_counter() - start)
         self.rounds += 1
@@ -172,8 +183,19 @@ class Checkpointer:
                 written = self.writer.batches
             try:
                 await self.checkpoint()
-            except sqlite3.Error:  # a closed or locked database: the next round tries again
+            except Exception:  # a locked database, a failing disk, no descriptor left: the next round tries again
                 log.warning("sqlite checkpoint failed", exc_info=True)
+
+    async def _in_thread(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn)
+
+    def _close_files(self) -> None:
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
+        if self._db_fd is not None:
+            os.close(self._db_fd)
+            self._db_fd = None
 
     def _sync_database_file(self) -> None:
         """fsync the database file while the writer goes on. A ``PASSIVE`` checkpoint overtaken by new commits copies
@@ -185,12 +207,9 @@ class Checkpointer:
         os.fdatasync(self._db_fd)
 
     def _checkpoint(self, mode: str, busy_seconds: float) -> bool:
-        """Run ``PRAGMA wal_checkpoint(mode)``; True when it completed (not busy)."""
-        with self._raw_lock:
-            if self._raw is None:
-                self._raw = sqlite3.connect(
-                    str(self.engine.url.database), isolation_level=None, check_same_thread=False
-                )
-            self._raw.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
-            busy, _frames, _copied = self._raw.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
-            return not busy
+        """Run ``PRAGMA wal_checkpoint(mode)`` (on the checkpointer's thread); True when it completed (not busy)."""
+        if self._raw is None:
+            self._raw = sqlite3.connect(str(self.engine.url.database), isolation_level=None, check_same_thread=False)
+        self._raw.execute(f"PRAGMA busy_timeout={int(busy_seconds * 1000)}")
+        busy, _frames, _copied = self._raw.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        return not busy

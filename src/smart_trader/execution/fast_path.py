@@ -17,11 +17,13 @@ import re
 
 import orjson
 from fastapi import HTTPException
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from smart_trader.core.errors import SmartTraderError
 from smart_trader.execution.router import OrderIn, place, place_order, router
 from smart_trader.gateway.problems import ProblemError
 
@@ -76,7 +78,9 @@ class PlaceOrderFastPath:
         scope.setdefault("path_params", {})["account_id"] = account_id
         try:
             return await place(account_id, ticket, Request(scope, receive))
-        except (ProblemError, HTTPException):  # raised before anything was stored; the route answers it
+        except (ProblemError, HTTPException, RequestValidationError, SmartTraderError):
+            # raised before anything was stored (the write raises database errors only): the route answers it,
+            # mapped by the application's exception handlers
             return None
 
 
