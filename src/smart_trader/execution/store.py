@@ -75,10 +75,10 @@ def request_cancel(conn: Connection, account_id: str, order_id: str) -> Row[Any]
 PENDING_KEYS = (orders.c.id, orders.c.account_id, orders.c.cancel_requested, orders.c.created_ns)
 
 
-def pending_orders(conn: Connection, limit: int = 1000) -> list[Row[Any]]:
+def pending_orders(conn: Connection, limit: int = 10_000) -> list[Row[Any]]:
     """Orders the broker has not taken yet (status ``new``) and open orders with a cancel request, oldest first:
     only ``id``, ``account_id``, ``cancel_requested`` and ``created_ns`` (the runtime skips the ones it already
-    holds and reads the rest whole with :func:`orders_by_id`).
+    holds and reads the rest whole with :func:`orders_by_id`); up to ``limit`` of each kind.
 
     Two indexed lookups (``ix_orders_status``, ``ix_orders_cancel_requested``) rather than one ``OR``, which
     scanned every order ever placed on each poll."""
@@ -88,8 +88,9 @@ def pending_orders(conn: Connection, limit: int = 1000) -> list[Row[Any]]:
         .where(orders.c.cancel_requested.is_(True), orders.c.status.in_(OPEN_STATUSES))
         .order_by(orders.c.created_ns)
     )
+    # up to ``limit`` of each: cancel requests are never crowded out by new orders the runtime already holds
     rows = [*conn.execute(new.limit(limit)), *conn.execute(cancels.limit(limit))]
-    return sorted(rows, key=lambda r: r.created_ns)[:limit]
+    return sorted(rows, key=lambda r: r.created_ns)
 
 
 def orders_by_id(conn: Connection, order_ids: Sequence[str]) -> list[Row[Any]]:
