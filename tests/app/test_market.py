@@ -80,6 +80,7 @@ def test_bad_bar_requests_are_422_and_unknown_instruments_404(platform: Harness)
     assert_problem(c.get(BARS, headers=h, params={**BTC, "timeframe": ""}), 422)
     assert_problem(c.get(BARS, headers=h, params={**BTC, "start": 10, "end": 10}), 422, "after start")
     assert_problem(c.get(BARS, headers=h, params={**BTC, "limit": 0}), 422, "limit")
+    assert_problem(c.get(BARS, headers=h, params={**BTC, "end": 2**64}), 422, "end")  # past any int64 timestamp
     assert_problem(c.get(BARS, headers=h, params={"symbol": "BTC/USDT"}), 422, "venue")
     for unknown in ({"symbol": "DOGE/USDT", "venue": "BINANCE"}, {"symbol": "BTC/USDT", "venue": "KRAKEN"}):
         problem = assert_problem(c.get(BARS, headers=h, params=unknown), 404, "unknown instrument")

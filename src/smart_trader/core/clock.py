@@ -9,6 +9,7 @@ NS_PER_MS = 1_000_000
 NS_PER_SECOND = 1_000_000_000
 SECONDS_PER_DAY = 86_400
 NS_PER_DAY = SECONDS_PER_DAY * NS_PER_SECOND
+MAX_TIMESTAMP_NS = 2**63 - 1  # the latest ns timestamp an int64 column holds (2262-04-11 UTC)
 
 
 def now_ns() -> int:

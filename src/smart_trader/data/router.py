@@ -9,6 +9,7 @@ import pyarrow as pa
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from smart_trader.core.clock import MAX_TIMESTAMP_NS
 from smart_trader.core.errors import InvalidInputError, NotFoundError
 from smart_trader.core.ids import instrument_id
 from smart_trader.data.timeframes import Timeframe
@@ -75,8 +76,12 @@ async def bars(
     symbol: Annotated[str, Query(min_length=1, max_length=64)],
     venue: Annotated[str, Query(min_length=1, max_length=32)],
     timeframe: Annotated[str, Query(description="1s..1d, e.g. 1m, 5m, 1h, 1d")] = "1m",
-    start: Annotated[int | None, Query(ge=0, description="ns since the epoch, UTC, inclusive")] = None,
-    end: Annotated[int | None, Query(ge=0, description="ns since the epoch, UTC, exclusive")] = None,
+    start: Annotated[
+        int | None, Query(ge=0, le=MAX_TIMESTAMP_NS, description="ns since the epoch, UTC, inclusive")
+    ] = None,
+    end: Annotated[
+        int | None, Query(ge=0, le=MAX_TIMESTAMP_NS, description="ns since the epoch, UTC, exclusive")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_BARS)] = 1000,
 ) -> list[BarOut]:
     """Bars of ``timeframe`` in [start, end) from the store (built from finer bars, trades or quotes when needed),

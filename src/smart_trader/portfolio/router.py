@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Connection
 
 from smart_trader.app.platform import Platform
+from smart_trader.core.clock import MAX_TIMESTAMP_NS
 from smart_trader.core.ids import InstrumentId
 from smart_trader.execution import store as order_store
 from smart_trader.gateway.deps import CurrentUser, OwnedAccount, PlatformDep
@@ -223,8 +224,8 @@ async def list_fills(
 async def equity_history(
     account_id: OwnedAccount,
     platform: PlatformDep,
-    start: Annotated[int | None, Query(ge=0, description="ns since the epoch, UTC")] = None,
-    end: Annotated[int | None, Query(ge=0, description="ns since the epoch, UTC")] = None,
+    start: Annotated[int | None, Query(ge=0, le=MAX_TIMESTAMP_NS, description="ns since the epoch, UTC")] = None,
+    end: Annotated[int | None, Query(ge=0, le=MAX_TIMESTAMP_NS, description="ns since the epoch, UTC")] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> list[EquityPoint]:
     """Equity history (snapshots at each change and every second while positions are open)."""
