@@ -10,7 +10,7 @@ created and dropped; ``BENCH_POSTGRES_URL`` overrides it).
 Every configuration starts its own server subprocess (``benchmarks/api_bench_server.py``: uvicorn, one worker,
 uvloop, httptools, no access log) on a fresh home:
 
-- ``bare``: a bare FastAPI app with one validated POST endpoint (a pydantic model like the order ticket), 201 —
+- ``bare``: a bare FastAPI app with one validated POST endpoint (the platform's order ticket model), 201 —
   measured in the same run, as the yardstick for the ratios.
 - ``sqlite`` / ``postgres``: the platform as ``smart-trader up`` runs it (``create_app(settings, "all", feed)``,
   API + paper broker + portfolio + outbox relay in one process, JSON request logs to a file) on SQLite or on

@@ -4,8 +4,8 @@
   ``up`` configures — on ``DATABASE_URL`` (empty: SQLite under ``SMART_TRADER_HOME``). ``--feed none`` starts no
   market-data feed; ``--feed 1`` / ``--feed max`` replay the real BTC/USDT trades file in a loop at real time / at
   full speed (imported into the store first, as ``up --replay`` does).
-- ``--kind bare``: a bare FastAPI app with one POST endpoint validating a pydantic model like the order ticket
-  and answering 201 — the floor of what any FastAPI endpoint costs on this machine.
+- ``--kind bare``: a bare FastAPI app with one POST endpoint validating the platform's order ticket model
+  (``OrderIn``) and answering 201 — the floor of what any FastAPI endpoint costs on this machine.
 
     .venv/bin/python benchmarks/api_bench_server.py --kind platform --port 8101 --feed none
 """
@@ -15,38 +15,16 @@ from __future__ import annotations
 import argparse
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel
+
+from smart_trader.execution.router import OrderIn  # the platform's own order ticket: validated the same way
 
 TRADES_FILE = (
     Path(__file__).resolve().parents[2] / "shared" / "data" / "trades" / "BTCUSDT_2021-01-08.binance.trades.parquet"
 )
-
-Positive = Annotated[Decimal, Field(gt=0, max_digits=34, decimal_places=18)]
-
-
-class OrderIn(BaseModel):
-    """Like the platform's order ticket (``smart_trader.execution.router.OrderIn``)."""
-
-    model_config = ConfigDict(extra="forbid")
-    symbol: str = Field(min_length=1, max_length=64)
-    venue: str = Field(min_length=1, max_length=32)
-    side: Literal["buy", "sell"]
-    type: Literal["market", "limit", "stop", "stop_limit"] = "market"
-    qty: Positive | None = None
-    notional: Positive | None = None
-    limit_price: Positive | None = None
-    stop_price: Positive | None = None
-    time_in_force: Literal["gtc", "ioc", "fok", "day"] = "gtc"
-    client_order_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")
-
-    @model_validator(mode="after")
-    def _one_size(self) -> OrderIn:
-        if (self.qty is None) == (self.notional is None):
-            raise ValueError("give exactly one of qty or notional")
-        return self
 
 
 class OrderOut(BaseModel):
@@ -76,8 +54,8 @@ def bare_app() -> FastAPI:
             account_id=account_id,
             symbol=body.symbol,
             venue=body.venue,
-            side=body.side,
-            type=body.type,
+            side=body.side.value,
+            type=body.type.value,
             qty=body.qty,
             limit_price=body.limit_price,
             status="new",

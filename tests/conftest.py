@@ -76,6 +76,16 @@ def reset_postgres(url: str) -> None:
         conn.execute("CREATE SCHEMA public")
 
 
+def fresh_database_url(database: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The SQLAlchemy URL of an empty database: ``"sqlite"``, a file under ``tmp_path``; ``"postgres"``, this test
+    worker's database on the real PostgreSQL (psycopg 3 driver) with every table dropped."""
+    if database == "sqlite":
+        return f"sqlite:///{tmp_path / 'fresh.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    reset_postgres(url)
+    return url.replace("postgresql://", "postgresql+psycopg://")
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """URL of the real Redis (127.0.0.1:6379). Skips when it does not answer (fails under ``CI``)."""

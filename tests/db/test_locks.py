@@ -11,15 +11,13 @@ from sqlalchemy import Engine
 from smart_trader.core.errors import InvalidInputError
 from smart_trader.db.engine import make_engine
 from smart_trader.db.locks import RuntimeLock
+from tests.conftest import fresh_database_url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def engines(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
     """Two engines on one database, as two processes would have."""
-    if request.param == "postgres":
-        url = request.getfixturevalue("postgres_url").replace("postgresql://", "postgresql+psycopg://")
-    else:
-        url = f"sqlite:///{tmp_path / 'l.db'}"
+    url = fresh_database_url(request.param, request, tmp_path)
     a, b = make_engine(url), make_engine(url)
     yield a, b
     a.dispose()

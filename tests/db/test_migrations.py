@@ -12,18 +12,12 @@ from alembic.migration import MigrationContext
 from smart_trader.db.engine import make_engine
 from smart_trader.db.metadata import all_tables
 from smart_trader.db.migrate import head_revision, schema_status, upgrade_to_head
-from tests.conftest import reset_postgres
+from tests.conftest import fresh_database_url
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
 def test_migrations_build_the_declared_schema(database: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    if database == "postgres":
-        url = request.getfixturevalue("postgres_url")
-        reset_postgres(url)
-        url = url.replace("postgresql://", "postgresql+psycopg://")
-    else:
-        url = f"sqlite:///{tmp_path / 'm.db'}"
-    engine = make_engine(url)
+    engine = make_engine(fresh_database_url(database, request, tmp_path))
     try:
         before = schema_status(engine)
         assert before.current is None and not before.at_head

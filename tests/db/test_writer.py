@@ -13,7 +13,7 @@ from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Ta
 
 from smart_trader.db.engine import make_async_engine, make_engine
 from smart_trader.db.writer import BatchWriter
-from tests.conftest import reset_postgres
+from tests.conftest import fresh_database_url
 
 meta = MetaData()
 items = Table("items", meta, Column("id", Integer, primary_key=True), Column("name", String(20), unique=True))
@@ -33,13 +33,7 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Engi
     """A fresh database with one table (SQLite file, or the real PostgreSQL) and a way to run the writer: its own
     thread, inline on the event loop, or asynchronously (PostgreSQL's async driver)."""
     database, mode = request.param
-    if database == "postgres":
-        url = request.getfixturevalue("postgres_url")
-        reset_postgres(url)
-        url = url.replace("postgresql://", "postgresql+psycopg://")
-    else:
-        url = f"sqlite:///{tmp_path / 'w.db'}"
-    eng = make_engine(url)
+    eng = make_engine(fresh_database_url(database, request, tmp_path))
     meta.create_all(eng)
     yield eng, mode
     eng.dispose()

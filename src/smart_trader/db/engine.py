@@ -84,7 +84,7 @@ class Checkpointer:
     checkpoints and an fsync of the database file from a worker thread while the writer goes on (the second
     checkpoint catches up with what was committed during the first), then, with the ``writer`` paused, a
     ``RESTART`` checkpoint of the last few milliseconds' commits, so the next commit writes the WAL from its
-    beginning again. Truncates the WAL at :meth:`stop`. Nothing to do for other databases.
+    beginning again. Truncates the WAL at :meth:`close`. Nothing to do for other databases.
 
     Why: under a steady stream of commits a ``PASSIVE`` checkpoint never finds the WAL fully copied at the moment a
     transaction starts, so SQLite never restarted the WAL; it grew by ~60 MB a second under the order benchmark,

@@ -75,7 +75,6 @@ class PlaceOrderFastPath:
         except (orjson.JSONDecodeError, ValidationError):
             return None
         scope["route"] = PLACE_ORDER_ROUTE
-        scope.setdefault("path_params", {})["account_id"] = account_id
         try:
             return await place(account_id, ticket, Request(scope, receive))
         except (ProblemError, HTTPException, RequestValidationError, SmartTraderError):
