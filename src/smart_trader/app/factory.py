@@ -152,8 +152,7 @@ async def _running(
 
         platform.redis = aioredis.Redis.from_url(settings.redis_url)
         bus = RedisBus(settings.redis_url, hub)
-        await bus.start()
-        hub.set_bus(bus)
+        await bus.start()  # attaches itself to the hub
         deliver = redis_deliver(settings.redis_url)
     else:
         loop = asyncio.get_running_loop()

@@ -23,7 +23,7 @@ from smart_trader.data.service import MarketDataService
 from smart_trader.db.writer import BatchWriter
 from smart_trader.gateway import users
 from smart_trader.gateway.hub import Hub
-from smart_trader.gateway.security import TokenCodec
+from smart_trader.gateway.security import API_KEY_PREFIX, TokenCodec
 from smart_trader.live.market_state import MarketState
 from smart_trader.live.runtime import TradingRuntime
 from smart_trader.portfolio import store as account_store
@@ -97,7 +97,7 @@ class Platform:
 
     async def authenticate(self, token: str) -> str | None:
         """User id of an access JWT or an API key (the WebSocket's check), or ``None``."""
-        if token.startswith("st_"):
+        if token.startswith(API_KEY_PREFIX):
             return await self.user_of_api_key(token)
         return self.tokens.subject(token, "access")
 

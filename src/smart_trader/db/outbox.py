@@ -8,6 +8,9 @@ the next relay run publishes what is still marked unpublished.
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 from sqlalchemy import BigInteger, Column, Index, Integer, String, Table, Text
 
 from smart_trader.db.metadata import metadata
@@ -23,3 +26,14 @@ outbox = Table(
     Column("published_ns", BigInteger, nullable=True),
     Index("ix_outbox_published_ns_id", "published_ns", "id"),
 )
+
+
+def event_row(topic: str, event_type: str, payload: dict[str, Any], created_ns: int) -> dict[str, Any]:
+    """An ``outbox`` row: ``payload`` as JSON text (decimals and other non-JSON values as their ``str``),
+    ``created_ns`` wall clock in ns since the epoch, UTC."""
+    return {
+        "topic": topic,
+        "event_type": event_type,
+        "payload": orjson.dumps(payload, default=str).decode(),
+        "created_ns": created_ns,
+    }

@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, insert, select, tuple_
 
-from smart_trader.db.outbox import outbox
+from smart_trader.db.outbox import event_row, outbox
 from smart_trader.execution.enums import OrderStatus
 from smart_trader.execution.orders import OrderRequest
 from smart_trader.execution.store import new_order_id, order_view
 from smart_trader.execution.tables import orders
+from smart_trader.gateway.hub import orders_topic
 
 ZERO = Decimal(0)
 
@@ -63,18 +63,16 @@ def _row(r: Received, now: int) -> dict[str, Any]:
 
 
 def _event(row: dict[str, Any]) -> dict[str, Any]:
-    view = order_view(row)
-    topic = f"orders.{row['account_id']}"
+    topic = orders_topic(row["account_id"])
     body = {
         "type": "order",
         "topic": topic,
         "event": "submitted",
         "account_id": row["account_id"],
         "order_id": row["id"],
-        "order": view,
+        "order": order_view(row),
     }
-    payload = orjson.dumps(body, default=str).decode()
-    return {"topic": topic, "event_type": "order.submitted", "payload": payload, "created_ns": row["created_ns"]}
+    return event_row(topic, "order.submitted", body, row["created_ns"])
 
 
 def store_orders(conn: Connection, received: list[Received]) -> list[tuple[Any, bool]]:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, select, update
+from sqlalchemy import Connection, Row, select, update
 from uuid_utils import uuid7
 
 from smart_trader.core.ids import AccountId, ClientOrderId, InstrumentId, OrderId
@@ -27,13 +27,6 @@ def new_order_id() -> str:
     Time-ordered, so new orders land at the end of the primary-key index instead of on a random page of it (each
     random page is one more page written per commit)."""
     return str(uuid7())
-
-
-def find_by_client_order_id(conn: Connection, account_id: str, client_order_id: str) -> Row[Any] | None:
-    """The order an account already sent with ``client_order_id``, or ``None``."""
-    return conn.execute(
-        select(orders).where(and_(orders.c.account_id == account_id, orders.c.client_order_id == client_order_id))
-    ).first()
 
 
 def get_order(conn: Connection, account_id: str, order_id: str) -> Row[Any] | None:

@@ -27,11 +27,12 @@ from redis.exceptions import RedisError
 if TYPE_CHECKING:
     from redis.asyncio.client import PubSub
 
-    from smart_trader.gateway.hub import Hub
+from smart_trader.gateway.hub import Hub
+from smart_trader.live.relay import REDIS_PREFIX
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PREFIX = "smart-trader:"
+DEFAULT_PREFIX = REDIS_PREFIX  # the channels the outbox relay publishes to
 BATCH_SIZE = 1000
 """Most messages sent in one pipeline round trip."""
 MAX_PENDING = 100_000

@@ -43,10 +43,10 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from smart_trader.core.errors import NotFoundError
-from smart_trader.core.ids import AccountId, InstrumentId, OrderId
+from smart_trader.core.ids import InstrumentId, OrderId
 from smart_trader.core.instruments import Instrument
 from smart_trader.data.model import Bar, Quote, Trade
-from smart_trader.db.outbox import outbox
+from smart_trader.db.outbox import event_row, outbox
 from smart_trader.db.writer import BatchWriter
 from smart_trader.execution import store as order_store
 from smart_trader.execution.events import OrderEvent, OrderFilled
@@ -54,6 +54,7 @@ from smart_trader.execution.orders import Order
 from smart_trader.execution.paper_broker import FillConfig, PaperBroker
 from smart_trader.execution.tables import fills as fills_table
 from smart_trader.execution.tables import orders as orders_table
+from smart_trader.gateway.hub import accounts_topic, bars_topic, orders_topic, quotes_topic, trades_topic
 from smart_trader.live.feeds import MarketEvent
 from smart_trader.live.market_state import MarketState
 from smart_trader.ops import metrics
@@ -173,7 +174,6 @@ class TradingRuntime:
         self._poll_due = True
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._ids = durable_ids
         self.events_processed = 0
 
     # -- life cycle -----------------------------------------------------------------------
@@ -263,7 +263,7 @@ class TradingRuntime:
         if type(event) is Trade:
             last.price, last.size, last.trade_ts = event.price, event.size, ts
             _TRADES_SEEN.inc()
-            self._publish(f"trades.{iid}", "trade", _trade, event)
+            self._publish(trades_topic(iid), "trade", _trade, event)
             if books:
                 for book in list(books):
                     book.broker.on_trade(iid, ts, event.price_raw, event.size_raw)
@@ -271,7 +271,7 @@ class TradingRuntime:
             last.bid, last.ask, last.quote_ts = event.bid, event.ask, ts
             last.bid_size, last.ask_size = event.bid_size, event.ask_size
             _QUOTES_SEEN.inc()
-            self._publish(f"quotes.{iid}", "quote", _quote, event)
+            self._publish(quotes_topic(iid), "quote", _quote, event)
             if books:
                 for book in list(books):
                     book.broker.on_quote(iid, ts, event.bid_raw, event.ask_raw, event.bid_size_raw, event.ask_size_raw)
@@ -290,7 +290,7 @@ class TradingRuntime:
 
     def publish_bar(self, bar: Bar, timeframe: str) -> None:
         """Publish a bar of ``timeframe`` (replayed, or built live from ticks: no matching, its ticks were matched)."""
-        self._publish(f"bars.{bar.instrument_id}.{timeframe}", "bar", _bar, bar, timeframe=timeframe)
+        self._publish(bars_topic(bar.instrument_id, timeframe), "bar", _bar, bar, timeframe=timeframe)
 
     def _publish(
         self, topic: str, kind: str, fields: Callable[[Any], dict[str, Any]], record: Any, **extra: Any
@@ -344,7 +344,7 @@ class TradingRuntime:
         account, working, peak, entries = loaded
         account.mark_provider = self.market.mark
         instruments = {o.instrument_id: self.instrument(o.instrument_id) for o in working}
-        broker = PaperBroker(account, instruments, self.config, self.market.mark, ids=self._ids)
+        broker = PaperBroker(account, instruments, self.config, self.market.mark, ids=durable_ids)
         book = AccountBook(account, broker, entries, peak)
         broker.listeners.append(self._listener(book))
         for order in working:
@@ -496,9 +496,10 @@ class TradingRuntime:
             last_by_order[order.order_id] = order
             book_of[order.order_id] = book
             aid = book.account.account_id
+            topic = orders_topic(aid)
             payload: dict[str, Any] = {
                 "type": "order",
-                "topic": f"orders.{aid}",
+                "topic": topic,
                 "event": _event_name(event),
                 "account_id": aid,
                 "order_id": order.order_id,
@@ -509,14 +510,7 @@ class TradingRuntime:
                 batch.fills.append(f)
                 payload["fill"] = {k: v for k, v in f.items() if k != "account_id"}
             payload["order"] = view
-            batch.outbox.append(
-                {
-                    "topic": f"orders.{aid}",
-                    "event_type": f"order.{payload['event']}",
-                    "payload": _json(payload),
-                    "created_ns": now,
-                }
-            )
+            batch.outbox.append(event_row(topic, f"order.{payload['event']}", payload, now))
         for oid, order in last_by_order.items():
             batch.order_updates.append({"_id": oid, **order_store.order_changes(order)})
             if not order.is_open:
@@ -583,9 +577,10 @@ class TradingRuntime:
                     "updated_ns": now,
                 }
             )
+            topic = accounts_topic(aid)
             view = {
                 "type": "account",
-                "topic": f"accounts.{aid}",
+                "topic": topic,
                 "account_id": aid,
                 "cash": account.cash,
                 "equity": equity,
@@ -594,9 +589,7 @@ class TradingRuntime:
                 "commissions": account.commissions,
                 "ts": self.clock_ns,
             }
-            batch.outbox.append(
-                {"topic": f"accounts.{aid}", "event_type": "account.updated", "payload": _json(view), "created_ns": now}
-            )
+            batch.outbox.append(event_row(topic, "account.updated", view, now))
 
     async def _snapshot_loop(self) -> None:
         while True:
@@ -716,4 +709,4 @@ def _bar(b: Bar) -> dict[str, Any]:
     }
 
 
-__all__ = ["AccountBook", "AccountId", "MarketEvent", "TradingRuntime", "durable_ids"]
+__all__ = ["AccountBook", "MarketEvent", "TradingRuntime", "durable_ids"]

@@ -198,10 +198,3 @@ def equity_history(conn: Connection, account_id: str, start: int | None, end: in
     if end is not None:
         q = q.where(equity_snapshots.c.ts <= end)
     return list(conn.execute(q.order_by(equity_snapshots.c.ts, equity_snapshots.c.id).limit(limit)))
-
-
-def ledger_totals(conn: Connection, account_id: str) -> tuple[int, Decimal]:
-    """(number of entries, exact sum of amounts) of an account's stored ledger (sum done in Python, exact)."""
-    rows = conn.execute(select(ledger_entries.c.amount).where(ledger_entries.c.account_id == account_id)).all()
-    total = sum((r.amount for r in rows), ZERO)
-    return len(rows), total
