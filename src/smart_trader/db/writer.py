@@ -194,12 +194,7 @@ class BatchWriter:
         if self._paused:  # :meth:`paused` flushes when it ends
             return
         while self._pending:
-            live = self._next_batch()
-            try:
-                outcomes: list[_Outcome] | Exception = self._execute([job for job, _fut in live])
-            except Exception as exc:  # the commit failed: nothing of the batch is kept
-                outcomes = exc
-            _settle([fut for _job, fut in live], outcomes)
+            self._commit(self._next_batch())
 
     def _next_batch(self) -> list[tuple[Any, asyncio.Future[Any]]]:
         work, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
@@ -218,19 +213,19 @@ class BatchWriter:
             stop = any(b is _STOP for b in batch)
             work = [b for b in batch if b is not _STOP]
             if work:
-                self._commit(work)
+                self._commit([(job, fut) for job, fut in work if fut.set_running_or_notify_cancel()])
             if stop:
                 return
 
-    def _commit(self, work: list[tuple[Any, Future[Any]]]) -> None:
-        live = [(job, fut) for job, fut in work if fut.set_running_or_notify_cancel()]
+    # -- both -------------------------------------------------------------------------------
+    def _commit(self, live: list[tuple[Any, Any]]) -> None:
+        """Run the batch ``live`` (jobs with their asyncio or concurrent futures) and answer every caller."""
         try:
             outcomes: list[_Outcome] | Exception = self._execute([job for job, _fut in live])
         except Exception as exc:  # the commit failed: nothing of the batch is kept
             outcomes = exc
         _settle([fut for _job, fut in live], outcomes)
 
-    # -- both -------------------------------------------------------------------------------
     def _execute(self, jobs: list[Any]) -> list[_Outcome]:
         """Run ``jobs`` in one transaction and commit; one outcome per job, in order.
 
