@@ -102,8 +102,11 @@ class OutboxRelay:
 
     async def _loop(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 a wait_for cancelled as its timeout fires could leave
+            # this task "cancelling" for ever, and shutdown waited on it (seen in the test suite, ~1 run in 10)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
             self._wake.clear()
             try:
                 while await self.relay_once() == self.batch:

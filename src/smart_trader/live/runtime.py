@@ -423,8 +423,11 @@ class TradingRuntime:
 
     async def _take_orders_loop(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 a wait_for cancelled as its timeout fires could leave
+            # this task "cancelling" for ever, and shutdown waited on it (seen in the test suite, ~1 run in 10)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._orders_wanted.wait(), self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._orders_wanted.wait()
             self._orders_wanted.clear()
             try:
                 await self.take_orders()
