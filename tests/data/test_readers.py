@@ -285,32 +285,32 @@ def test_trades_ids_and_sides_come_from_the_file(shared_data: Path) -> None:
 @pytest.mark.parametrize(
     "name", ["orderbook/BTCUSDT.binance.depth-snapshot.csv", "orderbook/BTCUSDT.binance.depth-updates.csv"]
 )
-def test_order_book_depth_files_are_refused_as_not_supported_yet(shared_data: Path, name: str) -> None:
-    with pytest.raises(InvalidInputError, match=r"order-book depth .* not a supported import kind yet"):
-        read_file(shared_data / name)
+def test_order_book_depth_files_are_detected_as_binance_depth(shared_data: Path, name: str) -> None:
+    assert detect_format(shared_data / name) == "binance-depth-csv"
+    assert read_file(shared_data / name).kind is Kind.BOOK
 
 
-def test_unknown_layout_lists_the_known_formats(tmp_path: Path) -> None:
+def test_a_table_whose_columns_make_no_kind_says_what_each_kind_needs_and_how_to_map(tmp_path: Path) -> None:
     path = tmp_path / "prices.csv"
     path.write_text("foo,bar\n1,2\n")
 
+    assert detect_format(path) == "generic"
     with pytest.raises(InvalidInputError) as err:
-        detect_format(path)
+        read_file(path)
 
-    assert str(path) in str(err.value)
-    for name in FORMATS:
-        assert name in str(err.value)
+    message = str(err.value)
+    assert str(path) in message and "foo, bar" in message
+    assert "open, high, low and close" in message and "--columns" in message
 
 
-def test_a_header_missing_one_column_names_the_format_and_the_column(tmp_path: Path) -> None:
+def test_a_header_missing_one_bar_column_names_the_column(tmp_path: Path) -> None:
     path = tmp_path / "GBPUSD_bid.csv"
     path.write_text("timestamp,open,high,low\n2012-02-01 00:00:00+00:00,1.1,1.2,1.0\n")
 
-    with pytest.raises(DataValidationError) as err:
+    with pytest.raises(InvalidInputError) as err:
         read_file(path)
 
-    assert (err.value.file, err.value.rule, err.value.row) == (str(path), "columns", None)
-    assert "fxcm-csv" in str(err.value) and "close" in err.value.detail
+    assert "looks like bars but has no close column" in str(err.value) and str(path) in str(err.value)
 
 
 def test_unknown_format_name_and_missing_file_are_reported(tmp_path: Path) -> None:
@@ -380,13 +380,16 @@ def test_fxcm_price_type_can_be_overridden(shared_data: Path) -> None:
     assert result.price_type is PriceType.MID
 
 
-def test_fxcm_file_name_without_side_needs_a_price_type(tmp_path: Path) -> None:
+def test_a_plain_ohlc_csv_is_not_taken_for_fxcm_bid_or_ask(tmp_path: Path) -> None:
     path = tmp_path / "GBPUSD.csv"
     path.write_text("timestamp,open,high,low,close\n2012-02-01 00:00:00+00:00,1.1,1.2,1.0,1.1\n")
 
+    plain = read_file(path)
+
+    assert (plain.format, plain.price_type) == ("generic", PriceType.LAST)
     with pytest.raises(InvalidInputError, match="_bid or _ask"):
-        read_file(path)
-    assert read_file(path, price_type=PriceType.ASK).price_type is PriceType.ASK
+        read_file(path, "fxcm-csv")
+    assert read_file(path, "fxcm-csv", price_type=PriceType.ASK).price_type is PriceType.ASK
 
 
 def test_unknown_price_type_is_invalid_input(shared_data: Path) -> None:
@@ -549,12 +552,11 @@ def test_book_ticker_with_two_symbols_is_refused(tmp_path: Path) -> None:
     assert (err.value.rule, err.value.row) == ("single-symbol", 3)
 
 
-def test_explicit_format_reads_a_file_detection_would_not_guess(tmp_path: Path) -> None:
+def test_formats_are_recognised_by_content_whatever_the_file_name(tmp_path: Path) -> None:
     path = tmp_path / "trades.data"
     binance_trades(path)
 
-    with pytest.raises(InvalidInputError):
-        detect_format(path)
+    assert detect_format(path) == "binance-trades-parquet"
     result = read_file(tmp_path / "trades.data", "binance-trades-parquet")
 
     assert result.table.num_rows == 3

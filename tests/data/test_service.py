@@ -131,11 +131,11 @@ def test_unknown_symbol_and_missing_data_are_clear_errors(shared_data: Path, tmp
         )
 
 
-def test_order_book_depth_files_are_refused_with_a_message(shared_data: Path, tmp_path: Path) -> None:
-    with pytest.raises(InvalidInputError, match="depth"):
-        MarketDataService(tmp_path).import_file(
-            shared_data / "orderbook/BTCUSDT.binance.depth-snapshot.csv", symbol="BTC/USDT", venue="BINANCE"
-        )
+def test_order_book_depth_files_import_as_the_book_kind(shared_data: Path, tmp_path: Path) -> None:
+    report = MarketDataService(tmp_path).import_file(
+        shared_data / "orderbook/BTCUSDT.binance.depth-snapshot.csv", symbol="BTC/USDT", venue="BINANCE"
+    )
+    assert (report.key.kind, report.rows_added) == (Kind.BOOK, 100)
 
 
 def test_reimporting_a_bar_with_other_values_is_a_conflict_not_a_second_bar(shared_data: Path, tmp_path: Path) -> None:

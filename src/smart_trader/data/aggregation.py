@@ -23,6 +23,7 @@ from smart_trader.data.schema import (
     bars_schema,
     decimal_from_raw,
     decimal_type,
+    raw_array,
     raw_from_decimal,
     ts_ns,
 )
@@ -49,7 +50,7 @@ def trades_to_bars(trades: pa.Table, timeframe: Timeframe) -> pa.Table:
     """
     ts = _ts_ns(trades)
     price, p = _raw(trades, "price")
-    size, s = _raw(trades, "size")
+    size, s = _raw(trades, "size", wide=True)
     order = _stable_order(ts)
     if order is not None:
         ts, price, size = ts[order], price[order], size[order]
@@ -81,7 +82,7 @@ def resample_bars(bars: pa.Table, timeframe: Timeframe, source: Timeframe) -> pa
     h, _ = _raw(bars, "high", scale=p)
     low, _ = _raw(bars, "low", scale=p)
     c, _ = _raw(bars, "close", scale=p)
-    v, s = _raw(bars, "volume")
+    v, s = _raw(bars, "volume", wide=True)
     v_null = np.asarray(bars.column("volume").is_null(), dtype=bool)
     order = _stable_order(ts)
     if order is not None:
@@ -141,11 +142,16 @@ def _scale(table: pa.Table, name: str) -> int:
     return int(typ.scale)
 
 
-def _raw(table: pa.Table, name: str, scale: int | None = None) -> tuple[Int64Array, int]:
-    """int64 fixed-point values of a decimal column and their scale (must equal ``scale`` when given)."""
+def _raw(table: pa.Table, name: str, scale: int | None = None, *, wide: bool = False) -> tuple[Int64Array, int]:
+    """int64 fixed-point values of a decimal column and their scale (must equal ``scale`` when given).
+
+    ``wide``: sizes and volumes, which may exceed int64: then an object array of Python ints (exact; the
+    sums below handle both)."""
     own = _scale(table, name)
     if scale is not None and own != scale:
         raise InvalidInputError(f"column {name} has {own} decimals, expected {scale} like the other prices")
+    if wide:
+        return raw_array(table.column(name)), own  # type: ignore[return-value]
     try:
         return raw_from_decimal(table.column(name)), own
     except OverflowError:

@@ -24,9 +24,9 @@ class DatasetKey:
     Attributes:
         venue: venue code (upper-cased), e.g. ``"BINANCE"``.
         symbol: venue symbol as written, e.g. ``"BTC/USDT"``.
-        kind: bars, trades or quotes.
-        timeframe: bar length; required for bars, ``None`` for trades and quotes.
-        price_type: what bars are built from (last/bid/ask/mid); always ``LAST`` for trades and quotes.
+        kind: bars, trades, quotes or book.
+        timeframe: bar length; required for bars, ``None`` for the other kinds.
+        price_type: what bars are built from (last/bid/ask/mid); always ``LAST`` for the other kinds.
 
     Raises:
         InvalidInputError: empty venue or symbol, bars without a timeframe, or a timeframe or
@@ -55,7 +55,7 @@ class DatasetKey:
 
     @property
     def kind_dir(self) -> str:
-        """Value of the ``kind=`` partition: ``trades``, ``quotes`` or ``bars-<timeframe>-<price type>``."""
+        """Value of the ``kind=`` partition: ``trades``, ``quotes``, ``book`` or ``bars-<timeframe>-<price type>``."""
         if self.kind is Kind.BARS:
             return f"bars-{self.timeframe}-{self.price_type}"
         return str(self.kind)
@@ -80,7 +80,7 @@ class DatasetKey:
         if len(parts) != 3:
             raise InvalidInputError(f"{str(path)!r} is not a dataset path like venue=V/symbol=S/kind=K")
         kind_text = parts["kind"]
-        if kind_text in (Kind.TRADES, Kind.QUOTES):
+        if kind_text in (Kind.TRADES, Kind.QUOTES, Kind.BOOK):
             return cls(parts["venue"], parts["symbol"], Kind(kind_text))
         prefix, _, rest = kind_text.partition("-")
         timeframe_text, _, price_type = rest.rpartition("-")
@@ -99,7 +99,7 @@ class DatasetKey:
 def partition_start_days(key: DatasetKey, ts_ns: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """First day (days since the epoch, UTC) of the partition each timestamp falls in.
 
-    Trades, quotes and bars shorter than an hour are kept one file per UTC day; bars of 1h up to
+    Trades, quotes, book depth and bars shorter than an hour are kept one file per UTC day; bars of 1h up to
     1d exclusive one file per month; daily bars one file per year — so a 20-year daily series is 20
     files, not 5,000. The partition directory is named after its first day (``date=1995-01-01``).
     """

@@ -9,6 +9,8 @@ All three kinds share ``ts_event``: Arrow ``timestamp[ns, tz=UTC]``.
   (``"buy"``/``"sell"``: the side that took liquidity; null when unknown), ``trade_id`` (string, nullable).
 - **quotes** — top of book: ``bid_price``, ``ask_price`` (quote currency), ``bid_size``,
   ``ask_size`` (base units, nullable).
+- **book** — order-book depth (L2, market by price), one row per price-level change; see
+  :func:`book_schema`.
 
 Prices and sizes are Arrow ``decimal128(38, scale)`` with ``scale`` = the instrument's price or
 size precision: exact, never binary floats. The engine works on the same values as fixed-point
@@ -36,6 +38,7 @@ class Kind(StrEnum):
     BARS = "bars"
     TRADES = "trades"
     QUOTES = "quotes"
+    BOOK = "book"
 
 
 class PriceType(StrEnum):
@@ -94,13 +97,65 @@ def quotes_schema(price_precision: int, size_precision: int) -> pa.Schema:
     )
 
 
-SCHEMAS = {Kind.BARS: bars_schema, Kind.TRADES: trades_schema, Kind.QUOTES: quotes_schema}
+BOOK_SIDES = ("bid", "ask")
+"""Values of the book schema's ``side`` column."""
+
+
+def book_schema(price_precision: int, size_precision: int) -> pa.Schema:
+    """Schema of normalized order-book depth (L2, market by price): one row per price-level change.
+
+    - ``ts_event`` — when the venue applied the change (Binance ``T``/``E``, Tardis ``timestamp``).
+    - ``ts_recv`` — when it was received (Tardis ``local_timestamp``); null when the source has none.
+    - ``side`` — ``"bid"`` or ``"ask"``.
+    - ``price`` (quote currency) and ``size`` (base units): the level's new *absolute* size;
+      ``size`` 0 removes the level (removing a level the book does not hold is allowed).
+    - ``is_snapshot`` — the row belongs to a snapshot: a snapshot event replaces the whole book.
+    - ``last_in_event`` — the row is the last of its event (one venue message, or one snapshot); a
+      book is consistent only after an event's last row.
+    - ``first_update_id``, ``last_update_id`` — the venue's update ids the event covers (Binance
+      ``U``/``u``; a snapshot's ``lastUpdateId`` in both); null for sources without sequence numbers.
+    - ``prev_update_id`` — the previous event's ``last_update_id`` as the venue states it (Binance
+      USD-M futures ``pu``); null when the source has none (spot, Tardis, snapshots).
+
+    Rows are in the order the venue sent them; every row of an event shares ``ts_event``,
+    ``ts_recv``, ``is_snapshot`` and the update ids.
+
+    Followed: NautilusTrader's ``OrderBookDelta`` (one change per record, size 0 deletes, the
+    ``F_SNAPSHOT``/``F_LAST`` flags become ``is_snapshot``/``last_in_event``, ``ts_event``/``ts_init``
+    become ``ts_event``/``ts_recv``), Tardis ``incremental_book_L2`` (absolute sizes, ``is_snapshot``,
+    exchange and local timestamps) and Databento MBP (``ts_event``/``ts_recv``, venue sequence
+    numbers). Unlike Databento MBP-10 the rows carry no top-N book copy: that is derived
+    (:mod:`smart_trader.microstructure`), not stored.
+    """
+    return pa.schema(
+        [
+            pa.field("ts_event", TS_TYPE, nullable=False),
+            pa.field("ts_recv", TS_TYPE),
+            pa.field("side", pa.string(), nullable=False),
+            pa.field("price", decimal_type(price_precision), nullable=False),
+            pa.field("size", decimal_type(size_precision), nullable=False),
+            pa.field("is_snapshot", pa.bool_(), nullable=False),
+            pa.field("last_in_event", pa.bool_(), nullable=False),
+            pa.field("first_update_id", pa.int64()),
+            pa.field("last_update_id", pa.int64()),
+            pa.field("prev_update_id", pa.int64()),
+        ]
+    )
+
+
+SCHEMAS = {Kind.BARS: bars_schema, Kind.TRADES: trades_schema, Kind.QUOTES: quotes_schema, Kind.BOOK: book_schema}
 PRICE_COLUMNS = {
     Kind.BARS: ("open", "high", "low", "close"),
     Kind.TRADES: ("price",),
     Kind.QUOTES: ("bid_price", "ask_price"),
+    Kind.BOOK: ("price",),
 }
-SIZE_COLUMNS = {Kind.BARS: ("volume",), Kind.TRADES: ("size",), Kind.QUOTES: ("bid_size", "ask_size")}
+SIZE_COLUMNS = {
+    Kind.BARS: ("volume",),
+    Kind.TRADES: ("size",),
+    Kind.QUOTES: ("bid_size", "ask_size"),
+    Kind.BOOK: ("size",),
+}
 
 
 def schema_for(kind: Kind, price_precision: int, size_precision: int) -> pa.Schema:
@@ -176,6 +231,30 @@ def raw_from_decimal(arr: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.int64]:
     if arr.null_count:
         out[~valid] = 0
     return out
+
+
+def raw_ints(arr: pa.Array | pa.ChunkedArray) -> list[int | None]:
+    """Fixed-point Python integers of a decimal128 column at its own scale, ``None`` where null; exact for
+    values of any magnitude (sizes and volumes may exceed int64: those rows go through ``Decimal``).
+    """
+    arr = single_array(arr)
+    try:
+        values: list[int | None] = raw_from_decimal(arr).tolist()
+    except Int64OverflowError:
+        scale = int(arr.type.scale)
+        return [None if d is None else int(d.scaleb(scale)) for d in arr.to_pylist()]
+    if arr.null_count:
+        for i in np.flatnonzero(np.asarray(arr.is_null(), dtype=bool)).tolist():
+            values[i] = None
+    return values
+
+
+def raw_array(arr: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.int64] | npt.NDArray[np.object_]:
+    """:func:`raw_from_decimal` (nulls as 0), or an object array of Python ints when a value exceeds int64."""
+    try:
+        return raw_from_decimal(arr)
+    except Int64OverflowError:
+        return np.array([0 if v is None else v for v in raw_ints(arr)], dtype=object)
 
 
 def infer_precision(values: npt.NDArray[np.float64]) -> int:

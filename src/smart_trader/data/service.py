@@ -7,6 +7,7 @@ and aggregation; the CLI and (later) the HTTP API call it and nothing below it.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,8 @@ class ImportReport:
     rows_added: int
     partitions_written: int
     seconds: float
+    notes: tuple[str, ...] = ()
+    """How the file was read (columns, units, time zone, float noise), from :attr:`ReadResult.notes`."""
 
 
 class MarketDataService:
@@ -58,11 +61,15 @@ class MarketDataService:
         price_type: PriceType | None = None,
         timeframe: Timeframe | None = None,
         asset_class: AssetClass | None = None,
+        tz: str | None = None,
+        columns: Mapping[str, str] | None = None,
     ) -> ImportReport:
         """Read, validate and store one file. Nothing is written unless the whole file is valid.
 
         A known instrument imposes its precisions and tick size on the file; an unknown one is defined
         from the file (see :func:`~smart_trader.data.catalog.infer_instrument`) and added to the catalog.
+        ``tz`` (IANA zone of naive local times) and ``columns`` (field → column mapping) go to
+        :func:`~smart_trader.data.readers.read_file`; a file holding several instruments is read for ``symbol``.
 
         Raises:
             NotFoundError: no such file.
@@ -82,6 +89,9 @@ class MarketDataService:
             price_precision=known.price_precision if known else None,
             size_precision=known.size_precision if known else None,
             price_type=price_type,
+            tz=tz,
+            columns=columns,
+            symbol=symbol,
         )
         if kind is not None and kind is not result.kind:
             raise InvalidInputError(f"{path} holds {result.kind} ({result.format}), not {kind}")
@@ -113,6 +123,7 @@ class MarketDataService:
             report.rows_added,
             report.partitions_written,
             time.perf_counter() - started,
+            result.notes,
         )
 
     def datasets(self, symbol: str | None = None, venue: str | None = None) -> list[DatasetInfo]:
@@ -204,7 +215,7 @@ class MarketDataService:
     def ticks(
         self, symbol: str, venue: str, kind: Kind, *, start_ns: int | None = None, end_ns: int | None = None
     ) -> pa.Table:
-        """Stored trades or quotes in [start, end) (ns UTC).
+        """Stored trades, quotes or book rows in [start, end) (ns UTC).
 
         Raises:
             NotFoundError: unknown instrument or no such stored dataset.

@@ -1,4 +1,4 @@
-"""The local market-data store: normalized bars, trades and quotes kept as Parquet files.
+"""The local market-data store: normalized bars, trades, quotes and book depth kept as Parquet files.
 
 On-disk layout under ``root`` (one file per dataset and UTC day of ``ts_event``; a month for bars of
 1h and longer, a year for daily bars — see :func:`smart_trader.data.datasets.partition_start_days`)::
@@ -6,6 +6,7 @@ On-disk layout under ``root`` (one file per dataset and UTC day of ``ts_event``;
     venue=BINANCE/symbol=BTC%2FUSDT/kind=trades/date=2021-01-08/data.parquet
     venue=BINANCE/symbol=BTC%2FUSDT/kind=quotes/date=2021-01-08/data.parquet
     venue=FXCM/symbol=GBP%2FUSD/kind=bars-1m-bid/date=2012-02-01/data.parquet
+    venue=BINANCE/symbol=BTCUSDT/kind=book/date=2022-11-01/data.parquet
 
 Symbols are percent-escaped (``urllib.parse.quote(symbol, safe="")``). Bar datasets are keyed by
 timeframe and price type (``bars-<timeframe>-<price type>``). Every file of a dataset holds the
@@ -37,6 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from smart_trader.core.errors import InvalidInputError, NotFoundError
+from smart_trader.data.book_rules import check_book_rows
 from smart_trader.data.datasets import DatasetKey, partition_start_days
 from smart_trader.data.schema import PRICE_COLUMNS, SIZE_COLUMNS, TS_TYPE, Kind, schema_for, ts_ns
 
@@ -311,6 +313,9 @@ def _conform(
                         f"{key}: column {field.name!r} ({typ}) does not fit the dataset's {field.type.scale} "
                         f"decimals exactly: {exc}"
                     ) from None
+        elif field.type != pa.string():  # book: ts_recv, flags and update ids
+            if typ != field.type:
+                raise InvalidInputError(f"{key}: column {field.name!r} must be {field.type}, got {typ}")
         elif pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
             column = column.cast(pa.string()) if typ != pa.string() else column
         else:
@@ -325,6 +330,8 @@ def _conform(
         if not sides <= _SIDES:
             bad = sorted(sides - _SIDES)
             raise InvalidInputError(f"{key}: aggressor_side must be 'buy', 'sell' or null, got {bad}")
+    if key.kind is Kind.BOOK:
+        check_book_rows(str(key), out)  # sides, and whole events only
     ts = ts_ns(out)
     if key.timeframe is not None and len(ts) and np.any(ts % key.timeframe.ns):
         row = int(np.argmax(ts % key.timeframe.ns != 0))

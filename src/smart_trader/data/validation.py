@@ -10,7 +10,8 @@ rule                        meaning
 ``schema``                  the table is exactly ``schema_for(kind, price_precision, size_precision)``
 ``not-empty``               at least one row
 ``missing-value``           no nulls in ``ts_event`` and prices
-``range``                   every decimal fits a 64-bit fixed-point integer at its scale
+``range``                   every price fits a 64-bit fixed-point integer at its scale (sizes and
+                            volumes may be of any magnitude ``decimal128`` holds)
 ``timestamps-sorted``       ``ts_event`` never goes back in time
 ``timestamps-unique``       bars: no two bars share a ``ts_event`` (bars are strictly increasing;
                             trades and quotes may share a timestamp: many trades share a ms)
@@ -23,6 +24,10 @@ rule                        meaning
                             and venues do publish them; a crossed one (bid > ask) is refused.
 ``aggressor-side``          trades: ``aggressor_side`` is ``"buy"``, ``"sell"`` or null
 ``trade-id-unique``         trades: no trade id appears twice (nulls ignored)
+``book-side``               book: ``side`` is ``"bid"`` or ``"ask"``
+``book-event``              book: the rows of one event share ``ts_event``, ``ts_recv``, ``is_snapshot``
+                            and the update ids, and the last row ends an event
+                            (:mod:`smart_trader.data.book_rules`)
 ==========================  ===============================================================
 """
 
@@ -38,11 +43,13 @@ import pyarrow.compute as pc
 
 from smart_trader.core.errors import DataValidationError
 from smart_trader.core.values import from_raw
+from smart_trader.data.book_rules import check_book_rows
 from smart_trader.data.schema import (
     PRICE_COLUMNS,
     SIZE_COLUMNS,
     Int64OverflowError,
     Kind,
+    decimal_type,
     raw_from_decimal,
     schema_for,
     single_array,
@@ -94,9 +101,8 @@ def validate(result: Validatable) -> None:
     _check_time_order(file, ts, strict=kind is Kind.BARS)
     p, s = result.price_precision, result.size_precision
     prices = {name: _raw(file, table, name) for name in PRICE_COLUMNS[kind]}
-    sizes = {name: _raw(file, table, name) for name in SIZE_COLUMNS[kind]}
     _first_violation(file, "price-positive", {n: r <= 0 for n, r in prices.items()}, prices, p, "must be > 0")
-    _first_violation(file, "size-non-negative", {n: r < 0 for n, r in sizes.items()}, sizes, s, "must be >= 0")
+    _check_sizes(file, table, SIZE_COLUMNS[kind], s)
     if kind is Kind.BARS:
         o, h, lo, c = prices["open"], prices["high"], prices["low"], prices["close"]
         bad_high = h < np.maximum(o, c)
@@ -112,9 +118,28 @@ def validate(result: Validatable) -> None:
         _first_violation(
             file, "quotes-not-crossed", {"bid_price": crossed}, prices, p, "is above ask_price", context=("ask_price",)
         )
-    else:
+    elif kind is Kind.TRADES:
         _check_sides(file, single_array(table.column("aggressor_side")))
         _check_trade_ids(file, single_array(table.column("trade_id")))
+    else:
+        check_book_rows(file, table)
+
+
+def _check_sizes(file: str, table: pa.Table, names: tuple[str, ...], scale: int) -> None:
+    """Every size / volume >= 0, compared as decimals (they may exceed int64)."""
+    zero = pa.scalar(0, decimal_type(scale))
+    first: tuple[int, str] | None = None
+    for name in names:
+        column = single_array(table.column(name))
+        negative = np.asarray(pc.fill_null(pc.less(column, zero), False), dtype=bool)
+        if negative.any():
+            row = _first_true(negative)
+            if first is None or row < first[0]:
+                first = (row, name)
+    if first is not None:
+        row, name = first
+        value = single_array(table.column(name))[row].as_py()
+        raise DataValidationError(file, "size-non-negative", f"{name}={value} must be >= 0", row + 1)
 
 
 def _first_true(mask: Mask) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pyarrow as pa
@@ -20,7 +21,7 @@ from smart_trader.core.instruments import Instrument
 from smart_trader.data.datasets import DatasetKey
 from smart_trader.data.model import Bar, Quote, Trade
 from smart_trader.data.readers import read_file
-from smart_trader.data.schema import Kind, PriceType, raw_from_decimal, ts_ns
+from smart_trader.data.schema import Kind, PriceType, raw_ints, ts_ns
 from smart_trader.data.service import MarketDataService
 from smart_trader.data.timeframes import Timeframe
 from smart_trader.live.feeds import MarketEvent
@@ -79,6 +80,8 @@ class ReplayFeed:
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
     ) -> None:
         kind = Kind(kind)
+        if kind is Kind.BOOK:
+            raise InvalidInputError("replaying order-book depth is not supported yet: replay trades, quotes or bars")
         if kind is Kind.BARS and timeframe is None:
             raise InvalidInputError("replaying bars needs a timeframe")
         if kind is not Kind.BARS and timeframe is not None:
@@ -204,15 +207,14 @@ class ReplayFeed:
 def _raw(table: pa.Table, name: str) -> tuple[list[int], int]:
     """Raw ints of a required decimal column and its scale."""
     column = table.column(name)
-    values: list[int] = raw_from_decimal(column).tolist()
+    values = cast(list[int], raw_ints(column))  # required column: no None; sizes may exceed int64
     return values, int(column.type.scale)
 
 
 def _raw_or_none(table: pa.Table, name: str) -> tuple[list[int | None], int]:
-    """Raw ints of a nullable decimal column (``None`` where null) and its scale."""
-    values, scale = _raw(table, name)
-    nulls = table.column(name).is_null().to_pylist()
-    return [None if null else v for v, null in zip(values, nulls, strict=True)], scale
+    """Raw ints of a nullable decimal column (``None`` where null; any magnitude) and its scale."""
+    column = table.column(name)
+    return raw_ints(column), int(column.type.scale)
 
 
 def replay_store(

@@ -13,20 +13,14 @@ import pyarrow as pa
 
 from smart_trader.core.errors import InvalidInputError
 from smart_trader.core.instruments import Instrument
-from smart_trader.data.schema import Kind, raw_from_decimal, ts_ns
+from smart_trader.data.schema import Kind, raw_from_decimal, raw_ints, ts_ns
 from smart_trader.strategy.api import Cursor
 
 Int64Array = npt.NDArray[np.int64]
 
 
 def _nullable_list(table: pa.Table, column: str) -> list[int | None]:
-    col = table.column(column)
-    raw = raw_from_decimal(col).tolist()
-    if col.null_count:
-        mask = np.asarray(col.is_null())
-        for i in np.flatnonzero(mask).tolist():
-            raw[i] = None
-    return raw  # type: ignore[no-any-return]
+    return raw_ints(table.column(column))  # sizes may exceed int64: Python ints, exact
 
 
 @dataclass
@@ -99,7 +93,7 @@ def bars_stream(instrument: Instrument, table: pa.Table, timeframe_ns: int) -> S
 def trades_stream(instrument: Instrument, table: pa.Table) -> Stream:
     """Stream of normalized trades."""
     stream = _stream(Kind.TRADES, instrument, table, ("price",))
-    stream.columns["size"] = raw_from_decimal(table.column("size")).tolist()
+    stream.columns["size"] = raw_ints(table.column("size"))
     stream.columns["aggressor_side"] = table.column("aggressor_side").to_pylist()
     stream.columns["trade_id"] = table.column("trade_id").to_pylist()
     return stream

@@ -17,6 +17,9 @@ ccxt-trades-parquet       trades  ``timestamp`` (ms),``id,type,side,price,amount
 kraken-trades-csv         trades  no header: ``unix_seconds,price,volume``
 truefx-quotes-csv         quotes  ``timestamp,bid,ask``
 binance-quotes-parquet    quotes  ``timestamp[ms, UTC],symbol,ask_size,ask,bid_size,bid``
+binance-depth-csv         book    ``symbol,timestamp,first_update_id,last_update_id,side,update_type,price,qty,pu``
+tardis-book-l2-csv        book    ``exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount``
+tardis-book-snapshot-csv  book    ``exchange,symbol,timestamp,local_timestamp,asks[0].price,...`` (top N)
 ========================  ======  =============================================================
 
 Exactness: text numbers are parsed as decimals, never through binary floats; binary floats are
@@ -28,12 +31,14 @@ Python.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 
-from smart_trader.core.errors import DataValidationError, InvalidInputError
-from smart_trader.data.readers import binance, ccxt, fxcm, kraken, truefx, yahoo
+from smart_trader.core.errors import InvalidInputError
+from smart_trader.data.readers import binance, binance_depth, ccxt, fxcm, generic, kraken, tardis_book, truefx, yahoo
 from smart_trader.data.readers._base import Format, Probe, ReadOptions, ReadResult
 from smart_trader.data.readers._files import probe
+from smart_trader.data.readers._time_formats import check_zone
 from smart_trader.data.schema import MAX_PRECISION, PriceType
 from smart_trader.data.validation import validate
 
@@ -50,11 +55,13 @@ FORMATS: dict[str, Format] = {
         kraken.FORMAT,
         truefx.FORMAT,
         binance.QUOTES_FORMAT,
+        binance_depth.FORMAT,
+        tardis_book.L2_FORMAT,
+        tardis_book.SNAPSHOT_FORMAT,
+        generic.FORMAT,
     )
 }
 """Registry of readers: format name → :class:`Format` (kind, description, detection, reader)."""
-
-_DEPTH_COLUMNS = frozenset({"first_update_id", "last_update_id", "update_type"})
 
 
 def _known() -> str:
@@ -62,54 +69,24 @@ def _known() -> str:
 
 
 def detect_format(path: Path | str) -> str:
-    """Name of the format of ``path`` in :data:`FORMATS`, from its suffix and its columns
-    (CSV header line or Parquet/Feather schema; a CSV whose first line is numbers has no header).
+    """Name of the format of ``path`` in :data:`FORMATS`: the one vendor format whose signature the file
+    has (its container, found from its bytes, and its columns or first row), else ``generic``.
 
-    Only the first 64 KiB of a CSV and the schema of a binary file are read.
+    Only the first 64 KiB of a text or JSON file (decompressed) and the schema of a binary file are read.
 
     Raises:
         NotFoundError: no such file.
-        DataValidationError: the file is empty (``not-empty``), unreadable (``file-format``), or its
-            header has most but not all columns of one format (``columns``).
-        InvalidInputError: order-book depth files (not a supported import kind yet); no format or
-            several formats match (the message lists the known formats).
+        DataValidationError: the file is empty (``not-empty``) or unreadable (``file-format``).
+        InvalidInputError: several vendor formats match (the message lists them and the ``--format`` to pass).
     """
     p = probe(Path(path))
-    if p.columns is not None and _DEPTH_COLUMNS & set(p.columns):
-        raise InvalidInputError(
-            f"{path}: order-book depth (snapshot/update levels) is not a supported import kind yet; "
-            "supported kinds are bars, trades and quotes"
-        )
     found = [f.name for f in FORMATS.values() if p.suffix in f.suffixes and f.matches(p)]
     if len(found) == 1:
         return found[0]
-    columns = "no header" if p.columns is None else ",".join(p.columns)
-    _raise_near_miss(p)
     if found:
-        raise InvalidInputError(f"{path}: matches several formats ({', '.join(found)}); pass format=")
-    raise InvalidInputError(
-        f"{path}: unknown market-data format (suffix {p.suffix!r}, columns {columns}); known formats: {_known()}"
-    )
-
-
-def _raise_near_miss(p: Probe) -> None:
-    """A header that has most of one format's columns: say which ones it lacks."""
-    if p.columns is None:
-        return
-    best: tuple[int, Format] | None = None
-    for f in FORMATS.values():
-        if p.suffix not in f.suffixes or not f.columns:
-            continue
-        missing = len(set(f.columns) - set(p.columns))
-        if missing > 0 and 2 * missing <= len(f.columns) and (best is None or missing < best[0]):
-            best = (missing, f)
-    if best is not None:
-        f = best[1]
-        lacking = ", ".join(c for c in f.columns if c not in p.columns)
-        detail = (
-            f"looks like {f.name} ({f.description}) but lacks column(s) {lacking}; the file has: {','.join(p.columns)}"
-        )
-        raise DataValidationError(str(p.path), "columns", detail)
+        choices = " or ".join(f"--format {name}" for name in found)
+        raise InvalidInputError(f"{path} could be any of {', '.join(found)}: say which with {choices}")
+    return generic.NAME
 
 
 def _check_precision(name: str, value: int | None) -> None:
@@ -126,25 +103,33 @@ def read_file(
     price_precision: int | None = None,
     size_precision: int | None = None,
     price_type: PriceType | None = None,
+    tz: str | None = None,
+    columns: Mapping[str, str] | None = None,
+    symbol: str | None = None,
 ) -> ReadResult:
     """Read a market-data file into the normalized schema of its kind, then :func:`validate` it.
 
     Args:
         path: the file.
-        format: a name in :data:`FORMATS`; detected with :func:`detect_format` when ``None``.
+        format: a name in :data:`FORMATS`; detected with :func:`detect_format` when ``None`` (the generic
+            reader when ``columns`` is given).
         price_precision: decimals of prices (0..12); inferred as the fewest that write every price
             exactly when ``None``. A price with more decimals is an error, never rounded.
         size_precision: the same for sizes/volumes.
         price_type: bars only: overrides what the prices are (FXCM: bid/ask from the file name).
+        tz: IANA zone of naive local times in the file (see :class:`ReadOptions`).
+        columns: field → source column for the generic reader (see :class:`ReadOptions`).
+        symbol: the instrument to read from a file holding several.
 
     Returns:
         A :class:`ReadResult` whose ``table`` is exactly ``schema_for(kind, price_precision,
         size_precision)``: ``ts_event`` ns since the epoch (UTC), prices in quote currency, sizes in
-        base units, rows in file order.
+        base units, rows in file order; ``notes`` say how it was read.
 
     Raises:
         NotFoundError: no such file.
-        InvalidInputError: unknown or undetectable format, bad option values.
+        InvalidInputError: unknown format, several candidate formats, bad option values, naive times
+            without ``tz``, columns that make no kind.
         DataValidationError: the file breaks a rule (names file, 1-based data row, rule): missing
             columns, empty file, unparsable numbers or timestamps, too many decimals, unsorted or
             duplicate timestamps, inconsistent bars, non-positive prices, negative sizes, crossed
@@ -157,13 +142,24 @@ def read_file(
             price_type = PriceType(price_type)
         except ValueError:
             raise InvalidInputError(f"price_type must be one of {', '.join(PriceType)}, not {price_type!r}") from None
-    name = detect_format(path) if format is None else format
-    spec = FORMATS.get(name)
+    if tz is not None:
+        check_zone(tz)
+    if format is None:
+        format = generic.NAME if columns else detect_format(path)
+    spec = FORMATS.get(format)
     if spec is None:
-        raise InvalidInputError(f"unknown format {name!r}; known formats: {_known()}")
-    options = ReadOptions(price_precision=price_precision, size_precision=size_precision, price_type=price_type)
+        raise InvalidInputError(f"unknown format {format!r}; known formats: {_known()}")
+    options = ReadOptions(
+        price_precision=price_precision,
+        size_precision=size_precision,
+        price_type=price_type,
+        tz=tz,
+        columns=dict(columns or {}),
+        symbol=symbol,
+    )
     result = spec.read(Path(path), options)
-    if result.source != str(path):
-        result = dataclasses.replace(result, source=str(path))
+    if result.source != str(path) or not result.notes:
+        notes = result.notes or (f"read as {spec.name}: {spec.description}",)
+        result = dataclasses.replace(result, source=str(path), notes=notes)
     validate(result)
     return result

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from smart_trader.data.schema import Kind, PriceType
 from smart_trader.data.timeframes import Timeframe
+
+if TYPE_CHECKING:
+    from smart_trader.data.readers._source import Source
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,8 @@ class ReadResult:
         price_type: bars: what the prices are (``last`` for trade prices, ``bid``/``ask`` for FX
             quote bars); ``last`` for trades and quotes.
         source: the path as the caller gave it.
+        notes: how the file was read, for the user: which column became which field, in which unit and
+            time zone (``("ts_event <- 'timestamp' (epoch milliseconds, UTC)", "open <- 'o'", ...)``).
     """
 
     kind: Kind
@@ -41,15 +47,30 @@ class ReadResult:
     timeframe: Timeframe | None
     price_type: PriceType
     source: str
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class ReadOptions:
-    """What the caller imposes on a read; ``None`` means infer from the file."""
+    """What the caller imposes on a read; ``None`` means infer from the file.
+
+    Attributes:
+        price_precision, size_precision: decimals of prices and sizes.
+        price_type: bars: what the prices are.
+        tz: IANA time zone of naive local timestamps (``"America/New_York"``); formats whose vendor
+            documents the zone use it, and a file with naive times and no documented zone needs it.
+        columns: field → source column (name, or 1-based position for files without names), overriding
+            the names the generic reader recognises (``{"ts": "Date", "close": "Last"}``). A value may end in
+            ``:FORMAT`` (strftime) for a time column (``"ts": "Date:%d/%m/%Y"``).
+        symbol: for files holding several instruments (Tardis, Databento): the one to read.
+    """
 
     price_precision: int | None = None
     size_precision: int | None = None
     price_type: PriceType | None = None
+    tz: str | None = None
+    columns: Mapping[str, str] = field(default_factory=dict)
+    symbol: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,13 +82,24 @@ class Probe:
         suffix: lower-case last suffix (``".csv"``, ``".parquet"``, ``".feather"``...).
         columns: lower-case column names from the CSV header or the Arrow schema; ``None`` for a CSV
             whose first line is data (no header).
-        first_row: the fields of a CSV's first line (header or data); empty for binary files.
+        first_row: the first data row's fields as text (CSV or JSON); empty for binary files.
+        source: the opened file (container, compression, name inside an archive).
+        delimiter: field separator of a text table, ``None`` for other containers.
+        names: the column names as the file writes them (``columns`` lower-cases them); ``None`` likewise.
     """
 
     path: Path
     suffix: str
     columns: tuple[str, ...] | None
     first_row: tuple[str, ...] = ()
+    source: Source | None = None
+    delimiter: str | None = None
+    names: tuple[str, ...] | None = None
+
+    @property
+    def name(self) -> str:
+        """The data file's own name (inside an archive, without compression suffixes), lower case."""
+        return (self.source.name if self.source is not None else self.path.name).lower()
 
 
 @dataclass(frozen=True)

@@ -50,11 +50,16 @@ def build_result(
     numbers: Mapping[str, NumericColumn | None],
     strings: Mapping[str, pa.Array] | None = None,
     price_type: PriceType = PriceType.LAST,
+    notes: tuple[str, ...] = (),
+    timeframe: Timeframe | None = None,
 ) -> ReadResult:
     """A :class:`ReadResult` of ``kind`` from converted columns named as in the normalized schema.
 
     ``numbers`` holds every price and size column of the kind (``None`` for a size column the
-    source lacks: all nulls); ``strings`` the text columns (missing ones are all nulls).
+    source lacks: all nulls); ``strings`` the text columns (missing ones are all nulls). Prices must fit
+    int64 fixed-point integers at their precision (the engine's prices); sizes may be of any magnitude
+    (``decimal128``). ``notes`` say how the file was read; the columns' own notes (float noise) are added.
+    ``timeframe`` is the bar length when the source states it (else inferred from the timestamps).
 
     Raises:
         DataValidationError: ``not-empty``, ``missing-value`` (a null price), ``precision``, ``range``.
@@ -84,8 +89,10 @@ def build_result(
             scale = p if name in prices else s
             if column is None:
                 arrays.append(pa.nulls(n, field.type))
-            else:
+            elif name in prices:
                 arrays.append(decimal_from_raw(column.raw_at(scale), scale, column.mask))
+            else:
+                arrays.append(column.to_decimal(scale))
         else:
             value = (strings or {}).get(name)
             arrays.append(pa.nulls(n, field.type) if value is None else value)
@@ -95,7 +102,8 @@ def build_result(
         price_precision=p,
         size_precision=s,
         format=fmt,
-        timeframe=infer_timeframe(ts) if kind is Kind.BARS else None,
+        timeframe=(timeframe or infer_timeframe(ts)) if kind is Kind.BARS else None,
         price_type=(options.price_type or price_type) if kind is Kind.BARS else PriceType.LAST,
         source=path,
+        notes=(*notes, *(note for c in numbers.values() if c is not None for note in c.notes)),
     )

@@ -1,10 +1,15 @@
-"""Exact conversion of source numbers to fixed-point int64 "raw" values (value × 10**precision).
+"""Exact conversion of source numbers to decimals: fixed-point int64 "raw" values (value × 10**precision)
+where they fit, Arrow ``decimal128(38, precision)`` beyond (sizes and volumes of any magnitude).
 
 Three routes, chosen by the source column's Arrow type:
 
 - **text** (CSV): parsed by Arrow's decimal parser, which reads the digits as an integer — no binary
   float is ever involved. The precision a column *needs* ignores trailing zeros (``"90.540000"``
-  needs 2 decimals).
+  needs 2 decimals). Text that is a binary float printed in full — 16 or more significant digits, like
+  ``203889.11713750003`` written by ``repr`` of a float that stood for ``203889.1171375`` — is *float
+  noise*: it is read as the shortest decimal within the noise allowance below (``203889.1171375``), so
+  one noisy row never sets the precision of a whole column. Noise that is not that close to a shorter
+  decimal is kept digit for digit.
 - **integers / decimals**: taken as they are.
 - **binary floats** (Parquet, Feather): a float is read as the decimal ``d`` with ``p`` decimals when
   it is the nearest double to ``d`` — the rule of :func:`smart_trader.data.schema.raw_from_float`,
@@ -12,7 +17,12 @@ Three routes, chosen by the source column's Arrow type:
   left by float arithmetic upstream (``0.014596000000000001`` for ``0.014596``); those are read as
   ``d`` too, but only while ``|d × 10**p| < 2**42``, i.e. while the value keeps at least ten spare
   bits beyond its decimals so that ``d`` is unambiguous. Anything further off is a
-  :class:`DataValidationError` (rule ``precision``), never a silent rounding.
+  :class:`DataValidationError` (rule ``precision``), never a silent rounding. An integral float beyond
+  2**53 (a huge volume) is the integer it holds.
+
+Values whose raw integer does not fit int64 (``1e15`` at 8 decimals) stay ``decimal128``
+(:meth:`NumericColumn.to_decimal`); only prices must fit int64 (the engine's fixed-point prices), and
+:meth:`NumericColumn.raw_at` says so.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from decimal import Decimal
 
 import numpy as np
 import numpy.typing as npt
@@ -28,7 +39,14 @@ import pyarrow.compute as pc
 
 from smart_trader.core.errors import DataValidationError
 from smart_trader.core.values import from_raw
-from smart_trader.data.schema import MAX_PRECISION, Int64OverflowError, decimal_type, raw_from_decimal, single_array
+from smart_trader.data.schema import (
+    MAX_PRECISION,
+    Int64OverflowError,
+    decimal_from_raw,
+    decimal_type,
+    raw_from_decimal,
+    single_array,
+)
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -39,6 +57,14 @@ NOISE_ULPS = 2
 _TOLERANT_LIMIT = 2.0**42
 _EXACT_LIMIT = 2.0**53
 _TEXT_MAX_SCALE = 18
+_NOISE_DIGITS = 16
+"""Significant digits from which a plain decimal text is taken for a printed binary float."""
+_NOISE_TEXT_LIMIT = 2.0**47
+"""Largest ``|d × 10**p|`` at which printed float noise is read as ``d``: decimals stay at least 64 ulps
+apart, so a value within :data:`NOISE_ULPS` of one of them names it without doubt. (Text of 16+ digits is
+known to be a printed float; binary float columns keep the stricter ten spare bits, since there every
+value, clean or not, must be judged.)"""
+_DECIMAL_DIGITS = 38
 _SAMPLE = 65_536
 _INT64_MAX = np.iinfo(np.int64).max
 _PLAIN = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)$")
@@ -51,8 +77,9 @@ class NumericColumn(ABC):
         self.file = file
         self.name = name
         self.mask = mask if mask is not None and mask.any() else None
+        self.notes: list[str] = []
+        """What the conversion decided that the user should know (float noise read as decimals)."""
 
-    @abstractmethod
     @abstractmethod
     def needed_precision(self) -> int:
         """Smallest number of decimals that writes every value of the column exactly."""
@@ -64,6 +91,26 @@ class NumericColumn(ABC):
         Raises:
             DataValidationError: a value needs more decimals (``precision``) or does not fit (``range``).
         """
+
+    def to_decimal(self, precision: int) -> pa.Array:
+        """``decimal128(38, precision)`` values, exact, nulls kept; for values of any magnitude.
+
+        Raises:
+            DataValidationError: a value needs more decimals (``precision``) or more than 38 digits (``range``).
+        """
+        try:
+            raw = self.raw_at(precision)
+        except DataValidationError as exc:
+            if exc.rule != "range":
+                raise
+            return self._wide_decimal(precision)
+        return decimal_from_raw(raw, precision, self.mask)
+
+    def _wide_decimal(self, precision: int) -> pa.Array:
+        """:meth:`to_decimal` for values beyond int64 (rare: called only when :meth:`raw_at` overflows)."""
+        raise DataValidationError(
+            self.file, "range", f"{self.name} does not fit a 64-bit integer at {precision} decimals"
+        )
 
     def first_null_row(self) -> int | None:
         """1-based row of the first null value, ``None`` when there is none."""
@@ -117,6 +164,68 @@ class ScaledColumn(NumericColumn):
         reduced: I64 = self.raw // np.int64(div)
         return reduced
 
+    def _wide_decimal(self, precision: int) -> pa.Array:
+        return _upscale(decimal_from_raw(self.raw, self.scale, self.mask), precision, self.file, self.name)
+
+
+class WideColumn(NumericColumn):
+    """Exact decimals whose fixed-point integers do not fit int64 (huge volumes), kept as ``decimal128``."""
+
+    def __init__(self, file: str, name: str, values: pa.Array) -> None:
+        super().__init__(file, name, _null_mask(values))
+        self.values = values
+        self.scale = int(values.type.scale)
+
+    def needed_precision(self) -> int:
+        lo, hi = 0, self.scale  # the fewest decimals at which the values rescale without loss
+        while lo < hi:
+            mid = (lo + hi) // 2
+            try:
+                pc.cast(self.values, decimal_type(mid), safe=True)
+            except pa.ArrowInvalid:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+    def raw_at(self, precision: int) -> I64:
+        values = self.to_decimal(precision)
+        try:
+            return raw_from_decimal(values)
+        except Int64OverflowError as exc:
+            detail = f"{self.name}={values[exc.row].as_py()} does not fit a 64-bit integer at {precision} decimals"
+            raise DataValidationError(self.file, "range", detail, exc.row + 1) from None
+
+    def to_decimal(self, precision: int) -> pa.Array:
+        if precision >= self.scale:
+            return _upscale(self.values, precision, self.file, self.name)
+        target = decimal_type(precision)
+
+        def convert(a: pa.Array) -> pa.Array:
+            return pc.cast(a, target, safe=True)
+
+        try:
+            return convert(self.values)
+        except pa.ArrowInvalid:
+            row = first_failing_row(self.values, convert)
+            detail = f"{self.name}={self.values[row].as_py()} has more than {precision} decimals"
+            raise DataValidationError(self.file, "precision", detail, row + 1) from None
+
+
+def _upscale(values: pa.Array, precision: int, file: str, name: str) -> pa.Array:
+    """``values`` (decimal128) at ``precision`` >= their scale: exact, unless a value exceeds 38 digits."""
+    target = decimal_type(precision)
+
+    def convert(a: pa.Array) -> pa.Array:
+        return pc.cast(a, target, safe=True)
+
+    try:
+        return convert(values)
+    except pa.ArrowInvalid:
+        row = first_failing_row(values, convert)
+        detail = f"{name}={values[row].as_py()} has more than {_DECIMAL_DIGITS} digits at {precision} decimals"
+        raise DataValidationError(file, "range", detail, row + 1) from None
+
 
 class FloatColumn(NumericColumn):
     """Binary float values, read as the decimals the source wrote (see the module docstring)."""
@@ -162,7 +271,25 @@ class FloatColumn(NumericColumn):
                 raise DataValidationError(self.file, "range", detail, bad + 1)
             detail = f"{self.name}={value!r} is not a number with at most {precision} decimals"
             raise DataValidationError(self.file, "precision", detail, bad + 1)
+        if self._max_abs * 10.0**precision >= 2.0**63 or (precision > 0 and self._max_abs >= _EXACT_LIMIT):
+            row = int(np.argmax(np.abs(self.values)))
+            detail = f"{self.name}={float(self.values[row])!r} does not fit a 64-bit integer at {precision} decimals"
+            raise DataValidationError(self.file, "range", detail, row + 1)
         return k.astype(np.int64)
+
+    def _wide_decimal(self, precision: int) -> pa.Array:
+        k, bad = _snap(self.values, precision, self._max_abs)
+        if bad is not None:
+            self.raw_at(precision)  # raises the precision error naming the row
+        huge = np.abs(self.values) >= _EXACT_LIMIT
+        ints = [
+            int(v) * 10**precision if h else int(x) for v, x, h in zip(self.values, k, huge, strict=True)
+        ]  # exact Python integers: rare, only for values beyond int64
+        scaled = [None if m else Decimal(i).scaleb(-precision) for i, m in zip(ints, self._null_list(), strict=True)]
+        return pa.array(scaled, decimal_type(precision))
+
+    def _null_list(self) -> list[bool]:
+        return [False] * len(self.values) if self.mask is None else self.mask.tolist()
 
 
 def _snap(values: F64, precision: int, max_abs: float) -> tuple[F64, int | None]:
@@ -176,8 +303,8 @@ def _snap(values: F64, precision: int, max_abs: float) -> tuple[F64, int | None]
     np.rint(k, out=k)
     if max_abs * scale < _EXACT_LIMIT:
         exact = k / scale == values
-    else:
-        exact = (k / scale == values) & (np.abs(k) < _EXACT_LIMIT)
+    else:  # a float beyond 2**53 is an integer: the one it holds
+        exact = ((k / scale == values) & (np.abs(k) < _EXACT_LIMIT)) | (np.abs(values) >= _EXACT_LIMIT)
     if exact.all():
         return k, None
     idx = np.flatnonzero(~exact)
@@ -209,21 +336,27 @@ def first_failing_row(arr: pa.Array, convert: Callable[[pa.Array], object]) -> i
     return lo
 
 
-def text_column(column: pa.ChunkedArray | pa.Array, file: str, name: str, *, scale: int | None = None) -> ScaledColumn:
+def text_column(
+    column: pa.ChunkedArray | pa.Array, file: str, name: str, *, scale: int | None = None
+) -> ScaledColumn | WideColumn:
     """Parse decimal text exactly (plain or exponent notation; surrounding blanks ignored; empty = null).
 
-    The values are read at the most decimals any row writes, or at ``scale`` when given (a value
-    needing more decimals is then a ``number-format`` error at its row).
+    The values are read at the most decimals any row writes, float noise aside (see the module
+    docstring), or at ``scale`` when given (a value needing more decimals is then a ``number-format``
+    error at its row, and no text is taken for float noise). Values beyond int64 at that scale give a
+    :class:`WideColumn`.
 
     Raises:
-        DataValidationError: ``number-format`` naming the first unparsable row, ``range`` when a value
-            does not fit an int64 at that number of decimals.
+        DataValidationError: ``number-format`` naming the first unparsable row or a value with more than
+            18 decimals.
     """
     s = pc.utf8_trim_whitespace(single_array(column))
     empty = pc.equal(s, "")
     if pc.any(empty).as_py():
         s = pc.if_else(empty, pa.scalar(None, pa.string()), s)
+    notes: list[str] = []
     if scale is None:
+        s = _denoise(s, name, notes)
         dot = pc.find_substring(s, ".")
         written = pc.if_else(pc.greater_equal(dot, 0), pc.subtract(pc.subtract(pc.binary_length(s), dot), 1), 0)
         scale = pc.max(written).as_py() or 0
@@ -243,11 +376,62 @@ def text_column(column: pa.ChunkedArray | pa.Array, file: str, name: str, *, sca
         raise DataValidationError(file, "number-format", _not_a_number(name, s[row].as_py(), scale), row + 1) from None
     try:
         raw = raw_from_decimal(dec)
-    except Int64OverflowError as exc:
-        row = exc.row
-        detail = f"{name}={s[row].as_py()!r} does not fit a 64-bit integer at {scale} decimals"
-        raise DataValidationError(file, "range", detail, row + 1) from None
-    return ScaledColumn(file, name, raw, scale, _null_mask(dec))
+    except Int64OverflowError:
+        wide = WideColumn(file, name, dec)
+        wide.notes = notes
+        return wide
+    column_out = ScaledColumn(file, name, raw, scale, _null_mask(dec))
+    column_out.notes = notes
+    return column_out
+
+
+_PLAIN_FRACTION = r"^[+-]?[0-9]*\.[0-9]+$"
+
+
+def _denoise(s: pa.Array, name: str, notes: list[str]) -> pa.Array:
+    """``s`` with every printed binary float (a plain decimal of 16+ significant digits) that lies within
+    :data:`NOISE_ULPS` of a shorter decimal replaced by that decimal's text; a note says how many and shows
+    the first."""
+    if len(s) == 0 or (pc.max(pc.utf8_length(s)).as_py() or 0) < _NOISE_DIGITS:
+        return s  # too short to hold 16 digits: the common case costs one pass
+    digits = pc.utf8_length(pc.replace_substring_regex(pc.replace_substring(s, ".", ""), r"^[+-]?0*", ""))
+    candidate = pc.and_(pc.match_substring_regex(s, _PLAIN_FRACTION), pc.greater_equal(digits, _NOISE_DIGITS))
+    mask = np.asarray(pc.fill_null(candidate, False), dtype=bool)
+    if not mask.any():
+        return s
+    rows = np.flatnonzero(mask)
+    texts = s.take(pa.array(rows))
+    values = np.asarray(pc.cast(texts, pa.float64()), dtype=np.float64)
+    short = _shortest_decimals(values)
+    found = [(int(r), t, d) for r, t, d in zip(rows, texts.to_pylist(), short, strict=True) if d is not None]
+    if not found:
+        return s
+    replace = np.zeros(len(s), dtype=bool)
+    replace[[r for r, _, _ in found]] = True
+    first_row, first_text, first_short = found[0]
+    notes.append(
+        f"{name}: {len(found):,} value(s) printed from binary floats read as the decimals they stand for "
+        f"(row {first_row + 1:,}: {first_text} -> {first_short})"
+    )
+    return pc.replace_with_mask(s, pa.array(replace), pa.array([d for _, _, d in found], pa.string()))
+
+
+def _shortest_decimals(values: F64) -> list[str | None]:
+    """For each float, the text of the shortest decimal within :data:`NOISE_ULPS` of it (while decimals stay
+    64 ulps apart, :data:`_NOISE_TEXT_LIMIT`), ``None`` when there is none."""
+    out: list[str | None] = [None] * len(values)
+    todo = np.arange(len(values))
+    for p in range(_NOISE_DIGITS):
+        if len(todo) == 0:
+            break
+        v = values[todo]
+        scale = 10.0**p
+        k = np.rint(v * scale)
+        near = (np.abs(k) < _NOISE_TEXT_LIMIT) & (np.abs(v - k / scale) <= NOISE_ULPS * np.spacing(np.abs(v)))
+        for i, kk in zip(todo[near], k[near], strict=True):
+            out[int(i)] = format(Decimal(int(kk)).scaleb(-p), "f")
+        todo = todo[~near]
+    return out
 
 
 def _not_a_number(name: str, text: str, scale: int) -> str:

@@ -120,4 +120,8 @@ def epoch_text_to_ns(column: pa.ChunkedArray | pa.Array, file: str, name: str, u
     null_row = parsed.first_null_row()
     if null_row is not None:
         raise DataValidationError(file, "missing-value", f"{name} is empty", null_row)
-    return parsed.raw
+    try:
+        return parsed.raw_at(digits)
+    except DataValidationError as e:
+        detail = f"{name} is out of the nanosecond timestamp range (years 1677..2262)"
+        raise DataValidationError(file, "range", detail, e.row) from None

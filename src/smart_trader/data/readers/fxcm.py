@@ -9,30 +9,30 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from smart_trader.core.errors import InvalidInputError
 from smart_trader.data.readers._base import Format, Probe, ReadOptions, ReadResult
 from smart_trader.data.readers._build import build_result
+from smart_trader.data.readers._columns import price_type_from_name
 from smart_trader.data.readers._files import CSV_SUFFIXES, read_csv_columns
 from smart_trader.data.readers._numbers import text_column
 from smart_trader.data.readers._times import iso_to_ns
-from smart_trader.data.schema import Kind, PriceType
+from smart_trader.data.schema import Kind
 
 NAME = "fxcm-csv"
 _COLUMNS = ("timestamp", "open", "high", "low", "close")
-_SIDE = re.compile(r"(?:^|[_.\-])(bid|ask)(?:[_.\-]|$)")
 
 
 def _matches(probe: Probe) -> bool:
-    return probe.columns is not None and probe.columns[:5] == _COLUMNS and set(probe.columns) <= {*_COLUMNS, "volume"}
-
-
-def price_type_from_name(path: Path) -> PriceType | None:
-    """``bid`` or ``ask`` when the file name says so (``GBPUSD_2012_1m_bid.fxcm.csv``), else ``None``."""
-    sides = {m.group(1) for m in _SIDE.finditer(path.name.lower())}
-    return PriceType(sides.pop()) if len(sides) == 1 else None
+    """FXCM's columns *and* a file name saying bid or ask: a plain OHLCV CSV is left to the generic reader."""
+    columns = probe.columns
+    return (
+        columns is not None
+        and columns[:5] == _COLUMNS
+        and set(columns) <= {*_COLUMNS, "volume"}
+        and price_type_from_name(Path(probe.name)) is not None
+    )
 
 
 def read_fxcm_csv(path: Path, options: ReadOptions) -> ReadResult:

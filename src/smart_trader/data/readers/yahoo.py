@@ -22,6 +22,7 @@ from smart_trader.data.schema import Kind, PriceType
 
 NAME = "yahoo-csv"
 _COLUMNS = ("date", "open", "high", "low", "close", "volume")
+_SIGNATURE = (*_COLUMNS, "adj close")
 
 
 def read_yahoo_csv(path: Path, options: ReadOptions) -> ReadResult:
@@ -49,7 +50,7 @@ FORMAT = Format(
     kind=Kind.BARS,
     description="Yahoo Finance daily CSV Date,Open,High,Low,Close,Adj Close,Volume (Close used, Adj Close ignored)",
     suffixes=CSV_SUFFIXES,
-    columns=_COLUMNS,
-    matches=has_columns(_COLUMNS),
+    columns=_SIGNATURE,
+    matches=has_columns(_SIGNATURE),
     read=read_yahoo_csv,
 )
