@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from smart_trader.core.errors import DataValidationError, InvalidInputError, NotFoundError
-from smart_trader.data.readers import FORMATS, ReadResult, detect_format, read_file
+from smart_trader.data.readers import ReadResult, detect_format, read_file
 from smart_trader.data.schema import Kind, PriceType, raw_from_decimal, raw_from_float, schema_for
 from smart_trader.data.timeframes import Timeframe
 

@@ -131,10 +131,13 @@ def split_symbol(symbol: str) -> tuple[str, str] | None:
     """``(base, quote)`` of a pair symbol, or ``None`` when it is not one.
 
     Understands ``BTC/USDT``, ``ETH-BTC``, ``ETH_BTC`` (the part after the separator must have at least
-    3 letters, so ``BRK-B`` stays a share symbol) and ``BTCUSDT`` (known quote suffixes
-    :data:`QUOTE_SUFFIXES`, longest first).
+    3 letters, so ``BRK-B`` stays a share symbol), ``BTCUSDT`` (known quote suffixes
+    :data:`QUOTE_SUFFIXES`, longest first) and ccxt's derivative symbols ``BTC/USDT:USDT`` (the settlement
+    currency after ``:`` is not part of the pair).
     """
     text = symbol.strip().upper()
+    if "/" in text and ":" in text:
+        text = text.split(":", 1)[0]
     for sep in "/-_":
         base, found, quote = text.partition(sep)
         if found and base and len(quote) >= 3 and quote.isalnum() and base.isalnum():

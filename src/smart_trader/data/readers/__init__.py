@@ -35,7 +35,23 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from smart_trader.core.errors import InvalidInputError
-from smart_trader.data.readers import binance, binance_depth, ccxt, fxcm, generic, kraken, tardis_book, truefx, yahoo
+from smart_trader.data.readers import (
+    binance,
+    binance_depth,
+    binance_public,
+    ccxt,
+    databento,
+    dukascopy,
+    fxcm,
+    generic,
+    histdata,
+    kraken,
+    metatrader,
+    tardis,
+    tardis_book,
+    truefx,
+    yahoo,
+)
 from smart_trader.data.readers._base import Format, Probe, ReadOptions, ReadResult
 from smart_trader.data.readers._files import probe
 from smart_trader.data.readers._time_formats import check_zone
@@ -55,6 +71,19 @@ FORMATS: dict[str, Format] = {
         kraken.FORMAT,
         truefx.FORMAT,
         binance.QUOTES_FORMAT,
+        binance_public.KLINES_FORMAT,
+        binance_public.TRADES_FORMAT,
+        binance_public.AGG_TRADES_FORMAT,
+        ccxt.OHLCV_JSON_FORMAT,
+        metatrader.MT4_FORMAT,
+        metatrader.MT5_BARS_FORMAT,
+        histdata.BARS_FORMAT,
+        histdata.TICKS_FORMAT,
+        dukascopy.BARS_FORMAT,
+        dukascopy.TICKS_FORMAT,
+        tardis.TRADES_FORMAT,
+        tardis.QUOTES_FORMAT,
+        databento.FORMAT,
         binance_depth.FORMAT,
         tardis_book.L2_FORMAT,
         tardis_book.SNAPSHOT_FORMAT,
@@ -161,5 +190,9 @@ def read_file(
     if result.source != str(path) or not result.notes:
         notes = result.notes or (f"read as {spec.name}: {spec.description}",)
         result = dataclasses.replace(result, source=str(path), notes=notes)
-    validate(result)
+    if result.source_rows is None:
+        validate(result)
+    else:
+        with generic.file_rows(result.source_rows):
+            validate(result)
     return result

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from smart_trader.data.schema import Kind, PriceType
@@ -37,6 +39,8 @@ class ReadResult:
         source: the path as the caller gave it.
         notes: how the file was read, for the user: which column became which field, in which unit and
             time zone (``("ts_event <- 'timestamp' (epoch milliseconds, UTC)", "open <- 'o'", ...)``).
+        source_rows: the 1-based file row of each table row when they differ from ``i + 1`` (rows of other
+            instruments or incomplete rows skipped, a newest-first file reversed); ``None`` otherwise.
     """
 
     kind: Kind
@@ -48,6 +52,7 @@ class ReadResult:
     price_type: PriceType
     source: str
     notes: tuple[str, ...] = ()
+    source_rows: npt.NDArray[np.int64] | None = None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ surrounding ``<>``/quotes removed, runs of spaces, dots, dashes and slashes turn
 field          names recognised (normalized)
 =============  ==========================================================================================
 ts             ts_event, timestamp, datetime, date_time, time, open_time, gmt_time, local_time, time_utc,
+               event_time, trade_time, exchange_time,
                ts, t, unix, transact_time, timestamp_ms, date (when there is no separate time column)
 date + time    a ``date`` column and a ``time`` column holding clock times are joined
 open/high/     open, o, open_price, first / high, h, high_price, max / low, l, low_price, min /
@@ -47,7 +48,8 @@ FIELDS = (
 _SYNONYMS: dict[str, tuple[str, ...]] = {
     "ts": (
         "ts_event", "timestamp", "datetime", "date_time", "time", "open_time", "gmt_time", "local_time",
-        "time_utc", "ts", "t", "unix", "transact_time", "timestamp_ms", "opentime", "open_timestamp",
+        "time_utc", "ts", "t", "unix", "transact_time", "timestamp_ms", "opentime", "open_timestamp", "event_time",
+        "trade_time", "exchange_time", "time_exchange", "timestamp_utc",
     ),
     "date": ("date", "day", "trade_date"),
     "time": ("time", "clock"),

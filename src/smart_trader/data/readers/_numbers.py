@@ -356,7 +356,7 @@ def text_column(
         s = pc.if_else(empty, pa.scalar(None, pa.string()), s)
     notes: list[str] = []
     if scale is None:
-        s = _denoise(s, name, notes)
+        s = _denoise(_plain(s), name, notes)
         dot = pc.find_substring(s, ".")
         written = pc.if_else(pc.greater_equal(dot, 0), pc.subtract(pc.subtract(pc.binary_length(s), dot), 1), 0)
         scale = pc.max(written).as_py() or 0
@@ -386,6 +386,20 @@ def text_column(
 
 
 _PLAIN_FRACTION = r"^[+-]?[0-9]*\.[0-9]+$"
+_EXPONENT = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)[eE][+-]?[0-9]+$"
+
+
+def _plain(s: pa.Array) -> pa.Array:
+    """``s`` with numbers in exponent notation (``7e-06``, as float printers write small values) rewritten as
+    plain decimals, exactly (``0.000007``); other text unchanged."""
+    if len(s) == 0 or not pc.any(pc.match_substring(s, "e", ignore_case=True)).as_py():
+        return s
+    mask = np.asarray(pc.fill_null(pc.match_substring_regex(s, _EXPONENT), False), dtype=bool)
+    if not mask.any():
+        return s
+    texts = s.filter(pa.array(mask)).to_pylist()
+    plain = [format(Decimal(t), "f") for t in texts]
+    return pc.replace_with_mask(s, pa.array(mask), pa.array(plain, pa.string()))
 
 
 def _denoise(s: pa.Array, name: str, notes: list[str]) -> pa.Array:

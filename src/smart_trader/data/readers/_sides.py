@@ -16,7 +16,8 @@ def _first_true(mask: pa.Array) -> int:
 
 
 def side_column(column: pa.Array, file: str, name: str) -> pa.Array:
-    """``"buy"``/``"sell"`` (the aggressor) from a side column; case-insensitive, ``None``/empty = unknown (null).
+    """``"buy"``/``"sell"`` (the aggressor) from a side column; case-insensitive, ``b``/``s`` accepted,
+    ``None``/empty/``unknown`` = unknown (null).
 
     Raises:
         DataValidationError: ``aggressor-side`` naming the first row with another value.
@@ -26,8 +27,9 @@ def side_column(column: pa.Array, file: str, name: str) -> pa.Array:
     if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
         raise DataValidationError(file, "aggressor-side", f"column {name} holds {column.type}, not buy/sell")
     side = pc.utf8_lower(pc.utf8_trim_whitespace(column.cast(pa.string())))
-    unknown = pc.is_in(side, pa.array(["", "none", "null"]))
+    unknown = pc.is_in(side, pa.array(["", "none", "null", "unknown"]))
     side = pc.if_else(unknown, _NULL_STRING, side)
+    side = pc.if_else(pc.equal(side, "b"), "buy", pc.if_else(pc.equal(side, "s"), "sell", side))
     bad = pc.invert(pc.is_in(side, pa.array(["buy", "sell"]), skip_nulls=True))
     bad = pc.and_(bad, pc.is_valid(side))
     if pc.any(bad).as_py():

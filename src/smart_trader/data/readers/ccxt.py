@@ -1,5 +1,9 @@
-"""ccxt layouts (as stored by freqtrade): OHLCV in Feather and trades in Parquet.
+"""ccxt layouts (as stored by freqtrade): OHLCV in JSON and Feather, trades in Parquet.
 
+- **ccxt-ohlcv-json** — a JSON list of ``[timestamp_ms, open, high, low, close, volume]`` lists, what
+  ``exchange.fetch_ohlcv()`` returns and freqtrade's ``json``/``jsongz`` data format writes
+  (``BTC_USDT-5m.json``): times the bar's open in ms since the epoch, UTC; volume in base units; numbers are
+  JSON numbers (binary floats, read as the decimals they stand for).
 - **ccxt-ohlcv-feather** — Arrow IPC (Feather v2) ``date[ns, UTC],open,high,low,close,volume``:
   ``date`` is the bar's open time; volume in base units (ETH for ETH/BTC).
 - **ccxt-trades-parquet** — ``timestamp`` (int64 ms since the epoch, UTC), ``id``, ``type``,
@@ -11,19 +15,25 @@ Prices and sizes are binary floats: read as the decimals they stand for (see ``_
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from smart_trader.data.readers._base import Format, ReadOptions, ReadResult, has_columns
+from smart_trader.data.readers._base import Format, Probe, ReadOptions, ReadResult, has_columns
 from smart_trader.data.readers._build import build_result
-from smart_trader.data.readers._files import FEATHER_SUFFIXES, PARQUET_SUFFIXES, read_arrow_columns
+from smart_trader.data.readers._columns import ColumnChoice
+from smart_trader.data.readers._files import FEATHER_SUFFIXES, JSON_SUFFIXES, PARQUET_SUFFIXES, read_arrow_columns
+from smart_trader.data.readers._files import probe as probe_file
 from smart_trader.data.readers._numbers import numeric_column
 from smart_trader.data.readers._sides import side_column, trade_id_column
 from smart_trader.data.readers._times import timestamp_column
+from smart_trader.data.readers.generic import convert, load_table
 from smart_trader.data.schema import Kind, PriceType
 
+OHLCV_JSON_NAME = "ccxt-ohlcv-json"
 OHLCV_NAME = "ccxt-ohlcv-feather"
 TRADES_NAME = "ccxt-trades-parquet"
 _OHLCV = ("date", "open", "high", "low", "close", "volume")
+_EPOCH_MS = re.compile(r"^\d{12,13}$")
 _TRADES = ("timestamp", "id", "side", "price", "amount")
 
 
@@ -45,6 +55,24 @@ def read_ohlcv_feather(path: Path, options: ReadOptions) -> ReadResult:
         numbers=numbers,
         price_type=PriceType.LAST,
     )
+
+
+def _matches_ohlcv_json(probe: Probe) -> bool:
+    row = probe.first_row
+    return probe.columns is None and len(row) == 6 and bool(_EPOCH_MS.match(row[0]))
+
+
+def read_ohlcv_json(path: Path, options: ReadOptions) -> ReadResult:
+    """Read ccxt/freqtrade OHLCV JSON (``[[ms, o, h, l, c, v], ...]``) into bars.
+
+    Raises:
+        DataValidationError: rows of another length, values that are not numbers or decimals (row named).
+    """
+    p = probe_file(path)
+    table = load_table(p, [])
+    fields = dict(zip(("ts", "open", "high", "low", "close", "volume"), table.column_names, strict=True))
+    choice = ColumnChoice(Kind.BARS, fields, {})
+    return convert(str(path), table, choice, options, OHLCV_JSON_NAME, unit="ms", notes=("ccxt OHLCV rows",))
 
 
 def read_trades_parquet(path: Path, options: ReadOptions) -> ReadResult:
@@ -72,6 +100,15 @@ def read_trades_parquet(path: Path, options: ReadOptions) -> ReadResult:
     )
 
 
+OHLCV_JSON_FORMAT = Format(
+    name=OHLCV_JSON_NAME,
+    kind=Kind.BARS,
+    description="ccxt/freqtrade OHLCV JSON [[timestamp_ms, open, high, low, close, volume], ...]",
+    suffixes=JSON_SUFFIXES,
+    columns=(),
+    matches=_matches_ohlcv_json,
+    read=read_ohlcv_json,
+)
 OHLCV_FORMAT = Format(
     name=OHLCV_NAME,
     kind=Kind.BARS,

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from smart_trader.core.errors import InvalidInputError
@@ -22,6 +23,7 @@ from smart_trader.data.schema import Kind
 
 NAME = "fxcm-csv"
 _COLUMNS = ("timestamp", "open", "high", "low", "close")
+_ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d(:\d\d(\.\d+)?)?([+-]\d\d:?\d\d|Z)$")
 
 
 def _matches(probe: Probe) -> bool:
@@ -31,6 +33,7 @@ def _matches(probe: Probe) -> bool:
         columns is not None
         and columns[:5] == _COLUMNS
         and set(columns) <= {*_COLUMNS, "volume"}
+        and bool(probe.first_row and _ISO_WITH_OFFSET.match(probe.first_row[0]))
         and price_type_from_name(Path(probe.name)) is not None
     )
 

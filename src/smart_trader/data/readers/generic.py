@@ -13,18 +13,22 @@ A file holding several instruments (a ``symbol`` or ``ticker`` column with sever
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from smart_trader.core.errors import InvalidInputError
+from smart_trader.core.errors import DataValidationError, InvalidInputError
 from smart_trader.data.readers._base import Format, Probe, ReadOptions, ReadResult
 from smart_trader.data.readers._build import build_result
 from smart_trader.data.readers._columns import ColumnChoice, choose_columns, normalize, price_type_from_name
 from smart_trader.data.readers._files import probe as probe_file
 from smart_trader.data.readers._files import read_arrow_table, read_json_table, read_text_table, sniff_delimiter
-from smart_trader.data.readers._numbers import NumericColumn, numeric_column
+from smart_trader.data.readers._numbers import I64, NumericColumn, numeric_column
 from smart_trader.data.readers._sides import buyer_maker_side, side_column, trade_id_column
 from smart_trader.data.readers._time_formats import Times, read_times
 from smart_trader.data.schema import Kind, PriceType, single_array
@@ -76,9 +80,11 @@ def convert(
     price_type: PriceType = PriceType.LAST,
     timeframe: Timeframe | None = None,
     notes: tuple[str, ...] = (),
+    source_rows: I64 | None = None,
 ) -> ReadResult:
     """Turn the source ``table`` into a :class:`ReadResult` of ``choice.kind``: one instrument's rows (see the
-    module docstring), times to ns UTC, numbers to exact decimals, sides and ids to text.
+    module docstring), times to ns UTC, numbers to exact decimals, sides and ids to text. A file written
+    newest first (every time before the previous one) is read in time order, and the notes say so.
 
     Args:
         file: for error messages and the result's ``source``.
@@ -91,37 +97,58 @@ def convert(
         price_type: bars: what the prices are.
         timeframe: bars: the length the source states (else inferred).
         notes: the format's own notes, before the column notes.
+        source_rows: the 1-based file row of each table row, when the caller dropped rows (errors name file rows).
 
     Raises:
         InvalidInputError: naive times without a zone; several instruments and none chosen.
         DataValidationError: unparsable numbers or times (file, row and rule named).
     """
-    table, symbol_note = _one_symbol(file, table, options.symbol)
-    times = _times(file, table, choice, options.tz or tz, unit)
-    numbers: dict[str, NumericColumn | None] = {}
-    for field in _NUMBER_FIELDS[choice.kind]:
-        column = choice.columns.get(field)
-        numbers[_SCHEMA_NAME.get(field, field)] = (
-            None if column is None else numeric_column(table.column(column), file, column)
-        )
-    strings = _strings(file, table, choice) if choice.kind is Kind.TRADES else None
+    rows = np.arange(1, table.num_rows + 1, dtype=np.int64) if source_rows is None else source_rows
+    table, rows, symbol_note = _one_symbol(file, table, rows, options.symbol)
     all_notes = [*notes, *([symbol_note] if symbol_note else [])]
-    all_notes.append(f"ts_event <- {_time_source(choice)} ({times.description})")
-    all_notes += [
-        f"{_SCHEMA_NAME.get(f, f)} <- {c!r}" for f, c in choice.columns.items() if f not in ("ts", "date", "time")
-    ]
-    return build_result(
-        kind=choice.kind,
-        fmt=fmt,
-        path=file,
-        options=options,
-        ts=times.ns,
-        numbers=numbers,
-        strings=strings,
-        price_type=price_type,
-        timeframe=timeframe,
-        notes=tuple(all_notes),
-    )
+    with file_rows(rows):
+        times = _times(file, table, choice, options.tz or tz, unit)
+        if len(times.ns) > 1 and bool(np.all(np.diff(times.ns) < 0)):  # newest first: read in time order
+            table, rows = table.take(pa.array(np.arange(table.num_rows - 1, -1, -1))), rows[::-1]
+            times = Times(times.ns[::-1].copy(), times.description)
+            all_notes.append("rows are newest first in the file: read in time order")
+    with file_rows(rows):
+        numbers: dict[str, NumericColumn | None] = {}
+        for field in _NUMBER_FIELDS[choice.kind]:
+            column = choice.columns.get(field)
+            numbers[_SCHEMA_NAME.get(field, field)] = (
+                None if column is None else numeric_column(table.column(column), file, column)
+            )
+        strings = _strings(file, table, choice) if choice.kind is Kind.TRADES else None
+        all_notes.append(f"ts_event <- {_time_source(choice)} ({times.description})")
+        all_notes += [
+            f"{_SCHEMA_NAME.get(f, f)} <- {c!r}" for f, c in choice.columns.items() if f not in ("ts", "date", "time")
+        ]
+        result = build_result(
+            kind=choice.kind,
+            fmt=fmt,
+            path=file,
+            options=options,
+            ts=times.ns,
+            numbers=numbers,
+            strings=strings,
+            price_type=price_type,
+            timeframe=timeframe,
+            notes=tuple(all_notes),
+        )
+    identity = len(rows) == 0 or (rows[0] == 1 and rows[-1] == len(rows) and bool(np.all(np.diff(rows) == 1)))
+    return result if identity else dataclasses.replace(result, source_rows=rows)
+
+
+@contextlib.contextmanager
+def file_rows(rows: I64) -> Iterator[None]:
+    """Translate the row of a :class:`DataValidationError` raised inside from table rows to file rows."""
+    try:
+        yield
+    except DataValidationError as exc:
+        if exc.row is None or not 1 <= exc.row <= len(rows):
+            raise
+        raise DataValidationError(exc.file, exc.rule, exc.detail, int(rows[exc.row - 1])) from None
 
 
 def _shape(p: Probe) -> tuple[list[str] | None, int]:
@@ -154,20 +181,22 @@ def _symbol_column(names: list[str]) -> str | None:
     return next((n for n in names if normalize(n) in _SYMBOL_COLUMNS), None)
 
 
-def _one_symbol(file: str, table: pa.Table, symbol: str | None) -> tuple[pa.Table, str | None]:
-    """The rows of one instrument when the table holds several (see the module docstring)."""
+def _one_symbol(file: str, table: pa.Table, rows: I64, symbol: str | None) -> tuple[pa.Table, I64, str | None]:
+    """The rows (and their file rows) of one instrument when the table holds several (see the module docstring)."""
     column = _symbol_column(table.column_names)
     if column is None:
-        return table, None
+        return table, rows, None
     values = single_array(table.column(column)).cast(pa.string())
     distinct = [v for v in pc.unique(values).to_pylist() if v is not None]
     if len(distinct) <= 1:
-        return table, None
+        return table, rows, None
     if symbol is not None:
         wanted = [v for v in distinct if _same_symbol(v, symbol)]
         if len(wanted) == 1:
-            kept = table.filter(pc.equal(values, wanted[0]))
-            return kept, f"{kept.num_rows:,} of {table.num_rows:,} rows: those of {column} = {wanted[0]!r}"
+            mask = pc.fill_null(pc.equal(values, wanted[0]), False)
+            kept = table.filter(mask)
+            note = f"{kept.num_rows:,} of {table.num_rows:,} rows: those of {column} = {wanted[0]!r}"
+            return kept, rows[np.asarray(mask, dtype=bool)], note
     shown = ", ".join(repr(v) for v in distinct[:10]) + (" ..." if len(distinct) > 10 else "")
     raise InvalidInputError(
         f"{file} holds {len(distinct)} instruments in its {column!r} column ({shown}); import one at a time with "
