@@ -1,7 +1,10 @@
-# Set-up is automatic: every target creates .venv on first use and reuses it afterwards.
+# Set-up is automatic: every target creates .venv on first use and reuses it afterwards. `up` and `demo` install
+# what the platform needs; `test`, `lint`, `compiled` and `bench` add the development extras (pytest, mypy, the
+# comparison libraries: vectorbt, backtrader... over a gigabyte).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
+DEV_STAMP := $(VENV)/.dev-installed-stamp
 # The hot path (broker, orders, accounting, engine) compiled to C with mypyc into a separate copy of the
 # package; nothing in src/ changes. `PYTHONPATH=build/compiled` selects it (tests and benchmarks do).
 COMPILED := build/compiled
@@ -12,19 +15,21 @@ MYPYC_MODULES := execution/paper_broker.py execution/orders.py execution/events.
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e .
 	touch $(STAMP)
 
-REPLAY ?= ../shared/data/trades/BTCUSDT_2021-01-08.binance.trades.parquet
+$(DEV_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(DEV_STAMP)
 
 .PHONY: up demo test lint compiled test-compiled bench
-up: $(STAMP)  ## the main job: the platform on http://127.0.0.1:8000 (SQLite), replaying real BTC/USDT trades
-	$(VENV)/bin/smart-trader up --replay $(REPLAY) --symbol BTC/USDT --venue BINANCE --speed 1 --loop
+up: $(STAMP)  ## the main job: the platform on http://127.0.0.1:8000 (SQLite), replaying the packaged real sample
+	$(VENV)/bin/smart-trader up
 
 demo: $(STAMP)  ## backtests: import the real data in ../shared/data and backtest sma_cross on it
 	$(VENV)/bin/smart-trader demo
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy src
@@ -33,7 +38,7 @@ test: lint  ## lint, type-check, the whole suite, then the engine's tests again 
 	$(VENV)/bin/pytest -q -n 2
 	$(MAKE) --no-print-directory test-compiled
 
-compiled: $(STAMP)  ## build/compiled: the package with its hot path compiled by mypyc
+compiled: $(DEV_STAMP)  ## build/compiled: the package with its hot path compiled by mypyc
 	rm -rf $(COMPILED) && mkdir -p $(COMPILED) && cp -r src/smart_trader $(COMPILED)/
 	cd $(COMPILED) && $(abspath $(VENV))/bin/mypyc --ignore-missing-imports \
 		$(addprefix smart_trader/,$(MYPYC_MODULES)) > mypyc.log 2>&1 || (tail -40 mypyc.log; exit 1)

@@ -32,9 +32,13 @@ class Settings(BaseSettings):
         access_token_seconds / refresh_token_seconds: lifetimes of the two JWTs (seconds).
         ws_queue_size: messages a WebSocket client may have waiting before it is dropped.
         log_json: JSON log lines (default) or human-readable console output.
+        home: ``SMART_TRADER_HOME`` (also the init keyword: ``home=`` is not read); ``None`` or empty: the per-user
+            data folder. Read from the environment and ``.env`` under that name only (never from ``HOME``).
     """
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True)
+    # No populate_by_name: with it, pydantic-settings also matched the field name ``home`` to the environment,
+    # so $HOME (the user's home folder itself) became Smart Trader's home folder.
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     database_url: str = ""
     redis_url: str = ""
@@ -52,10 +56,16 @@ class Settings(BaseSettings):
     def _default_when_empty(cls, value: str) -> str:
         return value.strip() or DEFAULT_SECRET_KEY
 
+    @field_validator("home", mode="before")
+    @classmethod
+    def _none_when_blank(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @cached_property
     def home_dir(self) -> Path:
-        """Home folder (SQLite file, market-data store): ``SMART_TRADER_HOME`` or the per-user data folder."""
-        return self.home.expanduser() if self.home else home_dir()
+        """Home folder (SQLite file, market-data store, backtest runs): ``SMART_TRADER_HOME`` from the environment
+        or ``.env`` (``~`` expanded), else the per-user data folder. The one resolution every entry point uses."""
+        return home_dir(self.home)
 
     @cached_property
     def resolved_database_url(self) -> str:

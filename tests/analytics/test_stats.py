@@ -209,6 +209,7 @@ def test_to_dict_is_json_ready_with_iso_utc_timestamps() -> None:
         "max_drawdown",
         "max_drawdown_duration_seconds",
         "max_drawdown_duration_bars",
+        "max_drawdown_duration_days",
         "win_rate",
         "profit_factor",
         "exposure",

@@ -1,4 +1,5 @@
-"""Equity and drawdown chart of a backtest, written as a PNG.
+"""Backtest chart, written as a PNG: the traded price with entries and exits (when prices are given), the equity
+curve beside a buy-and-hold benchmark of the same price, and the drawdown under water in percent.
 
 Uses matplotlib's object API with the Agg canvas directly (no pyplot, no global backend switch,
 no display needed), so it is safe in servers, workers and tests.
@@ -6,17 +7,19 @@ no display needed), so it is safe in servers, workers and tests.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC
 from pathlib import Path
 
 import matplotlib.dates as mdates
 import numpy as np
 import numpy.typing as npt
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
-from smart_trader.analytics.stats import drawdown
+from smart_trader.analytics.stats import RoundTrip, drawdown
 from smart_trader.core.errors import InvalidInputError
 
 WIDTH_PX = 1200
@@ -25,22 +28,43 @@ DPI = 100
 
 _EQUITY_COLOR = "#1f5fa8"
 _DRAWDOWN_COLOR = "#c0392b"
+_PRICE_COLOR = "0.25"
+_BENCHMARK_COLOR = "#e67e22"
+_ENTRY_COLOR = "#1e8449"
+_EXIT_COLOR = "#c0392b"
+WITH_PRICE_HEIGHT_PX = 950
 
 
-def write_chart(path: Path, ts_ns: npt.NDArray[np.int64], equity: npt.NDArray[np.float64], *, title: str) -> Path:
-    """Write a 1200×700 px PNG with the equity curve (top) and the drawdown under water in % (bottom).
+def write_chart(
+    path: Path,
+    ts_ns: npt.NDArray[np.int64],
+    equity: npt.NDArray[np.float64],
+    *,
+    title: str,
+    price_ts: npt.NDArray[np.int64] | None = None,
+    prices: Sequence[float] | npt.NDArray[np.float64] | None = None,
+    round_trips: Sequence[RoundTrip] = (),
+) -> Path:
+    """Write the backtest chart as a PNG: 1200×700 px with the equity curve (top) and the drawdown under water in %
+    (bottom); with ``prices``, 1200×950 px with a price panel on top (entries ▲ green for longs / ▼ for shorts,
+    exits ✕ red, from ``round_trips``) and a buy-and-hold benchmark beside the equity (the starting equity put
+    into the instrument at the first price, marked at each price).
 
     Args:
         path: file to write; parent folders are created. Overwritten if it exists.
         ts_ns: shape ``(n,)`` int64, time of each point, ns since the epoch (UTC), ascending.
         equity: shape ``(n,)`` float64, equity at each point (quote currency).
         title: chart title.
+        price_ts: shape ``(m,)`` int64, time of each price (ns UTC, a bar's open time), ascending.
+        prices: shape ``(m,)`` float64, the traded instrument's close prices (quote currency).
+        round_trips: closed trades whose entries and exits are marked on the price.
 
     Returns:
         ``path``.
 
     Raises:
-        InvalidInputError: arrays not one-dimensional, of different lengths, or empty.
+        InvalidInputError: arrays not one-dimensional, of different lengths, or empty; ``prices`` without
+            ``price_ts`` or of another length.
     """
     ts = np.asarray(ts_ns, dtype=np.int64)
     eq = np.asarray(equity, dtype=np.float64)
@@ -48,18 +72,36 @@ def write_chart(path: Path, ts_ns: npt.NDArray[np.int64], equity: npt.NDArray[np
         raise InvalidInputError(f"ts_ns {ts.shape} and equity {eq.shape} must be one-dimensional of the same length")
     if ts.size == 0:
         raise InvalidInputError("cannot chart an empty equity curve")
+    px_ts = px = None
+    if prices is not None:
+        if price_ts is None:
+            raise InvalidInputError("prices need price_ts")
+        px_ts, px = np.asarray(price_ts, dtype=np.int64), np.asarray(prices, dtype=np.float64)
+        if px_ts.ndim != 1 or px_ts.shape != px.shape or px.size == 0:
+            raise InvalidInputError(f"price_ts {px_ts.shape} and prices {px.shape}: one-dimensional, same length")
 
     dates = ts.astype("datetime64[ns]")
     under_water = -100.0 * drawdown(eq)
 
-    fig = Figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI, layout="constrained")
+    height = HEIGHT_PX if px is None else WITH_PRICE_HEIGHT_PX
+    fig = Figure(figsize=(WIDTH_PX / DPI, height / DPI), dpi=DPI, layout="constrained")
     FigureCanvasAgg(fig)
-    ax_eq, ax_dd = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
+    if px is None or px_ts is None:
+        ax_eq, ax_dd = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1.3]})
+    else:
+        ax_px, ax_eq, ax_dd = fig.subplots(3, 1, sharex=True, gridspec_kw={"height_ratios": [2.6, 2.2, 1.1]})
+        _price_panel(ax_px, px_ts, px, round_trips)
     fig.suptitle(title, fontsize=15, fontweight="bold")
     ax_eq.set_title(_summary(eq, under_water), loc="left", fontsize=10, color="0.3")
 
     marker = "o" if ts.size == 1 else None
-    ax_eq.plot(dates, eq, color=_EQUITY_COLOR, linewidth=1.4, marker=marker)
+    ax_eq.plot(dates, eq, color=_EQUITY_COLOR, linewidth=1.4, marker=marker, label="strategy equity")
+    if px is not None and px_ts is not None and px[0] > 0:
+        benchmark = eq[0] * px / px[0]
+        ax_eq.plot(
+            px_ts.astype("datetime64[ns]"), benchmark, color=_BENCHMARK_COLOR, linewidth=1.0, alpha=0.9,
+            label="buy and hold",
+        )  # fmt: skip
     ax_eq.axhline(eq[0], color="0.45", linewidth=0.8, linestyle="--", label="starting equity")
     ax_eq.set_ylabel("Equity", fontsize=11)
     ax_eq.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.2f}"))
@@ -94,6 +136,31 @@ def write_chart(path: Path, ts_ns: npt.NDArray[np.int64], equity: npt.NDArray[np
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=DPI)
     return path
+
+
+def _price_panel(
+    ax: Axes, price_ts: npt.NDArray[np.int64], prices: npt.NDArray[np.float64], round_trips: Sequence[RoundTrip]
+) -> None:
+    """The price line with entry and exit markers (entries green ▲ long / ▼ short, exits red ✕)."""
+    ax.plot(price_ts.astype("datetime64[ns]"), prices, color=_PRICE_COLOR, linewidth=1.0, label="price (close)")
+    for side, symbol in (("long", "^"), ("short", "v")):
+        trips = [t for t in round_trips if t.side == side]
+        if trips:
+            ax.scatter(
+                np.array([t.entry_ts for t in trips], dtype="datetime64[ns]"),
+                [float(t.entry_price) for t in trips],
+                marker=symbol, color=_ENTRY_COLOR, s=36, zorder=3, label=f"{side} entry",
+            )  # fmt: skip
+    if round_trips:
+        ax.scatter(
+            np.array([t.exit_ts for t in round_trips], dtype="datetime64[ns]"),
+            [float(t.exit_price) for t in round_trips],
+            marker="x", color=_EXIT_COLOR, s=36, zorder=3, label="exit",
+        )  # fmt: skip
+    ax.set_ylabel("Price", fontsize=11)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.4g}"))
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=9, framealpha=0.85)
 
 
 def _summary(equity: npt.NDArray[np.float64], under_water: npt.NDArray[np.float64]) -> str:

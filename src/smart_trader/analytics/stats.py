@@ -94,6 +94,7 @@ class Stats:
         max_drawdown_duration_seconds: longest time from a high-water mark to the recovery of it, or to the
             last bar when it was never recovered (seconds).
         max_drawdown_duration_bars: the same episode counted in bars (index of recovery − index of peak).
+        max_drawdown_duration_days: ``max_drawdown_duration_seconds`` in days of 86,400 s (what traders read).
         win_rate: fraction of round trips with ``pnl > 0``.
         profit_factor: gross profit / gross loss; ``None`` when there is no losing trade (it would be infinite).
         exposure: fraction of bars with an open position.
@@ -118,6 +119,7 @@ class Stats:
     max_drawdown: float
     max_drawdown_duration_seconds: float
     max_drawdown_duration_bars: int
+    max_drawdown_duration_days: float
     win_rate: float | None
     profit_factor: float | None
     exposure: float | None
@@ -363,6 +365,7 @@ def compute_stats(
         max_drawdown=float(dd.max()) if dd.size else 0.0,
         max_drawdown_duration_seconds=dd_seconds,
         max_drawdown_duration_bars=dd_bars,
+        max_drawdown_duration_days=dd_seconds / SECONDS_PER_DAY,
         win_rate=sum(1 for p in pnls if p > 0) / n_trades if n_trades else None,
         profit_factor=float(gross_profit / gross_loss) if gross_loss > 0 else None,
         exposure=float(mask.mean()) if mask.size else None,

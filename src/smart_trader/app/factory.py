@@ -24,10 +24,12 @@ from typing import Any, Literal
 
 import orjson
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse
 
 from smart_trader.app.platform import LAST_PRICES_KEY, Platform
 from smart_trader.core.ids import InstrumentId
+from smart_trader.data.model import Trade
 from smart_trader.data.service import MarketDataService
 from smart_trader.data.timeframes import Timeframe
 from smart_trader.db.engine import Checkpointer, make_async_engine, make_engine
@@ -38,10 +40,12 @@ from smart_trader.execution.paper_broker import FillConfig
 from smart_trader.gateway import problems
 from smart_trader.gateway.hub import Hub
 from smart_trader.gateway.security import TokenCodec
+from smart_trader.live.bar_recorder import RECORDED_TIMEFRAME, LiveBarRecorder
 from smart_trader.live.bars import LiveBarAggregator
 from smart_trader.live.feeds import MarketFeed
 from smart_trader.live.relay import OutboxRelay, redis_deliver
 from smart_trader.live.runtime import TradingRuntime
+from smart_trader.live.top_of_book import DerivedTopOfBook
 from smart_trader.ops.logging import RequestContextMiddleware
 from smart_trader.settings import Settings
 
@@ -57,11 +61,13 @@ log = structlog.get_logger("smart_trader.app")
 class FeedSpec:
     """How to build the process's market-data feed once the platform is up: ``build`` gets the market-data
     service and returns the feed, started (it runs on the server's event loop); ``timeframe`` names replayed
-    bars' timeframe (``None`` for ticks)."""
+    bars' timeframe (``None`` for ticks); ``derive_quotes``: the feed carries trades only, so a top of book is
+    derived from their aggressor sides (``live/top_of_book.py``) and published as such."""
 
     build: Callable[[MarketDataService], Awaitable[MarketFeed]]
     timeframe: str | None = None
     description: str = ""
+    derive_quotes: bool = False
 
 
 def create_app(
@@ -112,7 +118,32 @@ def create_app(
             app.include_router(r)
         document_security(app)
     app.include_router(ops_router)
+    app.add_api_route("/", _landing, methods=["GET"], include_in_schema=False)
     return app
+
+
+LANDING = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Smart Trader</title></head>
+<body style="font-family: sans-serif; max-width: 46em; margin: 3em auto; line-height: 1.5">
+<h1>Smart Trader</h1>
+<p>Paper trading on real market data. This server answers:</p>
+<ul>
+<li><a href="/docs">/docs</a>: the API (OpenAPI, try every call), under <code>/api/v1</code></li>
+<li><a href="/ready">/ready</a>: readiness (database, migrations, the market-data feed)</li>
+<li><a href="/metrics">/metrics</a>: Prometheus metrics; <code>/ws</code>: the WebSocket</li>
+</ul>
+<p>First steps (register, log in, open a paper account, place orders and watch them fill): the
+<b>Walkthrough</b> section of the project's README, a block of curl commands to paste. It starts with:</p>
+<pre>curl -X POST http://HOST/api/v1/auth/register -H 'content-type: application/json' \
+  -d '{"email": "me@example.com", "password": "a-long-password"}'
+curl -X POST http://HOST/api/v1/auth/token -d 'username=me@example.com&amp;password=a-long-password'</pre>
+</body></html>
+"""
+
+
+async def _landing(request: Request) -> HTMLResponse:
+    """``GET /``: where to go from here (the API docs, readiness, the README walkthrough)."""
+    return HTMLResponse(LANDING.replace("HOST", request.url.netloc))
 
 
 @contextlib.asynccontextmanager
@@ -246,23 +277,49 @@ async def _running(
 
 
 async def _run_feed(platform: Platform, runtime: TradingRuntime, spec: FeedSpec) -> None:
-    """Drive the runtime from the feed; live bars for the standard timeframes are built from ticks."""
+    """Drive the runtime from the feed. Tick feeds also get live bars for the standard timeframes (published, and
+    the 1-minute ones stored for ``GET /market/bars``) and, when trades-only, a derived top of book. When the feed
+    ends or fails, the runtime is told (``/ready``, a WebSocket notice, new orders rejected)."""
+    recorder = LiveBarRecorder(platform.market_data) if spec.timeframe is None else None
+    recording = asyncio.create_task(recorder.run()) if recorder is not None else None
+    runtime.quotes_derived = spec.derive_quotes
+    book = DerivedTopOfBook() if spec.derive_quotes else None
     try:
         feed = await spec.build(platform.market_data)
         # one aggregator per timeframe, so every closed bar's timeframe is known
         aggregators = (
             [] if spec.timeframe else [(t, LiveBarAggregator([Timeframe.parse(t)])) for t in LIVE_BAR_TIMEFRAMES]
         )
+        recorded = str(RECORDED_TIMEFRAME)
         async for event in feed:
             processed = runtime.on_event(event, spec.timeframe)
             for name, aggregator in aggregators:
                 for bar in aggregator.update(processed):
                     runtime.publish_bar(bar, name)
+                    if recorder is not None and name == recorded:
+                        recorder.add(bar)
+            if book is not None and type(event) is Trade:
+                quote = book.update(event)  # the feed's own time: on_event shifts it once, like the trade
+                if quote is not None:
+                    runtime.on_event(quote)
+        for name, aggregator in aggregators:  # the replay is over: its last bars are complete
+            for bar in aggregator.flush():
+                runtime.publish_bar(bar, name)
+                if recorder is not None and name == recorded:
+                    recorder.add(bar)
         log.info("feed finished", events=runtime.events_processed)
+        runtime.feed_ended(f"{spec.description or 'the feed'} ended after {runtime.events_processed:,} events",
+                           bar_topics=LIVE_BAR_TIMEFRAMES)  # fmt: skip
     except asyncio.CancelledError:
         raise
-    except Exception:
+    except Exception as exc:
         log.exception("the market-data feed stopped")
+        runtime.feed_ended(f"{type(exc).__name__}: {exc}", failed=True, bar_topics=LIVE_BAR_TIMEFRAMES)
+    finally:
+        if recording is not None:
+            recording.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await recording
 
 
 async def _listen_for_orders(hub: Hub, runtime: TradingRuntime) -> None:

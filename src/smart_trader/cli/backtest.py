@@ -1,32 +1,34 @@
-"""``smart-trader backtest``: run a built-in strategy over stored bars or a data file."""
+"""``smart-trader backtest``: run a built-in strategy over stored bars or a data file.
+
+The data, engine and chart modules (pyarrow, polars, matplotlib) are imported when a backtest runs, not when the
+command line is parsed (``smart-trader --help`` stays fast).
+"""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-import pyarrow as pa
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from smart_trader.core.errors import InvalidInputError
 from smart_trader.core.instruments import Instrument
-from smart_trader.data.aggregation import quotes_to_bars, resample_bars, trades_to_bars
-from smart_trader.data.catalog import infer_instrument
-from smart_trader.data.readers import read_file
-from smart_trader.data.schema import Kind, PriceType, between
-from smart_trader.data.service import MarketDataService
 from smart_trader.data.timeframes import Timeframe
-from smart_trader.execution.costs import BpsCommission, CommissionModel, NoCommission, PerUnitCommission, TickSlippage
-from smart_trader.execution.paper_broker import FillConfig
 from smart_trader.portfolio.account import AccountType
-from smart_trader.strategy.builtin import strategy_class
-from smart_trader.strategy.engine import BacktestEngine
-from smart_trader.strategy.results import BacktestResult
 
 from .common import cli_errors, console, parse_decimal, parse_time, service
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from smart_trader.data.schema import PriceType
+    from smart_trader.data.service import MarketDataService
+    from smart_trader.execution.paper_broker import FillConfig
+    from smart_trader.strategy.results import BacktestResult
+
+PRICE_TYPES = ("last", "bid", "ask", "mid")  # the values of data.schema.PriceType (checked by a test)
 
 
 def parse_params(pairs: list[str]) -> dict[str, str]:
@@ -57,6 +59,11 @@ def bars_from_file(
     Raises:
         InvalidInputError: a bar file cannot give the asked timeframe, or trades/quotes without ``timeframe``.
     """
+    from smart_trader.data.aggregation import quotes_to_bars, resample_bars, trades_to_bars
+    from smart_trader.data.catalog import infer_instrument
+    from smart_trader.data.readers import read_file
+    from smart_trader.data.schema import Kind, PriceType
+
     r = read_file(path)
     inst = infer_instrument(
         symbol or path.name.split("_")[0].split(".")[0], venue or "LOCAL", r.price_precision, r.size_precision
@@ -78,6 +85,8 @@ def bars_from_file(
 
 def default_timeframe(svc: MarketDataService, symbol: str, venue: str) -> Timeframe:
     """The shortest stored bar timeframe of the instrument, else 1m (built from trades or quotes)."""
+    from smart_trader.data.schema import Kind
+
     tfs = [d.key.timeframe for d in svc.datasets(symbol, venue) if d.key.kind is Kind.BARS and d.key.timeframe]
     return min(tfs) if tfs else Timeframe.parse("1m")
 
@@ -99,6 +108,11 @@ def run_backtest(
     Raises:
         NotFoundError: unknown strategy. InvalidInputError: bad parameters, no bars.
     """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from smart_trader.strategy.builtin import strategy_class
+    from smart_trader.strategy.engine import BacktestEngine
+
     strat = strategy_class(strategy)(**params)
     if bars.num_rows == 0:
         raise InvalidInputError(f"no bars of {instrument.id} in the chosen range")
@@ -112,18 +126,84 @@ def run_backtest(
         return engine.run(strat, progress=lambda done, total: progress.update(task, completed=done))
 
 
+# (label, stats key, how a trader reads it): percent of a fraction, a ratio, money, a count, days of seconds
+SUMMARY_ROWS: tuple[tuple[str, str, str], ...] = (
+    ("Starting equity", "starting_equity", "money"),
+    ("Final equity", "final_equity", "money"),
+    ("Total return", "total_return", "percent"),
+    ("CAGR", "cagr", "percent"),
+    ("Volatility (annualized)", "annualized_volatility", "percent"),
+    ("Sharpe ratio", "sharpe", "ratio"),
+    ("Sortino ratio", "sortino", "ratio"),
+    ("Max drawdown", "max_drawdown", "percent"),
+    ("Max drawdown duration", "max_drawdown_duration_seconds", "duration"),
+    ("Win rate", "win_rate", "percent"),
+    ("Profit factor", "profit_factor", "ratio"),
+    ("Exposure (time in market)", "exposure", "percent"),
+    ("Trades", "number_of_trades", "count"),
+    ("Bars", "bars_processed", "count"),
+    ("Run time", "run_seconds", "seconds"),
+)
+
+
+def format_stat(value: Any, how: str, currency: str = "") -> str:
+    """A statistic as a trader reads it: ``percent`` (a fraction, 0.1234 → ``12.34 %``), ``ratio`` (2 decimals),
+    ``money`` (thousands separators, 2 decimals, the currency), ``count``, ``duration`` (seconds → ``3 d 4 h``),
+    ``seconds``; ``None`` (undefined for the run) → ``n/a``."""
+    if value is None:
+        return "n/a"
+    if how == "percent":
+        return f"{float(value) * 100:,.2f} %"
+    if how == "ratio":
+        return f"{float(value):,.2f}"
+    if how == "money":
+        return f"{Decimal(value):,.2f} {currency}".rstrip()
+    if how == "count":
+        return f"{int(value):,}"
+    if how == "duration":
+        return format_duration(float(value))
+    return f"{float(value):,.2f} s"
+
+
+def format_duration(seconds: float) -> str:
+    """``93784.0`` → ``1 d 2 h 3 min``: days, hours and minutes (seconds only under a minute)."""
+    if seconds < 60:
+        return f"{seconds:g} s"
+    minutes = int(seconds // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{mins} min" if mins else ""]
+    return " ".join(p for p in parts if p)
+
+
 def print_summary(result: BacktestResult, title: str) -> None:
-    """A table of the headline statistics."""
+    """A table of the headline statistics, as a trader reads them: returns and drawdowns in percent, money in the
+    account currency, the drawdown duration in days and hours (``stats.json`` keeps fractions and seconds)."""
     s = result.stats.to_dict()
     table = Table(title=title, show_header=False)
-    for name in (
-        "starting_equity", "final_equity", "total_return", "cagr", "annualized_volatility", "sharpe", "sortino",
-        "max_drawdown", "max_drawdown_duration_seconds", "win_rate", "profit_factor", "exposure", "number_of_trades",
-        "bars_processed", "run_seconds", "bars_per_second",
-    ):  # fmt: skip
-        v = s.get(name)
-        table.add_row(name, f"{v:.4f}" if isinstance(v, float) else str(v))
+    for label, key, how in SUMMARY_ROWS:
+        table.add_row(label, format_stat(s.get(key), how, result.currency))
     console.print(table)
+
+
+def write_results(result: BacktestResult, bars: pa.Table, out: Path) -> dict[str, Path]:
+    """Write the result files into ``out`` (see :meth:`BacktestResult.write`) and draw ``chart.png`` with the price,
+    the entries and exits and a buy-and-hold benchmark of the traded bars. Returns the paths by name."""
+    from smart_trader.analytics.chart import write_chart
+    from smart_trader.data.schema import ts_ns
+
+    paths = result.write(out)
+    closes = [float(c) for c in bars.column("close").to_pylist()]
+    write_chart(
+        paths["chart"],
+        result.equity_ts,
+        result.equity,
+        title=f"{result.strategy} on {', '.join(result.instruments)}",
+        price_ts=ts_ns(bars),
+        prices=closes,
+        round_trips=result.round_trips,
+    )
+    return paths
 
 
 def backtest(
@@ -142,17 +222,32 @@ def backtest(
     account_type: Annotated[AccountType, typer.Option(help="cash (no shorting) or margin")] = AccountType.CASH,
     start: Annotated[str | None, typer.Option(help="ISO 8601 UTC start")] = None,
     end: Annotated[str | None, typer.Option(help="ISO 8601 UTC end, exclusive")] = None,
-    price_type: Annotated[PriceType | None, typer.Option(help="bars of last (trade), bid or ask prices")] = None,
+    price_type: Annotated[
+        str | None, typer.Option(help="bars of last (trade), bid, ask or mid prices: " + ", ".join(PRICE_TYPES))
+    ] = None,
     output: Annotated[
         Path, typer.Option(help="folder for stats.json, trades.csv, fills.csv, equity.csv, chart.png")
     ] = Path("backtest-output"),
 ) -> None:
     """Backtest a strategy with the paper broker; writes the results into --output."""
+    from smart_trader.data.schema import PriceType, between
+    from smart_trader.execution.costs import (
+        BpsCommission,
+        CommissionModel,
+        NoCommission,
+        PerUnitCommission,
+        TickSlippage,
+    )
+    from smart_trader.execution.paper_broker import FillConfig
+
     with cli_errors():
+        if price_type is not None and price_type not in PRICE_TYPES:
+            raise InvalidInputError(f"--price-type must be one of {', '.join(PRICE_TYPES)}, got {price_type!r}")
+        pt = PriceType(price_type) if price_type is not None else None
         tf = Timeframe.parse(timeframe) if timeframe else None
         start_ns, end_ns = parse_time(start, "start"), parse_time(end, "end")
         if data is not None:
-            instrument, bars, tf = bars_from_file(data, symbol, venue, tf, price_type)
+            instrument, bars, tf = bars_from_file(data, symbol, venue, tf, pt)
             bars = between(bars, start_ns, end_ns)
         else:
             if symbol is None or venue is None:
@@ -160,7 +255,7 @@ def backtest(
             svc = service()
             instrument = svc.instrument(symbol, venue)
             tf = tf or default_timeframe(svc, symbol, venue)
-            bars = svc.bars(symbol, venue, tf, start_ns=start_ns, end_ns=end_ns, price_type=price_type)
+            bars = svc.bars(symbol, venue, tf, start_ns=start_ns, end_ns=end_ns, price_type=pt)
         starting = parse_decimal(cash, "cash")
         assert starting is not None
         per_unit = parse_decimal(commission_per_unit, "commission-per-unit")
@@ -181,6 +276,6 @@ def backtest(
             strategy, parse_params(param or []), instrument, bars, tf, cash=starting, fill_config=fill_config,
             account_type=account_type,
         )  # fmt: skip
-        paths = result.write(output)
+        paths = write_results(result, bars, output)
         print_summary(result, f"{strategy} on {instrument.id} {tf}")
         console.print("wrote " + ", ".join(str(p) for p in paths.values()))

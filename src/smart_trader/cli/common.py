@@ -1,4 +1,8 @@
-"""What every CLI command shares: the console, the home directory, error reporting and option parsing."""
+"""What every CLI command shares: the console, the settings and home directory, error reporting and option parsing.
+
+Kept light on imports (no pyarrow, polars, FastAPI...): ``smart-trader --help`` imports this module, and every
+command imports what it needs when it runs.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,18 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from decimal import Decimal, DecimalException, InvalidOperation
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
-from smart_trader.config import home_dir
 from smart_trader.core.clock import parse_utc
 from smart_trader.core.errors import InvalidInputError, NotFoundError, SmartTraderError, TemporaryError
-from smart_trader.data.service import MarketDataService
+from smart_trader.settings import Settings
+
+if TYPE_CHECKING:
+    from smart_trader.data.service import MarketDataService
 
 # Piped or captured output is not cut to 80 columns: tables keep every character.
 console = Console(width=None if sys.stdout.isatty() else 200)
@@ -55,7 +62,10 @@ def cli_errors() -> Iterator[None]:
             f"[red]error:[/red] a number is out of the range Smart Trader handles ({exc!r})", highlight=False
         )
         raise typer.Exit(EXIT_INVALID) from None
-    except pa.ArrowException as exc:
+    except Exception as exc:
+        arrow = sys.modules.get("pyarrow")  # an Arrow error can only come from an imported pyarrow
+        if arrow is None or not isinstance(exc, arrow.ArrowException):
+            raise
         err_console.print(
             f"[red]error:[/red] could not read stored market data ({exc}); a damaged file in the store? "
             "`smart-trader data list` shows the datasets",
@@ -64,9 +74,32 @@ def cli_errors() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+def settings() -> Settings:
+    """The settings of this process (environment and ``.env``): the one place every command reads them, so the
+    home folder (``SMART_TRADER_HOME``) resolves the same for ``data``, ``backtest``, ``demo``, ``up`` and ``serve``.
+
+    Raises:
+        InvalidInputError: a setting has an invalid value (names the variable).
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']).upper() or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidInputError(f"invalid setting in the environment or .env: {problems}") from None
+
+
 def service() -> MarketDataService:
-    """The market-data service of ``SMART_TRADER_HOME``."""
-    return MarketDataService(home_dir())
+    """The market-data service of the home folder (``Settings.home_dir``: ``SMART_TRADER_HOME`` from the
+    environment or ``.env``, else the per-user data folder).
+
+    Raises:
+        InvalidInputError: an invalid setting.
+    """
+    from smart_trader.data.service import MarketDataService  # pyarrow and polars load only when data is used
+
+    return MarketDataService(settings().home_dir)
 
 
 def parse_time(text: str | None, what: str) -> int | None:

@@ -1,4 +1,8 @@
-"""Entry point of the ``smart-trader`` command."""
+"""Entry point of the ``smart-trader`` command.
+
+Only Typer, Rich and the command modules' signatures load here: every command imports its heavy dependencies
+(pyarrow, polars, FastAPI, SQLAlchemy, ccxt, matplotlib) when it runs, so ``smart-trader --help`` stays fast.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,11 @@ from typing import Annotated
 
 import typer
 
-from smart_trader.config import home_dir
 from smart_trader.core.errors import NotFoundError
-from smart_trader.data.timeframes import Timeframe
-from smart_trader.execution.paper_broker import FillConfig
 
 from . import data
-from .backtest import backtest, print_summary, run_backtest
-from .common import cli_errors, console, service
+from .backtest import backtest
+from .common import cli_errors, console, service, settings
 from .platform import serve, up
 
 app = typer.Typer(
@@ -55,12 +56,18 @@ def demo(
 ) -> None:
     """The main job until the live platform lands: import real recorded data, then backtest sma_cross (10/30)
     on ORCL daily, ETH/BTC 5-minute and GBP/USD 1-minute bars, writing results under SMART_TRADER_HOME/runs."""
+    from smart_trader.data.timeframes import Timeframe
+    from smart_trader.execution.paper_broker import FillConfig
+
+    from .backtest import print_summary, run_backtest, write_results
+
     with cli_errors():
         folder = data_dir or _default_data_dir()
         if not folder.is_dir():
             raise NotFoundError(f"no market data at {folder}: pass --data-dir or set SMART_TRADER_DATA")
+        home = settings().home_dir
         svc = service()
-        console.print(f"home: {home_dir()}")
+        console.print(f"home: {home}")
         for rel, symbol, venue in DEMO_FILES:
             r = svc.import_file(folder / rel, symbol=symbol, venue=venue)
             console.print(f"imported {rel}: {r.rows_read:,} rows, {r.rows_added:,} new → {r.key}")
@@ -72,8 +79,8 @@ def demo(
                 "sma_cross", {"fast": "10", "slow": "30"}, instrument, bars, timeframe,
                 cash=Decimal(cash), fill_config=FillConfig(),
             )  # fmt: skip
-            out = home_dir() / "runs" / f"demo-{symbol.replace('/', '')}-{tf}"
-            result.write(out)
+            out = home / "runs" / f"demo-{symbol.replace('/', '')}-{tf}"
+            write_results(result, bars, out)
             print_summary(result, f"sma_cross 10/30 on {instrument.id} {tf}")
             console.print(f"results in {out}")
 

@@ -1,8 +1,12 @@
 """``smart-trader up`` (every role in one process) and ``smart-trader serve --role api|feed``.
 
 Market-data sources: ``--replay FILE`` (imported into the store, then replayed), ``--store`` (a stored range),
-``--exchange NAME`` (live through ccxt). The source is checked before the server starts: a missing file, an
-unknown symbol or an unreachable exchange stops with a message saying how to give a source, and a non-zero exit.
+``--exchange NAME`` (live through ccxt); ``up`` without one replays the sample shipped in the package, looping
+(``smart_trader/samples``). The source is checked before the server starts: a missing file, an unknown symbol or
+an unreachable exchange stops with a message saying how to give a source, and a non-zero exit.
+
+The server (FastAPI, SQLAlchemy, uvicorn) and data modules are imported when a command runs, not when the command
+line is parsed.
 """
 
 from __future__ import annotations
@@ -10,28 +14,32 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from smart_trader.app.factory import FeedSpec, Role, create_app
 from smart_trader.core.clock import parse_utc
 from smart_trader.core.errors import InvalidInputError
-from smart_trader.data.schema import Kind
-from smart_trader.data.service import MarketDataService
 from smart_trader.data.timeframes import Timeframe
-from smart_trader.live.feeds import MarketFeed
-from smart_trader.ops.logging import configure_logging
+from smart_trader.samples import Sample, default_sample
 from smart_trader.settings import Settings
 
 from .common import cli_errors, console
+from .common import settings as load_settings
+
+if TYPE_CHECKING:
+    from smart_trader.app.factory import FeedSpec
+    from smart_trader.data.service import MarketDataService
+    from smart_trader.live.feeds import MarketFeed
+
+Role = Literal["all", "api", "feed"]
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 NO_SOURCE = (
-    "no market-data source: replay a recorded file with --replay FILE --symbol S --venue V "
-    "(e.g. --replay ../shared/data/trades/BTCUSDT_2021-01-08.binance.trades.parquet --symbol BTC/USDT "
-    "--venue BINANCE), replay stored data with --store --symbol S --venue V, or stream live with "
-    "--exchange binance --symbol BTC/USDT"
+    "no market-data source, and this build ships no sample to replay (smart_trader/samples): replay a recorded "
+    "file with --replay FILE --symbol S --venue V (e.g. --replay trades.parquet --symbol BTC/USDT --venue BINANCE "
+    "--loop), replay stored data with --store --symbol S --venue V, or stream live with --exchange binance "
+    "--symbol BTC/USDT"
 )
 
 ReplayOpt = Annotated[Path | None, typer.Option("--replay", help="file to replay (any format `data import` reads)")]
@@ -39,8 +47,13 @@ StoreOpt = Annotated[bool, typer.Option("--store", help="replay stored data of -
 ExchangeOpt = Annotated[str | None, typer.Option(help="live feed from this ccxt exchange (e.g. binance)")]
 SymbolOpt = Annotated[str | None, typer.Option(help="instrument symbol, e.g. BTC/USDT")]
 VenueOpt = Annotated[str | None, typer.Option(help="venue, e.g. BINANCE (default: the exchange's name)")]
-SpeedOpt = Annotated[str, typer.Option(help="replay speed: N × real time, or 'max'")]
-LoopOpt = Annotated[bool, typer.Option("--loop/--no-loop", help="replay again from the start, forever")]
+SpeedOpt = Annotated[
+    str | None, typer.Option(help="replay speed: N × real time, or 'max' (default 1; the packaged sample: 60)")
+]
+LoopOpt = Annotated[
+    bool | None,
+    typer.Option("--loop/--no-loop", help="replay again from the start, forever (default: only the packaged sample)"),
+]
 KindOpt = Annotated[str | None, typer.Option(help="stored kind to replay: trades, quotes or bars")]
 TimeframeOpt = Annotated[str | None, typer.Option(help="bars: timeframe to replay (e.g. 1m)")]
 FormatOpt = Annotated[str | None, typer.Option("--format", help="reader format of --replay (detected if omitted)")]
@@ -83,6 +96,10 @@ def build_feed(
         InvalidInputError / NotFoundError / DataValidationError: a bad option, file, symbol or stored range.
         FeedUnavailableError: the exchange cannot be reached.
     """
+    from smart_trader.app.factory import FeedSpec
+    from smart_trader.data.schema import Kind
+    from smart_trader.data.service import MarketDataService
+
     sources = sum([replay is not None, store, exchange is not None])
     if sources > 1:
         raise InvalidInputError("give one market-data source: --replay, --store or --exchange")
@@ -128,10 +145,12 @@ def build_feed(
         return feed
 
     what = f"replay of {feed.instrument.id} {feed.kind} at {'max speed' if pace is None else f'{pace:g}x'}"
-    return FeedSpec(ready, bar_tf, what + (" (looping)" if loop else ""))
+    derive = feed.kind is Kind.TRADES and not any(d.key.kind is Kind.QUOTES for d in service.datasets(symbol, venue))
+    return FeedSpec(ready, bar_tf, what + (" (looping)" if loop else ""), derive_quotes=derive)
 
 
 def _exchange_feed(name: str, symbol: str) -> FeedSpec:
+    from smart_trader.app.factory import FeedSpec
     from smart_trader.live.exchange_feed import ExchangeFeed, make_live_exchange
 
     async def probe() -> None:  # fail before the server starts when the exchange cannot be reached
@@ -159,6 +178,8 @@ def serve_app(settings: Settings, role: Role, feed: FeedSpec | None, host: str, 
     then the runtime writes what it holds and the database closes."""
     import uvicorn
 
+    from smart_trader.app.factory import create_app
+
     app = create_app(settings, role, feed)
     config = uvicorn.Config(
         app,
@@ -180,8 +201,8 @@ def up(
     exchange: ExchangeOpt = None,
     symbol: SymbolOpt = None,
     venue: VenueOpt = None,
-    speed: SpeedOpt = "1",
-    loop: LoopOpt = False,
+    speed: SpeedOpt = None,
+    loop: LoopOpt = None,
     kind: KindOpt = None,
     timeframe: TimeframeOpt = None,
     fmt: FormatOpt = None,
@@ -191,14 +212,29 @@ def up(
     port: PortOpt = 8000,
 ) -> None:
     """Start Smart Trader in one process: API and WebSocket on --port, the market-data feed, the paper broker
-    and the portfolio, on the embedded SQLite database (or DATABASE_URL)."""
+    and the portfolio, on the embedded SQLite database (or DATABASE_URL). Without a source it replays the real
+    recording shipped in the package, looping."""
+    from smart_trader.ops.logging import configure_logging
+
     with cli_errors():
-        settings = Settings()
+        settings = load_settings()
         configure_logging(settings.log_level, settings.log_json)
         settings.check_production(exposed=host not in LOOPBACK)
+        if replay is None and not store and exchange is None:
+            sample = default_sample()
+            if sample is None:
+                raise InvalidInputError(NO_SOURCE)
+            if symbol is not None or venue is not None:
+                raise InvalidInputError("--symbol/--venue name the instrument of --replay, --store or --exchange")
+            console.print(f"no source given: replaying {sample.description}")
+            _import_sample(settings, sample)
+            store, symbol, venue, kind, timeframe = True, sample.symbol, sample.venue, sample.kind, sample.timeframe
+            speed = speed or sample.speed
+            loop = True if loop is None else loop
         feed = build_feed(
-            settings, replay, store, exchange, symbol, venue, speed, loop, kind, timeframe, fmt, start, end
-        )
+            settings, replay, store, exchange, symbol, venue, speed or "1", bool(loop), kind, timeframe, fmt, start,
+            end,
+        )  # fmt: skip
         if feed is None:
             raise InvalidInputError(NO_SOURCE)
         console.print(
@@ -206,6 +242,15 @@ def up(
             f"{feed.description}; database {settings.resolved_database_url.split('://')[0]}"
         )
     serve_app(settings, "all", feed, host, port)
+
+
+def _import_sample(settings: Settings, sample: Sample) -> None:
+    """Import the packaged sample's files into the store (idempotent: a second ``up`` adds nothing)."""
+    from smart_trader.data.service import MarketDataService
+
+    service = MarketDataService(settings.home_dir)
+    for file in sample.files:
+        service.import_file(file, symbol=sample.symbol, venue=sample.venue)
 
 
 def serve(
@@ -216,7 +261,7 @@ def serve(
     symbol: SymbolOpt = None,
     venue: VenueOpt = None,
     speed: SpeedOpt = "1",
-    loop: LoopOpt = False,
+    loop: LoopOpt = None,
     kind: KindOpt = None,
     timeframe: TimeframeOpt = None,
     fmt: FormatOpt = None,
@@ -227,10 +272,12 @@ def serve(
 ) -> None:
     """Run one role against DATABASE_URL and REDIS_URL (PostgreSQL and Redis): several ``api`` processes and one
     ``feed`` process share the database and the event stream."""
+    from smart_trader.ops.logging import configure_logging
+
     with cli_errors():
         if role not in ("api", "feed"):
             raise InvalidInputError(f"--role must be api or feed, got {role!r}")
-        settings = Settings()
+        settings = load_settings()
         configure_logging(settings.log_level, settings.log_json)
         settings.check_production(exposed=True)
         if settings.is_sqlite:
@@ -246,8 +293,9 @@ def serve(
         feed = None
         if role == "feed":
             feed = build_feed(
-                settings, replay, store, exchange, symbol, venue, speed, loop, kind, timeframe, fmt, start, end
-            )
+                settings, replay, store, exchange, symbol, venue, speed or "1", bool(loop), kind, timeframe, fmt,
+                start, end,
+            )  # fmt: skip
             if feed is None:
                 raise InvalidInputError(NO_SOURCE)
     serve_app(settings, role, feed, host, port)  # type: ignore[arg-type]

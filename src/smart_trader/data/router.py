@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pyarrow as pa
 from fastapi import APIRouter, Query
@@ -49,7 +49,11 @@ class BarOut(BaseModel):
 
 
 class QuoteOut(BaseModel):
-    """Latest top of book and trade (``*_ts`` ns UTC, ``None`` until seen); ``mark`` = last trade, else mid."""
+    """Latest top of book and trade (``*_ts`` ns UTC, ``None`` until seen); ``mark`` = last trade, else mid.
+
+    ``quote_source``: ``feed`` (the venue's best bid and ask), ``derived_from_trades`` (a trades-only feed such as a
+    replayed trades file: the ask is the price of the last buyer-initiated trade, the bid of the last
+    seller-initiated one; estimates, sizes unknown, never used to fill orders), ``None`` before any quote."""
 
     instrument_id: str
     bid: Decimal | None
@@ -57,6 +61,7 @@ class QuoteOut(BaseModel):
     bid_size: Decimal | None
     ask_size: Decimal | None
     quote_ts: int | None
+    quote_source: Literal["feed", "derived_from_trades"] | None = None
     last_price: Decimal | None
     last_size: Decimal | None
     trade_ts: int | None

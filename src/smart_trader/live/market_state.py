@@ -14,7 +14,9 @@ from smart_trader.core.ids import InstrumentId
 
 @dataclass(slots=True)
 class LastPrices:
-    """Latest top of book and trade of one instrument (fields ``None`` until seen)."""
+    """Latest top of book and trade of one instrument (fields ``None`` until seen). ``quote_derived``: the bid and
+    ask are estimates from the trades' aggressor sides (a trades-only feed, see ``live/top_of_book.py``), not a
+    venue's book."""
 
     instrument_id: InstrumentId
     bid: Decimal | None = None
@@ -22,6 +24,7 @@ class LastPrices:
     bid_size: Decimal | None = None
     ask_size: Decimal | None = None
     quote_ts: int | None = None
+    quote_derived: bool = False
     price: Decimal | None = None
     size: Decimal | None = None
     trade_ts: int | None = None
@@ -44,6 +47,7 @@ class LastPrices:
             "bid_size": _s(self.bid_size),
             "ask_size": _s(self.ask_size),
             "quote_ts": self.quote_ts,
+            "quote_source": None if self.bid is None else ("derived_from_trades" if self.quote_derived else "feed"),
             "last_price": _s(self.price),
             "last_size": _s(self.size),
             "trade_ts": self.trade_ts,

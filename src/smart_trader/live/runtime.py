@@ -49,7 +49,7 @@ from smart_trader.data.model import Bar, Quote, Trade
 from smart_trader.db.outbox import event_row, outbox
 from smart_trader.db.writer import BatchWriter
 from smart_trader.execution import store as order_store
-from smart_trader.execution.events import OrderEvent, OrderFilled
+from smart_trader.execution.events import OrderEvent, OrderFilled, OrderRejected
 from smart_trader.execution.orders import Order
 from smart_trader.execution.paper_broker import FillConfig, PaperBroker
 from smart_trader.execution.tables import fills as fills_table
@@ -68,6 +68,7 @@ Publish = Callable[[str, str], None]
 _TRADES_SEEN = metrics.MARKET_EVENTS.labels("trade")
 _QUOTES_SEEN = metrics.MARKET_EVENTS.labels("quote")
 _BARS_SEEN = metrics.MARKET_EVENTS.labels("bar")
+FEED_ENDED_STATES = ("ended", "failed")
 CLOSED_IDS_KEPT = 100_000  # ids of recently closed orders remembered after the broker forgot them
 QUARANTINE_SECONDS = 30.0  # an account that failed to load is retried after this long
 
@@ -175,6 +176,10 @@ class TradingRuntime:
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.events_processed = 0
+        self.quotes_derived = False  # quotes are estimates from trades (live/top_of_book.py): never matched against
+        self.feed_state = "starting"  # starting → running → ended | failed (see feed_ended)
+        self.feed_detail = ""
+        self._reject_ids = durable_ids("R")
 
     # -- life cycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -244,6 +249,25 @@ class TradingRuntime:
         self._orders_wanted.set()
 
     # -- market data ----------------------------------------------------------------------
+    def feed_ended(self, detail: str, failed: bool = False, bar_topics: tuple[str, ...] = ()) -> None:
+        """The feed will send nothing more (a replay without ``--loop`` reached its end, or the feed failed):
+        remember it (``/ready`` reports it and answers 503), tell WebSocket subscribers of every instrument seen
+        (a ``{"type": "feed", "event": "ended" | "failed", ...}`` message on its trades, quotes and ``bar_topics``
+        timeframes' bars topics), and reject new orders from now on with a reason (they could never fill)."""
+        self.feed_state = "failed" if failed else "ended"
+        self.feed_detail = detail
+        for iid in list(self.market.prices):
+            message = {
+                "event": self.feed_state,
+                "detail": detail,
+                "instrument_id": iid,
+                "ts_event": self.clock_ns,
+                "events": self.events_processed,
+            }
+            for topic in (trades_topic(iid), quotes_topic(iid), *(bars_topic(iid, tf) for tf in bar_topics)):
+                if self.wanted(topic):
+                    self.publish(topic, _json({"type": "feed", "topic": topic, **message}))
+
     def on_event(self, event: MarketEvent, timeframe: str | None = None) -> MarketEvent:
         """Process one market event: update prices, publish it, match working orders. Returns the event as
         processed (its ``ts_event`` shifted forward when a replay restarts before the stored clock).
@@ -257,6 +281,8 @@ class TradingRuntime:
         if ts > self.clock_ns:
             self.clock_ns = ts
         self.events_processed += 1
+        if self.feed_state == "starting":
+            self.feed_state = "running"
         iid = event.instrument_id
         last = self.market.get(iid)
         books = self.working.get(iid)
@@ -270,9 +296,10 @@ class TradingRuntime:
         elif type(event) is Quote:
             last.bid, last.ask, last.quote_ts = event.bid, event.ask, ts
             last.bid_size, last.ask_size = event.bid_size, event.ask_size
+            last.quote_derived = self.quotes_derived
             _QUOTES_SEEN.inc()
-            self._publish(quotes_topic(iid), "quote", _quote, event)
-            if books:
+            self._publish(quotes_topic(iid), "quote", _quote, event, derived=self.quotes_derived)
+            if books and not self.quotes_derived:
                 for book in list(books):
                     book.broker.on_quote(iid, ts, event.bid_raw, event.ask_raw, event.bid_size_raw, event.ask_size_raw)
         else:
@@ -404,6 +431,9 @@ class TradingRuntime:
                 return 1
             return 0
         request = order_store.request_of(row)
+        if self.feed_state in FEED_ENDED_STATES:
+            self._reject(book, Order(oid, request, ts_init=self.clock_ns), self._feed_gone_reason())
+            return 1
         with contextlib.suppress(NotFoundError):  # the broker rejects an unknown instrument
             broker.instruments.setdefault(request.instrument_id, self.instrument(request.instrument_id))
         order = broker.submit(request, self.clock_ns, oid)
@@ -412,6 +442,22 @@ class TradingRuntime:
             if row["cancel_requested"]:
                 broker.cancel(oid, self.clock_ns)
         return 1
+
+    def _feed_gone_reason(self) -> str:
+        what = "failed" if self.feed_state == "failed" else "ended"
+        return (
+            f"the market-data feed {what} ({self.feed_detail}): no price will come to fill this order; "
+            "restart with a source that continues (e.g. `smart-trader up --loop`, or --exchange for live data)"
+        )
+
+    def _reject(self, book: AccountBook, order: Order, reason: str) -> None:
+        """Reject ``order`` without the broker (nothing can fill it): the same event path as a broker rejection, so
+        it is stored with its reason, announced on the orders channel and forgotten after the commit."""
+        event = OrderRejected(self._reject_ids(), order.order_id, self.clock_ns, self.clock_ns, reason)
+        order.apply(event)
+        book.broker.orders[order.order_id] = order
+        for listener in book.broker.listeners:
+            listener(order, event)
 
     def _pending(self) -> list[Any]:
         with self.engine.connect() as conn:
