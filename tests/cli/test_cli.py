@@ -126,3 +126,92 @@ def test_out_of_range_numbers_get_a_message_not_a_traceback(orcl_home: Path, tmp
     )
     assert code == 2, out
     assert "Traceback" not in out and "error:" in out
+
+
+FIXTURES = Path(__file__).parents[1] / "data" / "fixtures"
+
+
+def _tree(root: Path) -> list[tuple[str, bytes]]:
+    return sorted((str(p.relative_to(root)), p.read_bytes()) for p in root.rglob("*") if p.is_file())
+
+
+def test_import_says_which_columns_units_and_zone_it_read(home: Path) -> None:
+    code, out = st("data", "import", str(FIXTURES / "perp" / "BTCUSDT-PERP_1m_2022-05-04.csv"), "--symbol",
+                   "BTC/USDT", "--venue", "BINANCE")  # fmt: skip
+
+    assert code == 0, out
+    assert "read as bars by the generic reader" in out
+    assert "ts_event <- 'timestamp' (epoch milliseconds, UTC)" in out
+    assert "volume <- 'volume'" in out and "14 value(s) printed from binary floats" in out
+    assert "imported 275 rows (generic)" in out
+
+
+def test_naive_local_times_need_tz_and_then_import(home: Path) -> None:
+    mt4 = str(FIXTURES / "metatrader" / "EURUSD1.csv")
+
+    code, out = st("data", "import", mt4, "--symbol", "EUR/USD", "--venue", "BROKER")
+    assert code == 2 and "--tz" in out and "Traceback" not in out
+    assert not (home / "market-data").exists() or not any((home / "market-data").rglob("*.parquet"))
+
+    code, out = st("data", "import", mt4, "--symbol", "EUR/USD", "--venue", "BROKER", "--tz", "Europe/Athens")
+    assert code == 0, out
+    assert "local time in Europe/Athens" in out
+    code, out = st("data", "import", mt4, "--symbol", "EUR/USD", "--venue", "BROKER", "--tz", "+02:00")
+    assert code == 2 and "is not an IANA time zone" in out
+
+
+def test_columns_flag_maps_a_file_the_reader_cannot_guess(home: Path) -> None:
+    odd = str(FIXTURES / "generic" / "metatrader_semicolon_h1.csv")  # no header, day-first dates
+
+    code, out = st("data", "import", odd, "--symbol", "ES", "--venue", "CME", "--tz", "UTC")
+    assert code == 2 and "--columns" in out
+    code, out = st("data", "import", odd, "--symbol", "ES", "--venue", "CME", "--tz", "UTC", "--columns",
+                   "date=1:%d/%m/%Y,time=2:%H:%M,open=3,high=4,low=5,close=6,volume=7")  # fmt: skip
+    assert code == 0, out
+    assert "ts_event <- '1' + '2'" in out
+
+
+def test_bad_files_of_any_format_fail_cleanly_and_change_nothing(home: Path, tmp_path: Path) -> None:
+    good = FIXTURES / "binance" / "BTCUSDT-1m-2022-05-04.csv"
+    code, out = st("data", "import", str(good), "--symbol", "BTC/USDT", "--venue", "BINANCE")
+    assert code == 0, out
+    before = _tree(home)
+    lines = good.read_text().splitlines()
+    broken = tmp_path / "BTCUSDT-1m-broken.csv"  # row 7's low above its open: a kline that cannot be
+    fields = lines[6].split(",")
+    broken.write_text("\n".join([*lines[:6], ",".join([*fields[:3], "99999.0", *fields[4:]]), *lines[7:]]) + "\n")
+    garbage = tmp_path / "not-data.bin"
+    garbage.write_bytes(bytes(range(256)) * 8)
+    nothing = tmp_path / "prices.csv"
+    nothing.write_text("foo,bar\n1,2\n")
+
+    for path, expect in ((broken, "row 7"), (garbage, str(garbage)), (nothing, "cannot tell bars, trades or quotes")):
+        code, out = st("data", "import", str(path), "--symbol", "BTC/USDT", "--venue", "BINANCE")
+        assert code == 2, out
+        assert expect in out and "Traceback" not in out
+        assert _tree(home) == before
+
+
+def test_data_formats_lists_every_reader() -> None:
+    from smart_trader.data.readers import FORMATS
+
+    code, out = st("data", "formats")
+
+    assert code == 0
+    for name in FORMATS:
+        assert name in out
+
+
+def test_the_cli_choices_are_the_domains_values() -> None:
+    from smart_trader.cli.book import DEFAULT_LEVELS, GAP_POLICIES
+    from smart_trader.cli.data import ASSET_CLASSES, KINDS, PRICE_TYPES
+    from smart_trader.core.instruments import AssetClass
+    from smart_trader.data.schema import Kind, PriceType
+    from smart_trader.microstructure.builder import GapPolicy
+    from smart_trader.microstructure.measures import DEFAULT_LEVELS as MEASURES_LEVELS
+
+    assert set(KINDS) == {k.value for k in Kind}
+    assert set(PRICE_TYPES) == {p.value for p in PriceType}
+    assert set(ASSET_CLASSES) == {a.value for a in AssetClass}
+    assert set(GAP_POLICIES) == {g.value for g in GapPolicy}
+    assert DEFAULT_LEVELS == MEASURES_LEVELS

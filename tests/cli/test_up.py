@@ -18,10 +18,21 @@ def _run(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_up_without_a_source_says_how_to_give_one(home: Path) -> None:
+def test_up_without_a_source_in_a_build_without_its_sample_says_how_to_give_one(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `up` alone replays the packaged sample (tests/app/test_walkthrough.py runs it); a build missing its files
+    # must still stop with the way to give a source, not start an empty server
+    monkeypatch.setattr("smart_trader.cli.platform.default_sample", lambda: None)
     code, out = _run(["up"])
     assert code == 2
     assert "no market-data source" in out and "--replay FILE --symbol S --venue V" in out and "--exchange" in out
+
+
+def test_up_with_an_instrument_but_no_source_is_refused(home: Path) -> None:
+    code, out = _run(["up", "--symbol", "ETH/USDT", "--venue", "BINANCE"])
+    assert code == 2
+    assert "--symbol/--venue name the instrument of --replay, --store or --exchange" in out
 
 
 def test_up_with_a_missing_file_is_not_found(home: Path) -> None:
