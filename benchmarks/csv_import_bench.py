@@ -3,9 +3,9 @@
 Two plain CSV files, written once in a temporary directory from real recordings tiled to size (see
 ``tiling.py``):
 
-- **bars**: Binance BTC/USDT perpetual 1-minute klines (``tests/data/fixtures/binance/BTCUSDT-1m-2022-05-04.csv``,
-  275 real bars) tiled to ``--bars`` rows (default 1,000,000), written as ``timestamp,open,high,low,close,volume``
-  (epoch ms, decimal text);
+- **bars**: Binance BTC/USDT perpetual 1-minute klines (the packaged sample, ``src/smart_trader/samples``: 2,880
+  real bars) tiled to ``--bars`` rows (default 1,000,000; prices repeated, not rescaled), written as
+  ``timestamp,open,high,low,close,volume`` (epoch ms, decimal text);
 - **trades**: Binance BTC/USDT trades (``../shared/data/trades/BTCUSDT_2021-01-08.binance.trades.parquet``, 2,001
   real trades) tiled to ``--trades`` rows (default 5,000,000), written as ``timestamp,id,price,qty,side``.
 
@@ -31,13 +31,14 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from run import ROOT, machine
 from smart_trader.data.readers import read_file
 from smart_trader.data.service import MarketDataService
 from tiling import Tiling, tile_bars, tile_binance_trades
 
-BARS_SOURCE = ROOT / "tests" / "data" / "fixtures" / "binance" / "BTCUSDT-1m-2022-05-04.csv"
+BARS_SOURCES = sorted((ROOT / "src" / "smart_trader" / "samples").glob("BTCUSDT-1m-*.csv.gz"))
 TRADES_SOURCE = ROOT.parent / "shared" / "data" / "trades" / "BTCUSDT_2021-01-08.binance.trades.parquet"
 DOC = ROOT / "docs" / "benchmarks-import.md"
 MINUTE_NS = 60_000_000_000
@@ -45,7 +46,8 @@ MINUTE_NS = 60_000_000_000
 
 def write_bars_csv(path: Path, rows: int) -> Tiling:
     """The tiled bars as a plain OHLCV CSV with epoch-ms times and exact decimal text."""
-    table, tiling = tile_bars(read_file(BARS_SOURCE).table, rows, MINUTE_NS)
+    source = pa.concat_tables([read_file(f).table for f in BARS_SOURCES])
+    table, tiling = tile_bars(source, rows, MINUTE_NS, rescale=False)
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     frame.select(
@@ -56,13 +58,15 @@ def write_bars_csv(path: Path, rows: int) -> Tiling:
 
 
 def write_trades_csv(path: Path, rows: int) -> Tiling:
-    """The tiled trades as a plain CSV: ``timestamp`` (epoch ms), ``id``, ``price``, ``qty``, ``side`` (aggressor)."""
+    """The tiled trades as a plain CSV: ``timestamp`` (epoch ms), ``id``, ``price`` and ``qty`` as decimal text,
+    ``side`` (aggressor)."""
     frame, tiling = tile_binance_trades(pl.read_parquet(TRADES_SOURCE), rows, price_decimals=2)
     frame.select(
         pl.col("timestamp").dt.epoch("ms").alias("timestamp"),
         pl.col("trade_id").alias("id"),
-        pl.col("price"),
-        pl.col("quantity").alias("qty"),
+        # decimal text as venues write it (2 decimals), not a float printout of the tiled price
+        pl.col("price").round(2).cast(pl.Decimal(20, 2)).cast(pl.String),
+        pl.col("quantity").cast(pl.Decimal(20, 6)).cast(pl.String).alias("qty"),
         pl.when(pl.col("buyer_maker") == "True").then(pl.lit("sell")).otherwise(pl.lit("buy")).alias("side"),
     ).write_csv(path)
     return tiling
@@ -114,8 +118,8 @@ def markdown(results: list[dict[str, object]], tilings: dict[str, Tiling], repea
         f"- **Command:** `{command}`",
         "",
         "Data (tiled from real recordings, see `benchmarks/tiling.py`):",
-        f"- bars: {tilings['bars'].describe('bars')} (Binance BTCUSDT perpetual 1m klines, "
-        "`tests/data/fixtures/binance/BTCUSDT-1m-2022-05-04.csv`), CSV `timestamp,open,high,low,close,volume`;",
+        f"- bars: {tilings['bars'].describe('bars')} (Binance BTCUSDT perpetual 1m klines, the packaged sample "
+        "`src/smart_trader/samples`; prices repeated, not rescaled), CSV `timestamp,open,high,low,close,volume`;",
         f"- trades: {tilings['trades'].describe('trades')} (Binance BTC/USDT trades, "
         "`../shared/data/trades/BTCUSDT_2021-01-08.binance.trades.parquet`), CSV `timestamp,id,price,qty,side`.",
         "",

@@ -42,14 +42,17 @@ class Tiling:
         )
 
 
-def tile_bars(table: pa.Table, rows: int, step_ns: int) -> tuple[pa.Table, Tiling]:
-    """``rows`` normalized bars tiled from ``table`` (bars ``step_ns`` apart); see the module docstring."""
+def tile_bars(table: pa.Table, rows: int, step_ns: int, *, rescale: bool = True) -> tuple[pa.Table, Tiling]:
+    """``rows`` normalized bars tiled from ``table`` (bars ``step_ns`` apart); see the module docstring.
+
+    ``rescale=False`` repeats the prices unchanged (for many copies of a short series, where ``r**k`` would run
+    out of range; the series then jumps at each copy's start, which an import does not care about)."""
     n = table.num_rows
     copies = -(-rows // n)
     ts = np.asarray(table.column("ts_event").cast(pa.int64()).to_numpy(), dtype=np.int64)
     shift = int(ts[-1] - ts[0]) + step_ns
     raw = {c: raw_from_decimal(table.column(c)) for c in PRICES}
-    factor = float(raw["close"][-1]) / float(raw["open"][0])
+    factor = float(raw["close"][-1]) / float(raw["open"][0]) if rescale else 1.0
     scales = np.repeat(factor ** np.arange(copies), n)[:rows]
     out_ts = (np.tile(ts, copies) + np.repeat(np.arange(copies, dtype=np.int64) * shift, n))[:rows]
     price_type = table.schema.field("open").type

@@ -152,8 +152,41 @@ def test_bar_datasets_are_keyed_by_timeframe_and_price_type(tmp_path: Path) -> N
 
     store.write(bid, bars)
 
-    assert (tmp_path / "venue=FXCM/symbol=GBP%2FUSD/kind=bars-1m-bid/date=2021-01-08/data.parquet").is_file()
+    # minute bars are kept one file per month (named after its first day)
+    assert (tmp_path / "venue=FXCM/symbol=GBP%2FUSD/kind=bars-1m-bid/date=2021-01-01/data.parquet").is_file()
     assert store.read(bid).equals(bars)
+
+
+def test_minute_bars_of_an_older_per_day_layout_are_read_and_folded_into_month_files(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    from smart_trader.data.readers import read_file
+
+    bars = read_file(shared_data / "bars/GBPUSD_2012_1m_bid.fxcm.csv").table  # 2012-02-01 .. 2012-03-01
+    key = DatasetKey("FXCM", "GBP/USD", Kind.BARS, Timeframe.parse("1m"), PriceType.BID)
+    store = MarketDataStore(tmp_path)
+    first, rest = bars.slice(0, 20_000), bars.slice(20_000)
+    store.write(key, first)
+    # rewrite it as an older store kept it: one file per UTC day
+    month_files = sorted(store.dataset_dir(key).glob("date=*/data.parquet"))
+    stored = pa.concat_tables([pq.read_table(f) for f in month_files])
+    for f in month_files:
+        f.unlink()
+        f.parent.rmdir()
+    ts = np.asarray(stored.column("ts_event").cast(pa.int64()))
+    for day in np.unique(ts // NS_PER_DAY):
+        folder = store.dataset_dir(key) / f"date={np.datetime64(int(day), 'D')}"
+        folder.mkdir(parents=True)
+        pq.write_table(stored.filter(pa.array(ts // NS_PER_DAY == day)), folder / "data.parquet")
+    assert len(list(store.dataset_dir(key).glob("date=*"))) > 10
+    assert store.read(key).equals(first)  # the older layout reads as it is
+
+    report = store.write(key, bars)  # overlaps what is stored and adds the rest
+
+    folders = sorted(p.name for p in store.dataset_dir(key).glob("date=*"))
+    assert folders == ["date=2012-02-01", "date=2012-03-01"]
+    assert report.rows_added == rest.num_rows
+    assert store.read(key).equals(bars)
 
 
 def test_read_range_is_half_open_on_ts_event_and_spans_days(tmp_path: Path) -> None:

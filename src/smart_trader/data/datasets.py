@@ -99,13 +99,20 @@ class DatasetKey:
 def partition_start_days(key: DatasetKey, ts_ns: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """First day (days since the epoch, UTC) of the partition each timestamp falls in.
 
-    Trades, quotes, book depth and bars shorter than an hour are kept one file per UTC day; bars of 1h up to
-    1d exclusive one file per month; daily bars one file per year — so a 20-year daily series is 20
-    files, not 5,000. The partition directory is named after its first day (``date=1995-01-01``).
+    Trades, quotes, book depth and bars shorter than a minute are kept one file per UTC day; bars of 1m up to
+    1d exclusive one file per month (a month of 1-minute bars is 44,640 rows: one file, not 31 of 1,440); daily
+    bars one file per year — so a 20-year daily series is 20 files, not 5,000. The partition directory is named
+    after its first day (``date=1995-01-01``). Stores written when 1m..1h bars were kept per day are folded into
+    month files by the next write (:meth:`~smart_trader.data.store.MarketDataStore.write`).
     """
     days = np.asarray(ts_ns, dtype=np.int64) // NS_PER_DAY
     tf = key.timeframe
-    if key.kind is not Kind.BARS or tf is None or tf.seconds < 3600:
+    if key.kind is not Kind.BARS or tf is None or tf.seconds < 60:
         return days
     unit = "Y" if tf.ns >= NS_PER_DAY else "M"
-    return days.astype("datetime64[D]").astype(f"datetime64[{unit}]").astype("datetime64[D]").astype(np.int64)
+    if len(days) == 0:
+        return days
+    # calendar arithmetic once per run of equal days (rows come in time order: a few hundred runs, not millions)
+    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
+    firsts = days[starts].astype("datetime64[D]").astype(f"datetime64[{unit}]").astype("datetime64[D]")
+    return np.repeat(firsts.astype(np.int64), np.diff(np.r_[starts, len(days)]))

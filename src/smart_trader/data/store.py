@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from smart_trader.core.clock import NS_PER_DAY
 from smart_trader.core.errors import InvalidInputError, NotFoundError
 from smart_trader.data.book_rules import check_book_rows
 from smart_trader.data.datasets import DatasetKey, partition_start_days
@@ -146,10 +147,16 @@ class MarketDataStore:
         jobs = [(int(days[s]), new.slice(int(s), int(e - s))) for s, e in zip(starts, ends, strict=True)]
 
         directory = self.dataset_dir(key)
+        legacy = self._legacy_files(key)
+        by_day: dict[int, pa.Table | None] = dict.fromkeys(legacy)
+        by_day.update(jobs)
         # Phase 1: every changed day goes to a temporary file; on any failure they are all removed.
-        with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
+        with ThreadPoolExecutor(max_workers=min(len(by_day), os.cpu_count() or 1)) as pool:
             unique = "ts_event" if key.kind is Kind.BARS else "trade_id" if key.kind is Kind.TRADES else None
-            futures = [pool.submit(_prepare_day, directory, day, rows, unique) for day, rows in jobs]
+            futures = [
+                pool.submit(_prepare_day, directory, day, rows, unique, legacy.get(day, []))
+                for day, rows in sorted(by_day.items())
+            ]
         outcomes = [(f, f.exception()) for f in futures]
         errors = [exc for _, exc in outcomes if exc is not None]
         prepared = [f.result() for f, exc in outcomes if exc is None]
@@ -158,11 +165,12 @@ class MarketDataStore:
             for tmp, _ in pending:
                 _discard(tmp)
             raise errors[0]
-        # Phase 2: move them into place (renames only).
+        # Phase 2: move them into place (renames only), then remove the older-layout files folded into them.
         for tmp, final in pending:
             os.replace(tmp, final)
         for parent in {final.parent for _, final in pending}:
             _fsync_dir(parent)
+        _remove_folded(directory, [path for paths in legacy.values() for path in paths])
         return WriteReport(new.num_rows, sum(added for _, _, added in prepared), len(pending))
 
     def read(self, key: DatasetKey, start_ns: int | None = None, end_ns: int | None = None) -> pa.Table:
@@ -251,6 +259,20 @@ class MarketDataStore:
                 ) from None
             files.append((int(day), entry))
         return sorted(files)
+
+    def _legacy_files(self, key: DatasetKey) -> dict[int, builtins.list[Path]]:
+        """Files of an older partition layout (a day file where the rule now keeps months), by the partition they
+        belong to now: a write folds them in."""
+        files = self._day_files(key)
+        if not files:
+            return {}
+        days = np.array([day for day, _ in files], dtype=np.int64)
+        starts = partition_start_days(key, days * NS_PER_DAY)
+        out: dict[int, builtins.list[Path]] = {}
+        for (day, path), start in zip(files, starts.tolist(), strict=True):
+            if day != start:
+                out.setdefault(int(start), []).append(path)
+        return out
 
     def _not_found_message(self, key: DatasetKey) -> str:
         symbol_dir = self.dataset_dir(key).parent
@@ -342,8 +364,11 @@ def _conform(
     return out.combine_chunks(), ts
 
 
-def _prepare_day(directory: Path, day: int, new: pa.Table, unique: str | None) -> tuple[Path | None, Path, int]:
-    """Merge ``new`` (one day's rows, sorted) with the stored day file into a temporary file.
+def _prepare_day(
+    directory: Path, day: int, new: pa.Table | None, unique: str | None, folded: builtins.list[Path]
+) -> tuple[Path | None, Path, int]:
+    """Merge ``new`` (one partition's rows, sorted; ``None``: none) with the stored partition file, and the
+    older-layout files ``folded`` into it, into a temporary file.
 
     ``unique`` names the column that identifies a row (``ts_event`` for bars, ``trade_id`` for trades):
     a new row with a stored identity but other values is a conflict, never a second copy.
@@ -354,14 +379,18 @@ def _prepare_day(directory: Path, day: int, new: pa.Table, unique: str | None) -
         InvalidInputError: a conflict (names the identity and both rows).
     """
     final = directory / f"date={np.datetime64(day, 'D')}" / DATA_FILE
-    if final.exists():
-        merged, added = _merge(pq.read_table(final), new)
-        if added == 0:
-            return None, final, 0
-        if unique is not None:
-            _check_unique(merged, unique, final)
-    else:
+    stored = _stored(final, folded)
+    if stored is None:
+        assert new is not None
         merged, added = new, new.num_rows
+    elif new is None:
+        merged, added = stored, 0
+    else:
+        merged, added = _merge(stored, new)
+        if added == 0 and not folded:
+            return None, final, 0
+    if unique is not None and (added or folded) and stored is not None:
+        _check_unique(merged, unique, final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.with_name(f".{DATA_FILE}.{uuid.uuid4().hex}.tmp")
     try:
@@ -370,6 +399,30 @@ def _prepare_day(directory: Path, day: int, new: pa.Table, unique: str | None) -
         _discard(tmp)
         raise
     return tmp, final, added
+
+
+def _stored(final: Path, folded: builtins.list[Path]) -> pa.Table | None:
+    """The partition's stored rows: its file, plus the older-layout files folded into it (sorted by time; a row
+    the interrupted fold of an earlier write already copied is kept once)."""
+    parts = ([pq.read_table(final)] if final.exists() else []) + [pq.read_table(p) for p in folded]
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return parts[0]
+    table = pa.concat_tables([t.cast(parts[0].schema) for t in parts])
+    frame = _to_polars(table).unique(maintain_order=True).sort("ts_event", maintain_order=True)
+    return frame.to_arrow().cast(parts[0].schema)
+
+
+def _remove_folded(directory: Path, paths: builtins.list[Path]) -> None:
+    """Delete the older-layout files whose rows a write has just committed into their new partitions."""
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
+    if paths:
+        _fsync_dir(directory)
 
 
 def _discard(tmp: Path) -> None:
@@ -452,6 +505,7 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
         compression=COMPRESSION,
         compression_level=COMPRESSION_LEVEL,
         use_dictionary=dictionary,
+        write_statistics=["ts_event"],  # what reads filter on; min/max of every decimal column cost a pass each
     )
     _fsync(path)
 

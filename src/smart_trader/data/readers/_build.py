@@ -29,6 +29,9 @@ def infer_timeframe(ts: I64) -> Timeframe | None:
     seconds between 1s and 1d.
     """
     steps = np.diff(ts)
+    if len(steps) and steps[0] > 0 and bool(np.all(steps == steps[0])):  # the usual case: no gap at all
+        step = int(steps[0])
+        return Timeframe(step // NS_PER_SECOND) if not step % NS_PER_SECOND and step <= NS_PER_DAY else None
     steps = np.sort(steps[steps > 0])
     if len(steps) == 0:
         return None

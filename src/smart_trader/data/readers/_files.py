@@ -165,8 +165,10 @@ def read_text_table(
     delimiter: str | None = None,
     names: Sequence[str] | None = None,
     include: Sequence[str] | None = None,
+    integers: Sequence[str] = (),
 ) -> pa.Table:
-    """A text table with every cell as text (cells in :data:`NULL_TEXT` are nulls).
+    """A text table with every cell as text (cells in :data:`NULL_TEXT` are nulls), except the ``integers``
+    columns, parsed as int64 by the (multi-threaded) reader when every cell is an integer, else as text too.
 
     Args:
         source: the opened file.
@@ -185,7 +187,9 @@ def read_text_table(
     columns = list(include) if include is not None else None
     convert = pacsv.ConvertOptions(
         include_columns=columns,
-        column_types={a: pa.string() for a in columns} if columns is not None else None,
+        column_types={a: pa.int64() if a in integers else pa.string() for a in columns}
+        if columns is not None
+        else None,
         null_values=NULL_TEXT,
         strings_can_be_null=True,
         quoted_strings_can_be_null=True,
@@ -195,6 +199,17 @@ def read_text_table(
         names_now = list(names) if names is not None else list(_fields(_lines(source, 1)[0], delimiter))
         convert.column_types = {n: pa.string() for n in names_now}
     data = source.buffer()
+    if integers and columns is not None:
+        try:
+            table = pacsv.read_csv(
+                pa.BufferReader(data), read_options=read_options, parse_options=parse, convert_options=convert
+            )
+        except pa.ArrowInvalid:  # not all integers (or a ragged row): text, and the errors named below
+            convert.column_types = {a: pa.string() for a in columns}
+        else:
+            if table.num_rows == 0:
+                raise DataValidationError(file, "not-empty", "the file has no data rows")
+            return table
     try:
         table = pacsv.read_csv(
             pa.BufferReader(data), read_options=read_options, parse_options=parse, convert_options=convert

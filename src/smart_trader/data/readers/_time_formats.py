@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 
 from smart_trader.core.clock import NS_PER_DAY
 from smart_trader.core.errors import DataValidationError, InvalidInputError
-from smart_trader.data.readers._numbers import I64, FloatColumn, text_column
+from smart_trader.data.readers._numbers import I64, FloatColumn
 from smart_trader.data.readers._times import _scale, epoch_text_to_ns, iso_to_ns
 from smart_trader.data.schema import single_array
 
@@ -204,13 +204,14 @@ def _epoch(values: I64, file: str, name: str, unit: str | None) -> Times:
 
 
 def _epoch_text(text: pa.Array, file: str, name: str, unit: str | None) -> Times:
-    if unit is None:
-        parsed = text_column(text, file, name)
-        if parsed.scale == 0:
-            return _epoch(parsed.raw_at(0), file, name, None)
-        unit = "s"  # a fraction: seconds with decimals (Kraken, many exports)
-    label = _LABELS[unit]
-    return Times(epoch_text_to_ns(text, file, name, unit), f"epoch {label}, UTC")
+    try:
+        whole = pc.cast(text, pa.int64())  # the common case: whole numbers, parsed in C++
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        whole = None
+    if whole is not None:
+        return _epoch(np.asarray(whole, dtype=np.int64), file, name, unit)
+    unit = unit or "s"  # a fraction: seconds with decimals (Kraken, many exports), read exactly from the text
+    return Times(epoch_text_to_ns(text, file, name, unit), f"epoch {_LABELS[unit]}, UTC")
 
 
 def _float_epoch(arr: pa.Array, file: str, name: str, unit: str | None) -> Times:

@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+import functools
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -60,7 +64,8 @@ def read_generic(path: Path, options: ReadOptions) -> ReadResult:
     names, width = _shape(p)
     choice = choose_columns(file, names, width, options.columns, p.first_row)
     names_given = None if p.names is not None else [str(i + 1) for i in range(width)]
-    table = load_table(p, list(dict.fromkeys(choice.columns.values())), names=names_given)
+    times = [choice.columns["ts"]] if "ts" in choice.columns and "ts" not in choice.formats else []
+    table = load_table(p, list(dict.fromkeys(choice.columns.values())), names=names_given, integers=times)
     price_type = price_type_from_name(Path(p.name)) if choice.kind is Kind.BARS else None
     note = f"read as {choice.kind} by the generic reader" + (" (columns by position)" if choice.positional else "")
     if price_type is not None:
@@ -107,19 +112,12 @@ def convert(
     table, rows, symbol_note = _one_symbol(file, table, rows, options.symbol)
     all_notes = [*notes, *([symbol_note] if symbol_note else [])]
     with file_rows(rows):
-        times = _times(file, table, choice, options.tz or tz, unit)
+        times, numbers, strings = _columns(file, table, choice, options.tz or tz, unit)
         if len(times.ns) > 1 and bool(np.all(np.diff(times.ns) < 0)):  # newest first: read in time order
             table, rows = table.take(pa.array(np.arange(table.num_rows - 1, -1, -1))), rows[::-1]
-            times = Times(times.ns[::-1].copy(), times.description)
+            times, numbers, strings = _columns(file, table, choice, options.tz or tz, unit)
             all_notes.append("rows are newest first in the file: read in time order")
     with file_rows(rows):
-        numbers: dict[str, NumericColumn | None] = {}
-        for field in _NUMBER_FIELDS[choice.kind]:
-            column = choice.columns.get(field)
-            numbers[_SCHEMA_NAME.get(field, field)] = (
-                None if column is None else numeric_column(table.column(column), file, column)
-            )
-        strings = _strings(file, table, choice) if choice.kind is Kind.TRADES else None
         all_notes.append(f"ts_event <- {_time_source(choice)} ({times.description})")
         all_notes += [
             f"{_SCHEMA_NAME.get(f, f)} <- {c!r}" for f, c in choice.columns.items() if f not in ("ts", "date", "time")
@@ -140,6 +138,32 @@ def convert(
     return result if identity else dataclasses.replace(result, source_rows=rows)
 
 
+_PARALLEL_ROWS = 100_000
+"""Tables from this many rows convert their columns on a thread each (NumPy and Arrow release the GIL)."""
+
+
+def _columns(
+    file: str, table: pa.Table, choice: ColumnChoice, tz: str | None, unit: str | None
+) -> tuple[Times, dict[str, NumericColumn | None], dict[str, pa.Array] | None]:
+    """Times, numbers and (trades) sides and ids of ``table``, each column converted on its own thread for big
+    tables; the first error in field order (time first) is the one raised, as if done one after the other."""
+    jobs: dict[str, Callable[[], Any]] = {"ts": functools.partial(_times, file, table, choice, tz, unit)}
+    for field in _NUMBER_FIELDS[choice.kind]:
+        column = choice.columns.get(field)
+        if column is not None:
+            jobs[_SCHEMA_NAME.get(field, field)] = functools.partial(numeric_column, table.column(column), file, column)
+    if choice.kind is Kind.TRADES:
+        jobs["strings"] = functools.partial(_strings, file, table, choice)
+    if table.num_rows < _PARALLEL_ROWS:
+        done = {name: job() for name, job in jobs.items()}
+    else:
+        with ThreadPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
+            futures = {name: pool.submit(job) for name, job in jobs.items()}
+            done = {name: future.result() for name, future in futures.items()}
+    numbers = {_SCHEMA_NAME.get(f, f): done.get(_SCHEMA_NAME.get(f, f)) for f in _NUMBER_FIELDS[choice.kind]}
+    return done["ts"], numbers, done.get("strings")
+
+
 @contextlib.contextmanager
 def file_rows(rows: I64) -> Iterator[None]:
     """Translate the row of a :class:`DataValidationError` raised inside from table rows to file rows."""
@@ -158,10 +182,13 @@ def _shape(p: Probe) -> tuple[list[str] | None, int]:
     return None, len(p.first_row)
 
 
-def load_table(p: Probe, columns: list[str], *, names: list[str] | None = None) -> pa.Table:
+def load_table(
+    p: Probe, columns: list[str], *, names: list[str] | None = None, integers: Sequence[str] = ()
+) -> pa.Table:
     """The source table of a probed file: for text, only ``columns`` (plus a symbol column when there is
-    one), every cell as text, the file's own header or ``names`` for a file without one; JSON, Parquet and
-    Feather whole, with their own types.
+    one), every cell as text — but ``integers`` columns (epoch times) as int64 when the first row's cell is one
+    and every cell parses — the file's own header or ``names`` for a file without one; JSON, Parquet and Feather
+    whole, with their own types.
 
     Raises:
         DataValidationError: unreadable file, ragged rows, no data rows.
@@ -169,12 +196,23 @@ def load_table(p: Probe, columns: list[str], *, names: list[str] | None = None) 
     source = p.source
     assert source is not None
     if source.container == "text":
-        symbol = _symbol_column(list(p.names or names or ()))
+        header = list(p.names or names or ())
+        symbol = _symbol_column(header)
         include = columns + ([symbol] if symbol and symbol not in columns else [])
-        return read_text_table(source, delimiter=p.delimiter or sniff_delimiter(source), names=names, include=include)
+        return read_text_table(
+            source,
+            delimiter=p.delimiter or sniff_delimiter(source),
+            names=names,
+            include=include,
+            integers=[c for c in integers if c in header and _is_integer(p.first_row, header.index(c))],
+        )
     if source.container == "json":
         return read_json_table(source)[0]
     return read_arrow_table(source, None, parquet=source.container == "parquet")
+
+
+def _is_integer(row: Sequence[str], index: int) -> bool:
+    return index < len(row) and row[index].isdigit()
 
 
 def _symbol_column(names: list[str]) -> str | None:
