@@ -43,8 +43,7 @@ DEFAULT_SAMPLE = Sample(
     "bars",
     "1m",
     "60",
-    "the packaged sample: 2 days of real Binance BTC/USDT perpetual 1-minute bars (2022-05-04/05), "
-    "a minute a second",
+    "the packaged sample: 2 days of real Binance BTC/USDT perpetual 1-minute bars (2022-05-04/05), a minute a second",
 )
 
 
