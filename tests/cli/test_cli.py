@@ -6,10 +6,12 @@ import csv
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from smart_trader.cli.main import app
+from smart_trader.data.readers import read_file
 
 runner = CliRunner(env={"COLUMNS": "200"})
 
@@ -184,8 +186,22 @@ def test_bad_files_of_any_format_fail_cleanly_and_change_nothing(home: Path, tmp
     garbage.write_bytes(bytes(range(256)) * 8)
     nothing = tmp_path / "prices.csv"
     nothing.write_text("foo,bar\n1,2\n")
+    cut = []  # real files of every container, cut short
+    for source in (
+        FIXTURES / "generic" / "EURUSD60_date_time_columns.csv.gz",
+        FIXTURES / "databento" / "xnas-itch-20250303.ohlcv-1m.dbn.zst",
+        FIXTURES / "databento" / "dukascopy-eurusd-20190204.mbp-1.dbn.zst",
+    ):
+        truncated = tmp_path / f"cut-{source.name}"
+        truncated.write_bytes(source.read_bytes()[: len(source.read_bytes()) // 2])
+        cut.append((truncated, str(truncated)))
+    parquet = tmp_path / "cut.parquet"
+    pq.write_table(read_file(good).table, parquet)
+    parquet.write_bytes(parquet.read_bytes()[:-200])
+    cut.append((parquet, str(parquet)))
 
-    for path, expect in ((broken, "row 7"), (garbage, str(garbage)), (nothing, "cannot tell bars, trades or quotes")):
+    cases = [(broken, "row 7"), (garbage, str(garbage)), (nothing, "cannot tell bars, trades or quotes"), *cut]
+    for path, expect in cases:
         code, out = st("data", "import", str(path), "--symbol", "BTC/USDT", "--venue", "BINANCE")
         assert code == 2, out
         assert expect in out and "Traceback" not in out
@@ -215,3 +231,12 @@ def test_the_cli_choices_are_the_domains_values() -> None:
     assert set(ASSET_CLASSES) == {a.value for a in AssetClass}
     assert set(GAP_POLICIES) == {g.value for g in GapPolicy}
     assert DEFAULT_LEVELS == MEASURES_LEVELS
+
+
+def test_brackets_in_messages_are_printed_as_written(home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "prices[usd].csv"
+    path.write_text("foo,bar\n1,2\n")
+
+    code, out = st("data", "import", str(path), "--symbol", "X/USD", "--venue", "V")
+
+    assert code == 2 and "prices[usd].csv" in out

@@ -415,3 +415,111 @@ def test_a_volume_sum_in_aggregation_keeps_volumes_beyond_int64(tmp_path: Path) 
     first_bucket = [Decimal(r[5]) for r in big if int(r[0]) // 300_000 == int(big[0][0]) // 300_000]
     assert Decimal(five.column("volume")[0].as_py()) == sum(first_bucket)
     assert pc.sum(five.column("volume")).as_py() == sum(Decimal(r[5]) for r in big)
+
+
+# --- review follow-ups ----------------------------------------------------------------------------
+
+
+def test_dates_written_as_numbers_are_day_labels_not_epoch_seconds(shared_data: Path, tmp_path: Path) -> None:
+    rows = list(csv.reader((shared_data / "bars/ORCL_1995-2014_1d.yahoo.csv").open()))[1:40]
+    path = tmp_path / "orcl.csv"
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["date", "open", "high", "low", "close", "volume"])
+        out.writerows([[r[0].replace("-", ""), *r[1:5], r[6]] for r in rows])  # 19950103, ...
+
+    result = read_file(path)
+
+    assert ts_ns(result.table)[0] == np.datetime64(rows[0][0], "ns").astype(np.int64)
+    assert str(result.timeframe) == "1d"
+
+
+def test_long_decimals_no_float_printer_writes_keep_every_digit(tmp_path: Path) -> None:
+    rows = kline_rows()[:3]
+    # a float printer writes 98765432.12345602 for the double nearest this text: so it is not noise
+    rows[1] = [*rows[1][:5], "98765432.12345601"]
+    path = write_ohlcv(tmp_path / "x.csv", ["timestamp", "open", "high", "low", "close", "volume"], rows)
+
+    result = read_file(path)
+
+    assert str(result.table.column("volume")[1].as_py()) == "98765432.12345601"
+    assert not any("binary floats" in note for note in result.notes)
+
+
+def test_a_float_beyond_2_to_the_53_reads_as_the_decimal_it_prints() -> None:
+    from smart_trader.data.readers._numbers import FloatColumn
+
+    column = FloatColumn("f", "volume", np.array([4.34805633907e19, 1.5]))
+    precision = column.needed_precision()
+
+    assert column.to_decimal(precision).to_pylist() == [Decimal("43480563390700000000.0"), Decimal("1.5")]
+
+
+def test_utf16_text_as_metatrader_5_and_excel_write_it_is_read(tmp_path: Path) -> None:
+    mt5 = FIXTURES / "metatrader" / "EURUSD1.mt5.csv"
+    path = tmp_path / "EURUSD1.mt5.utf16.csv"
+    path.write_bytes(mt5.read_text().replace("\n", "\r\n").encode("utf-16"))
+
+    result = read_file(path, tz="Europe/Athens")
+
+    assert result.format == "mt5-bars-csv"
+    assert result.table.equals(read_file(mt5, tz="Europe/Athens").table)
+
+
+def test_two_columns_of_one_name_are_refused_not_guessed(tmp_path: Path) -> None:
+    rows = kline_rows()[:5]
+    path = tmp_path / "twins.csv"
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["timestamp", "open", "high", "low", "Close", "close", "volume"])
+        out.writerows([[*r[:5], r[4], r[5]] for r in rows])
+
+    with pytest.raises(InvalidInputError, match=r"2 columns are named like 'Close' \(positions 5, 6\)"):
+        read_file(path)
+
+
+def test_json_that_holds_no_rows_says_what_it_starts_with(tmp_path: Path) -> None:
+    path = tmp_path / "klines.json"
+    path.write_text('{"code": -1121, "msg": "Invalid symbol."}')  # Binance's error body (tests/data/payloads)
+
+    with pytest.raises(DataValidationError) as err:
+        read_file(path)
+
+    assert err.value.rule == "file-format" and '"msg": "Invalid symbol."' in err.value.detail
+
+
+def test_a_decimal_comma_is_named_as_such(tmp_path: Path) -> None:
+    rows = kline_rows()[:3]
+    rows[2] = [rows[2][0], rows[2][1].replace(".", ","), *rows[2][2:6]]
+    path = write_ohlcv(tmp_path / "x.csv", ["timestamp", "open", "high", "low", "close", "volume"], rows, ";")
+
+    with pytest.raises(DataValidationError) as err:
+        read_file(path)
+
+    assert err.value.row == 3 and "decimal comma" in err.value.detail
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "generic/EURUSD-d1-bid-2021-02.records.json",
+        "generic/EURUSD-d1-bid-2021-02.epoch_s.csv",
+        "generic/BTCUSDT-1m-2022-05-05.head60.jsonl",
+    ],
+)
+def test_the_generic_fixtures_read_the_rows_of_their_source(name: str) -> None:
+    result = read_file(FIXTURES / name)
+    source = FIXTURES / "dukascopy/dukascopy-node_eurusd-d1-bid-2021-02.csv" if "EURUSD" in name else KLINES
+    rows = list(csv.reader(source.open()))
+    rows = rows[1:] if "EURUSD" in name else rows[:60]
+
+    assert result.table.num_rows == len(rows)
+    assert [Decimal(v) for v in result.table.column("open").to_pylist()] == [Decimal(r[1]) for r in rows]
+    assert [Decimal(v) for v in result.table.column("close").to_pylist()] == [Decimal(r[4]) for r in rows]
+
+
+def test_the_gzipped_fixture_reads_as_its_plain_twin() -> None:
+    plain = read_file(FIXTURES / "generic/EURUSD60_date_time_columns.csv", tz="UTC")
+    packed = read_file(FIXTURES / "generic/EURUSD60_date_time_columns.csv.gz", tz="UTC")
+
+    assert packed.table.equals(plain.table)

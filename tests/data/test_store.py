@@ -24,6 +24,7 @@ from smart_trader.data.schema import (
     quotes_schema,
     raw_from_float,
     trades_schema,
+    ts_ns,
 )
 from smart_trader.data.store import MarketDataStore
 from smart_trader.data.timeframes import Timeframe
@@ -179,7 +180,12 @@ def test_minute_bars_of_an_older_per_day_layout_are_read_and_folded_into_month_f
         folder.mkdir(parents=True)
         pq.write_table(stored.filter(pa.array(ts // NS_PER_DAY == day)), folder / "data.parquet")
     assert len(list(store.dataset_dir(key).glob("date=*"))) > 10
-    assert store.read(key).equals(first)  # the older layout reads as it is
+    assert store.read(key).equals(first)  # the older layout reads as it is, whole or in part
+    lo = parse_utc("2012-02-09T17:00:00Z")
+    hour = ts_ns(first)
+    expected = first.filter(pa.array((hour >= lo) & (hour < lo + 3600 * NS_PER_SECOND)))
+    assert expected.num_rows == 60
+    assert store.read(key, lo, lo + 3600 * NS_PER_SECOND).equals(expected)
 
     report = store.write(key, bars)  # overlaps what is stored and adds the rest
 

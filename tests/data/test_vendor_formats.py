@@ -7,6 +7,7 @@ Expected values are the files' own first rows, converted by hand (noted beside e
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +17,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
+from smart_trader.core.errors import DataValidationError
 from smart_trader.data.readers import detect_format, read_file
 from smart_trader.data.schema import Kind, PriceType, ts_ns
 from smart_trader.data.service import MarketDataService
@@ -270,3 +272,53 @@ def _assert_aggregated(source: pa.Table, kind: Kind, bars: pa.Table, timeframe: 
     got = tuple(bars.column(n)[0].as_py() for n in ("open", "high", "low", "close"))
     assert tuple(Decimal(v) for v in got) == tuple(Decimal(v) for v in expected)
     assert ts_ns(bars)[0] == first
+
+
+def test_dukascopy_volumes_in_millions_are_stored_in_base_units() -> None:
+    path = FIXTURES / "dukascopy/AUDUSD_1m_2019-03-14_jforex.csv"  # first row's Volume: 45.72 (millions)
+
+    result = read_file(path)
+
+    assert Decimal(result.table.column("volume")[0].as_py()) == Decimal("45720000")
+    assert "Dukascopy volumes are in millions: stored × 1,000,000 in base units" in result.notes
+
+
+@pytest.mark.parametrize("clock", ["gmt", "local"])
+def test_dukascopy_tick_exports_in_gmt_or_local_time(tmp_path: Path, clock: str) -> None:
+    # the real dukascopy-node ticks written in the JForex tick layout (Gmt time, or Local time with its offset)
+    source = FIXTURES / "dukascopy/dukascopy-node_eurusd-tick-2019-02-04T00.csv"
+    rows = list(csv.DictReader(source.open()))
+    path = tmp_path / "EURUSD_Ticks.csv"
+    with path.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["Gmt time" if clock == "gmt" else "Local time", "Ask", "Bid", "AskVolume", "BidVolume"])
+        for r in rows:
+            ms = int(r["timestamp"])
+            when = np.datetime64(ms + (2 * 3_600_000 if clock == "local" else 0), "ms").astype(object)
+            text = when.strftime("%d.%m.%Y %H:%M:%S.") + f"{ms % 1000:03d}" + (" GMT+0200" if clock == "local" else "")
+            out.writerow([text, r["askPrice"], r["bidPrice"], r["askVolume"], r["bidVolume"]])
+
+    result = read_file(path)
+
+    assert (result.format, result.kind, result.table.num_rows) == ("dukascopy-ticks-csv", Kind.QUOTES, len(rows))
+    assert ts_ns(result.table).tolist() == [int(r["timestamp"]) * 1_000_000 for r in rows]
+    assert [Decimal(v) for v in result.table.column("bid_size").to_pylist()[:2]] == [
+        Decimal(r["bidVolume"]) * 10**6 for r in rows[:2]
+    ]
+
+
+def test_a_tardis_book_ticker_file_reads_as_quotes() -> None:
+    result = read_file(FIXTURES / "tardis/binance-futures_book_ticker_2024-04-01_ETHUSDT.head1.csv")
+
+    assert (result.format, result.kind) == ("tardis-quotes-csv", Kind.QUOTES)
+    assert Decimal(result.table.column("bid_price")[0].as_py()) == Decimal("3648.79")
+
+
+def test_a_broker_session_bar_off_the_hour_is_refused_naming_file_row_and_rule(tmp_path: Path) -> None:
+    path = FIXTURES / "generic/EURUSD60_date_time_columns.csv"  # MT4 H1 with a 22:05 session-open bar, row 9
+
+    with pytest.raises(DataValidationError) as err:
+        MarketDataService(tmp_path / "home").import_file(path, symbol="EUR/USD", venue="BROKER", tz="Europe/London")
+
+    assert (err.value.file, err.value.row, err.value.rule) == (str(path), 9, "bar-alignment")
+    assert not (tmp_path / "home" / "market-data").exists() or not any((tmp_path / "home").rglob("*.parquet"))

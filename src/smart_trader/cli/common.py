@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from smart_trader.core.clock import parse_utc
 from smart_trader.core.errors import InvalidInputError, NotFoundError, SmartTraderError, TemporaryError
@@ -43,35 +44,37 @@ def cli_errors() -> Iterator[None]:
     try:
         yield
     except NotFoundError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        _error(str(exc))
         raise typer.Exit(EXIT_NOT_FOUND) from None
     except InvalidInputError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        _error(str(exc))
         raise typer.Exit(EXIT_INVALID) from None
     except TemporaryError as exc:
-        err_console.print(f"[red]error:[/red] {exc} (temporary: try again later)", highlight=False)
+        _error(f"{exc} (temporary: try again later)")
         raise typer.Exit(EXIT_TEMPORARY) from None
     except SmartTraderError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        _error(str(exc))
         raise typer.Exit(EXIT_REJECTED if isinstance(exc, ValueError) else 1) from None
     except FileNotFoundError as exc:
-        err_console.print(f"[red]error:[/red] no such file: {exc.filename}", highlight=False)
+        _error(f"no such file: {exc.filename}")
         raise typer.Exit(EXIT_NOT_FOUND) from None
     except DecimalException as exc:
-        err_console.print(
-            f"[red]error:[/red] a number is out of the range Smart Trader handles ({exc!r})", highlight=False
-        )
+        _error(f"a number is out of the range Smart Trader handles ({exc!r})")
         raise typer.Exit(EXIT_INVALID) from None
     except Exception as exc:
         arrow = sys.modules.get("pyarrow")  # an Arrow error can only come from an imported pyarrow
         if arrow is None or not isinstance(exc, arrow.ArrowException):
             raise
-        err_console.print(
-            f"[red]error:[/red] could not read stored market data ({exc}); a damaged file in the store? "
-            "`smart-trader data list` shows the datasets",
-            highlight=False,
+        _error(
+            f"could not read stored market data ({exc}); a damaged file in the store? "
+            "`smart-trader data list` shows the datasets"
         )
         raise typer.Exit(1) from None
+
+
+def _error(message: str) -> None:
+    """One line on stderr; the message's own brackets (``prices[usd].csv``, ``smart-trader[databento]``) stay text."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
 
 
 def settings() -> Settings:

@@ -81,7 +81,8 @@ def import_(
             console.print(f"  {note}", highlight=False)
         console.print(
             f"imported [bold]{r.rows_read:,}[/] rows ({r.format}) into [bold]{r.key}[/]: "
-            f"{r.rows_added:,} new, {r.partitions_written} day file(s) written, {r.seconds:.2f} s ({rate:,.0f} rows/s)"
+            f"{r.rows_added:,} new, {r.partitions_written} partition file(s) written, {r.seconds:.2f} s "
+            f"({rate:,.0f} rows/s)"
         )
 
 

@@ -1,4 +1,4 @@
-"""HTTP routes of market data: the instrument catalog, bars from the store, the latest quote or trade."""
+"""HTTP routes of market data: the instrument catalog, bars (stored and built live), the latest quote or trade."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from smart_trader.core.ids import instrument_id
 from smart_trader.data.timeframes import Timeframe
 from smart_trader.gateway.deps import CurrentUser, PlatformDep
 from smart_trader.gateway.problems import ProblemError
+from smart_trader.live.bar_history import market_bars
 
 router = APIRouter(prefix="/api/v1", tags=["market data"])
 MAX_BARS = 10_000
@@ -89,8 +90,10 @@ async def bars(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_BARS)] = 1000,
 ) -> list[BarOut]:
-    """Bars of ``timeframe`` in [start, end) from the store (built from finer bars, trades or quotes when needed),
-    the first ``limit`` of them. 404 when the instrument or its data is unknown (the detail names no server path)."""
+    """Bars of ``timeframe`` in [start, end), the first ``limit`` of them: stored bars (built from finer bars,
+    trades or quotes when needed), never later than the instrument's market clock, then the bars built live from
+    the feed (a replay's own, time-shifted timeline once it loops; see ``live/bar_history.py``). 404 when the
+    instrument or its data is unknown (the detail names no server path)."""
     try:
         tf = Timeframe.parse(timeframe)
     except InvalidInputError as exc:
@@ -103,9 +106,12 @@ async def bars(
         platform.instrument(iid)
     except NotFoundError:
         raise ProblemError(404, f"unknown instrument {iid}: see GET /api/v1/instruments", "not-found") from None
+    # the live bars first, then the clock: every bar of the copy closed at or before that clock
+    live = None if platform.live_bars is None else platform.live_bars.snapshot(iid)
+    clock = await platform.market_clock(iid)
     try:
         table: pa.Table = await platform.in_thread(
-            lambda: platform.market_data.bars(symbol, venue, tf, start_ns=start, end_ns=end)
+            lambda: market_bars(platform.market_data, symbol, venue, tf, start, end, clock_ns=clock, live=live)
         )
     except NotFoundError:
         raise ProblemError(404, f"no stored market data of {iid} makes {tf} bars", "not-found") from None

@@ -21,8 +21,8 @@ from smart_trader.core.values import to_raw
 from smart_trader.data.aggregation import quotes_to_bars, resample_bars, trades_to_bars
 from smart_trader.data.catalog import InstrumentCatalog, infer_instrument
 from smart_trader.data.datasets import DatasetKey
-from smart_trader.data.readers import read_file
-from smart_trader.data.schema import PRICE_COLUMNS, Kind, PriceType, between, raw_from_decimal
+from smart_trader.data.readers import ReadResult, read_file
+from smart_trader.data.schema import PRICE_COLUMNS, Kind, PriceType, between, raw_from_decimal, ts_ns
 from smart_trader.data.store import DatasetInfo, MarketDataStore
 from smart_trader.data.timeframes import Timeframe
 
@@ -104,6 +104,8 @@ class MarketDataService:
         tf = timeframe or result.timeframe
         if result.kind is Kind.BARS and tf is None:
             raise InvalidInputError(f"cannot infer the bar timeframe of {path}; give --timeframe")
+        if result.kind is Kind.BARS and tf is not None:
+            _check_alignment(result, tf)
         key = DatasetKey(
             venue,
             symbol,
@@ -225,6 +227,27 @@ class MarketDataService:
         if not any(d.key == key for d in self.datasets(symbol, venue)):
             raise NotFoundError(f"no stored {kind} of {symbol}.{venue.upper()}")
         return self.store.read(key, start_ns, end_ns)
+
+
+def _check_alignment(result: ReadResult, timeframe: Timeframe) -> None:
+    """Every bar opens on a multiple of its timeframe since the epoch (how the store keys bars; a 1h bar opens on
+    the hour UTC).
+
+    Raises:
+        DataValidationError: ``bar-alignment`` naming the file row of the first bar that does not (a broker's
+            session-open bar at 22:05 among hourly bars, bars in a zone whose offset is not whole hours...).
+    """
+    ts = ts_ns(result.table)
+    off = ts % timeframe.ns != 0
+    if off.any():
+        row = int(np.argmax(off))
+        file_row = row + 1 if result.source_rows is None else int(result.source_rows[row])
+        when = np.datetime64(int(ts[row]), "ns")
+        detail = (
+            f"the bar at {when}Z does not open on a {timeframe} boundary (UTC): bars of one timeframe are stored on "
+            f"its grid; drop such bars (a session-open bar, say) or import the file as finer bars"
+        )
+        raise DataValidationError(result.source, "bar-alignment", detail, file_row)
 
 
 def _check_ticks(table: pa.Table, kind: Kind, instrument: Instrument, file: str) -> None:

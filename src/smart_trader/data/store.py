@@ -1,7 +1,7 @@
 """The local market-data store: normalized bars, trades, quotes and book depth kept as Parquet files.
 
 On-disk layout under ``root`` (one file per dataset and UTC day of ``ts_event``; a month for bars of
-1h and longer, a year for daily bars — see :func:`smart_trader.data.datasets.partition_start_days`)::
+1m to 1d exclusive, a year for daily bars — see :func:`smart_trader.data.datasets.partition_start_days`)::
 
     venue=BINANCE/symbol=BTC%2FUSDT/kind=trades/date=2021-01-08/data.parquet
     venue=BINANCE/symbol=BTC%2FUSDT/kind=quotes/date=2021-01-08/data.parquet
@@ -14,7 +14,7 @@ dataset's schema (:mod:`smart_trader.data.schema`) at one price and size precisi
 ``ts_event`` (equal timestamps keep the order they were written in).
 
 Writes are idempotent and all-or-nothing per call: the new rows are validated before any file is
-touched, each day file is written to a temporary file and all of them are then moved into place
+touched, each partition file is written to a temporary file and all of them are then moved into place
 with :func:`os.replace`. One writer per dataset at a time; readers never see a half-written file.
 """
 
@@ -57,7 +57,8 @@ class WriteReport:
     Attributes:
         rows_in: rows in the table given.
         rows_added: rows that were not in the store yet (0 when the same data is imported again).
-        partitions_written: day files created or rewritten (files that would not change are left alone).
+        partitions_written: partition files (a day, month or year each) created or rewritten (files that would
+            not change are left alone).
     """
 
     rows_in: int
@@ -74,7 +75,7 @@ class DatasetInfo:
         rows: number of rows.
         first_ts_ns, last_ts_ns: first and last ``ts_event``, ns since the epoch (UTC).
         price_precision, size_precision: decimals of prices and sizes in every file.
-        partitions: number of day files.
+        partitions: number of partition files.
     """
 
     key: DatasetKey
@@ -177,7 +178,7 @@ class MarketDataStore:
         """Rows of ``key`` with ``start_ns <= ts_event < end_ns`` (ns since the epoch, UTC; ``None`` = open
         end), sorted by ``ts_event``, in the dataset's schema at its stored precision.
 
-        Only the day files overlapping the range are opened; Polars filters rows inside them.
+        Only the partition files overlapping the range are opened; Polars filters rows inside them.
 
         Raises:
             NotFoundError: the store holds no data for ``key`` (the message lists what it holds for the symbol).
@@ -187,13 +188,8 @@ class MarketDataStore:
             raise NotFoundError(self._not_found_message(key))
         p, s = _precision_of(pq.read_schema(files[0][1]), key.kind)
         schema = schema_for(key.kind, p, s)
-        first_day = None if start_ns is None else int(partition_start_days(key, np.array([start_ns]))[0])
-        last_day = None if end_ns is None else int(partition_start_days(key, np.array([end_ns - 1]))[0])
-        paths = [
-            str(path)
-            for day, path in files
-            if (first_day is None or day >= first_day) and (last_day is None or day <= last_day)
-        ]
+        legacy = {path for paths in self._legacy_files(key).values() for path in paths}
+        paths = [str(path) for day, path in files if _may_hold(key, day, path in legacy, start_ns, end_ns)]
         if not paths or (start_ns is not None and end_ns is not None and start_ns >= end_ns):
             return schema.empty_table()
         frame = pl.scan_parquet(paths, hive_partitioning=False)
@@ -245,7 +241,7 @@ class MarketDataStore:
                 parent.rmdir()
 
     def _day_files(self, key: DatasetKey) -> builtins.list[tuple[int, Path]]:
-        """``(day number since the epoch, path)`` of each day file of ``key``, in date order."""
+        """``(day number since the epoch, path)`` of each partition file of ``key``, in date order."""
         directory = self.dataset_dir(key)
         if not directory.is_dir():
             return []
@@ -279,6 +275,18 @@ class MarketDataStore:
         held = sorted(p.name.removeprefix("kind=") for p in symbol_dir.glob("kind=*")) if symbol_dir.is_dir() else []
         what = ", ".join(held) if held else "nothing"
         return f"no {key.kind_dir} data for {key.symbol}.{key.venue} in {self.root}; it holds {what} for that symbol"
+
+
+def _may_hold(key: DatasetKey, day: int, one_day: bool, start_ns: int | None, end_ns: int | None) -> bool:
+    """Whether the file of partition ``day`` (days since the epoch) may hold rows in [start_ns, end_ns): a partition
+    file spans its partition; ``one_day`` (a day file of an older layout) spans that day alone."""
+    if one_day:
+        first = None if start_ns is None else start_ns // NS_PER_DAY
+        last = None if end_ns is None else (end_ns - 1) // NS_PER_DAY
+    else:
+        first = None if start_ns is None else int(partition_start_days(key, np.array([start_ns]))[0])
+        last = None if end_ns is None else int(partition_start_days(key, np.array([end_ns - 1]))[0])
+    return (first is None or day >= first) and (last is None or day <= last)
 
 
 def _precision_of(schema: pa.Schema, kind: Kind) -> tuple[int, int]:

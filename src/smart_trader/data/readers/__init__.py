@@ -4,28 +4,15 @@
 >>> result.kind, result.format, result.price_type, str(result.timeframe)  # doctest: +SKIP
 (<Kind.BARS: 'bars'>, 'fxcm-csv', <PriceType.BID: 'bid'>, '1m')
 
-Formats (:data:`FORMATS`; each module's docstring gives its layout, units and conventions):
+Formats: :data:`FORMATS` (each module's docstring gives its layout, units and conventions; the user's table is
+``docs/data-formats.md``). Detection is by the file's bytes (:mod:`._source`) and each format's signature
+(:attr:`Format.matches`); a file no vendor format claims goes to the generic reader (:mod:`.generic`).
 
-========================  ======  =============================================================
-name                      kind    layout
-========================  ======  =============================================================
-yahoo-csv                 bars    ``Date,Open,High,Low,Close,Adj Close,Volume`` (daily)
-fxcm-csv                  bars    ``timestamp,open,high,low,close`` bid or ask (ISO 8601 + offset)
-ccxt-ohlcv-feather        bars    ``date[ns, UTC],open,high,low,close,volume``
-binance-trades-parquet    trades  ``timestamp[ms, UTC],trade_id,price,quantity,buyer_maker``
-ccxt-trades-parquet       trades  ``timestamp`` (ms),``id,type,side,price,amount,cost``
-kraken-trades-csv         trades  no header: ``unix_seconds,price,volume``
-truefx-quotes-csv         quotes  ``timestamp,bid,ask``
-binance-quotes-parquet    quotes  ``timestamp[ms, UTC],symbol,ask_size,ask,bid_size,bid``
-binance-depth-csv         book    ``symbol,timestamp,first_update_id,last_update_id,side,update_type,price,qty,pu``
-tardis-book-l2-csv        book    ``exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount``
-tardis-book-snapshot-csv  book    ``exchange,symbol,timestamp,local_timestamp,asks[0].price,...`` (top N)
-========================  ======  =============================================================
-
-Exactness: text numbers are parsed as decimals, never through binary floats; binary floats are
-read as the decimals they stand for, or refused (see ``_numbers``). Timestamps become int64 ns
-since the epoch, UTC, by integer arithmetic. Everything is vectorized (Arrow/NumPy): no per-row
-Python.
+Exactness: text numbers come out as the decimals written — through a binary float only where that provably
+loses nothing (15 significant digits or fewer, or a float printout within 2 ulps of a shorter decimal), else
+parsed as decimals; binary floats are read as the decimals they stand for, or refused (see ``_numbers``).
+Timestamps become int64 ns since the epoch, UTC, by integer arithmetic. Everything is vectorized
+(Arrow/NumPy): no per-row Python on the common paths.
 """
 
 from __future__ import annotations

@@ -177,9 +177,21 @@ def choose_columns(
         positional = True
     elif names is not None:
         _by_names(columns, by_norm, first_row, actual)
+    _refuse_twins(file, actual, columns)
     named_bars = [f for f in _BAR_FIELDS if f in columns or any(n in by_norm for n in _SYNONYMS[f][:3])]
     kind = _kind(file, columns, actual, named_bars)
     return ColumnChoice(kind, columns, formats, positional)
+
+
+def _refuse_twins(file: str, actual: list[str], columns: dict[str, str]) -> None:
+    """A chosen column whose name the file has twice (``close`` and ``Close``) is ambiguous: say so."""
+    for field, column in columns.items():
+        positions = [i + 1 for i, a in enumerate(actual) if normalize(a) == normalize(column)]
+        if len(positions) > 1:
+            raise InvalidInputError(
+                f"{file}: {len(positions)} columns are named like {column!r} (positions "
+                f"{', '.join(map(str, positions))}): which one is {field} is ambiguous; rename one of them"
+            )
 
 
 def _resolve_given(file: str, column: str, actual: list[str], by_norm: dict[str, str]) -> str:

@@ -3,13 +3,15 @@ where they fit, Arrow ``decimal128(38, precision)`` beyond (sizes and volumes of
 
 Three routes, chosen by the source column's Arrow type:
 
-- **text** (CSV): parsed by Arrow's decimal parser, which reads the digits as an integer — no binary
-  float is ever involved. The precision a column *needs* ignores trailing zeros (``"90.540000"``
-  needs 2 decimals). Text that is a binary float printed in full — 16 or more significant digits, like
-  ``203889.11713750003`` written by ``repr`` of a float that stood for ``203889.1171375`` — is *float
-  noise*: it is read as the shortest decimal within the noise allowance below (``203889.1171375``), so
-  one noisy row never sets the precision of a whole column. Noise that is not that close to a shorter
-  decimal is kept digit for digit.
+- **text** (CSV): the fast route parses the text to binary floats and snaps them (the float route below),
+  taken only where that provably loses nothing: every value has at most 15 significant digits (a double
+  keeps 15), or is float noise. Otherwise Arrow's decimal parser reads the digits as an integer — no binary
+  float involved — and names any bad row. The precision a column *needs* ignores trailing zeros
+  (``"90.540000"`` needs 2 decimals). Text that is a binary float printed in full — 16 or more significant
+  digits and exactly the shortest text of its double, like ``203889.11713750003`` written by ``repr`` of a
+  float that stood for ``203889.1171375`` — is *float noise*: it is read as the shortest decimal within the
+  noise allowance below (``203889.1171375``), so one noisy row never sets the precision of a whole column.
+  Long text a float printer would not write (``98765432.12345601``) is real digits and kept.
 - **integers / decimals**: taken as they are.
 - **binary floats** (Parquet, Feather): a float is read as the decimal ``d`` with ``p`` decimals when
   it is the nearest double to ``d`` — the rule of :func:`smart_trader.data.schema.raw_from_float`,
@@ -67,6 +69,7 @@ _DECIMAL_DIGITS = 38
 _SAMPLE = 65_536
 _INT64_MAX = np.iinfo(np.int64).max
 _PLAIN = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)$")
+_DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
 
 
 class NumericColumn(ABC):
@@ -241,11 +244,13 @@ class FloatColumn(NumericColumn):
             infinite = ~finite & ~nan
             if infinite.any():
                 row = int(np.argmax(infinite))
-                raise DataValidationError(file, "number-format", f"{name}={values[row]!r} is not finite", row + 1)
+                detail = f"{name}={float(values[row])!r} is not finite"
+                raise DataValidationError(file, "number-format", detail, row + 1)
         super().__init__(file, name, nan)
         self.values = np.where(finite, values, 0.0) if nan is not None else values
         self._max_abs = float(np.max(np.abs(self.values))) if len(self.values) else 0.0
         self._last: tuple[int, F64, int | None] | None = None
+        self._diagnosis: tuple[int, int] | None = None
 
     def _snapped(self, precision: int) -> tuple[F64, int | None]:
         if self._last is None or self._last[0] != precision:
@@ -260,7 +265,22 @@ class FloatColumn(NumericColumn):
             p += 1
         while p < MAX_PRECISION and self._snapped(p)[1] is not None:
             p += 1
+        if self._snapped(p)[1] is not None:  # no precision reads every value: find the ones to blame
+            self._diagnosis = self._worst_rows()
         return p  # MAX_PRECISION may still fail: raw_at reports the row
+
+    def _worst_rows(self) -> tuple[int, int]:
+        """``(precision, first bad row)`` at the precision most values read at (error path only): the row to
+        name is the one that breaks the column's own precision, not the largest value at 12 decimals."""
+        best: tuple[int, int, int] | None = None  # (bad rows, precision, first bad row)
+        for p in range(MAX_PRECISION + 1):
+            k = np.rint(self.values * 10.0**p)
+            exact = (k / 10.0**p == self.values) & (np.abs(k) < _EXACT_LIMIT)
+            bad = np.flatnonzero(~exact)
+            if best is None or len(bad) < best[0]:
+                best = (len(bad), p, int(bad[0]) if len(bad) else 0)
+        assert best is not None
+        return best[1], best[2]
 
     def reads_exactly(self, precision: int) -> bool:
         """True when every value reads as a decimal of ``precision`` decimals whose fixed-point integer is below
@@ -272,6 +292,15 @@ class FloatColumn(NumericColumn):
     def raw_at(self, precision: int) -> I64:
         k, bad = self._snapped(precision)
         self._last = None
+        if bad is not None and self._diagnosis is not None and precision == MAX_PRECISION:
+            clean, row = self._diagnosis
+            value = float(self.values[row])
+            detail = (
+                f"{self.name}={value!r} is not a number with at most {clean} decimals like the column's other values"
+            )
+            if abs(value) * 10.0**clean >= self.noise_limit:
+                detail += "; too large to tell binary-float noise from digits (write the file's numbers as text)"
+            raise DataValidationError(self.file, "precision", detail, row + 1)
         if bad is not None:
             value = float(self.values[bad])  # a Python float prints as 0.1, not np.float64(0.1)
             if abs(value) * 10.0**precision >= _EXACT_LIMIT:
@@ -285,7 +314,11 @@ class FloatColumn(NumericColumn):
             row = int(np.argmax(np.abs(self.values)))
             detail = f"{self.name}={float(self.values[row])!r} does not fit a 64-bit integer at {precision} decimals"
             raise DataValidationError(self.file, "range", detail, row + 1)
-        return k.astype(np.int64)
+        raw = k.astype(np.int64)
+        if self._max_abs >= _EXACT_LIMIT:  # beyond 2**53 (precision 0 here): the decimal the float prints as
+            for i in np.flatnonzero(np.abs(self.values) >= _EXACT_LIMIT).tolist():
+                raw[i] = _printed_integer(float(self.values[i]), 0)
+        return raw
 
     def _wide_decimal(self, precision: int) -> pa.Array:
         k, bad = _snap(self.values, precision, self._max_abs, self.noise_limit)
@@ -293,13 +326,42 @@ class FloatColumn(NumericColumn):
             self.raw_at(precision)  # raises the precision error naming the row
         huge = np.abs(self.values) >= _EXACT_LIMIT
         ints = [
-            int(v) * 10**precision if h else int(x) for v, x, h in zip(self.values, k, huge, strict=True)
+            _printed_integer(float(v), precision) if h else int(x) for v, x, h in zip(self.values, k, huge, strict=True)
         ]  # exact Python integers: rare, only for values beyond int64
         scaled = [None if m else Decimal(i).scaleb(-precision) for i, m in zip(ints, self._null_list(), strict=True)]
         return pa.array(scaled, decimal_type(precision))
 
     def _null_list(self) -> list[bool]:
         return [False] * len(self.values) if self.mask is None else self.mask.tolist()
+
+
+class ShiftedColumn(NumericColumn):
+    """A column whose values are ``inner``'s × ``10**shift``, exactly: a unit change such as millions → units.
+
+    The fixed-point integers are the same numbers: ``raw_at(p)`` is ``inner.raw_at(p + shift)``.
+    """
+
+    def __init__(self, inner: NumericColumn, shift: int) -> None:
+        super().__init__(inner.file, inner.name, inner.mask)
+        self.inner = inner
+        self.shift = shift
+        self.notes = inner.notes
+
+    def needed_precision(self) -> int:
+        return max(0, self.inner.needed_precision() - self.shift)
+
+    def raw_at(self, precision: int) -> I64:
+        return self.inner.raw_at(precision + self.shift)
+
+    def to_decimal(self, precision: int) -> pa.Array:
+        wide = self.inner.to_decimal(precision + self.shift)
+        return pa.Array.from_buffers(decimal_type(precision), len(wide), wide.buffers(), null_count=wide.null_count)
+
+
+def _printed_integer(value: float, precision: int) -> int:
+    """``value × 10**precision`` of a float beyond 2**53, read as the decimal it prints as (``4.34805633907e19`` is
+    43,480,563,390,700,000,000, not the 43,480,563,390,699,998,720 its binary value holds)."""
+    return int(Decimal(repr(value)).scaleb(precision))
 
 
 def _snap(values: F64, precision: int, max_abs: float, limit: float = 2.0**42) -> tuple[F64, int | None]:
@@ -420,6 +482,8 @@ def _text_as_floats(s: pa.Array, file: str, name: str) -> FloatColumn | None:
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
     values = np.asarray(pc.fill_null(parsed, np.nan), dtype=np.float64)
+    if np.isnan(values).sum() > s.null_count:
+        return None  # "NaN" written in the file is not a number: the text parser names the row
     notes: list[str] = []
     lengths = pc.binary_length(s)
     if (pc.max(lengths).as_py() or 0) > _FLOAT_DIGITS:
@@ -427,9 +491,11 @@ def _text_as_floats(s: pa.Array, file: str, name: str) -> FloatColumn | None:
         texts = s.take(pa.array(rows))
         mantissa = pc.replace_substring_regex(pc.replace_substring(texts, ".", ""), r"[eE].*$", "")
         digits = np.asarray(pc.utf8_length(pc.replace_substring_regex(mantissa, r"^[+-]?0*", "")))
-        long_rows = rows[digits > _FLOAT_DIGITS]
+        long_mask = digits > _FLOAT_DIGITS
+        long_rows = rows[long_mask]
         if len(long_rows):
-            if not _all_near_shorter(values[long_rows]):
+            printed = _printed_floats(texts.filter(pa.array(long_mask)), values[long_rows])
+            if not printed.all() or not _all_near_shorter(values[long_rows]):
                 return None  # genuine long decimals: only the text parser keeps every digit
             first = int(long_rows[0])
             short = _shortest_decimals(values[first : first + 1])[0]
@@ -442,6 +508,19 @@ def _text_as_floats(s: pa.Array, file: str, name: str) -> FloatColumn | None:
         return None
     column.notes = notes
     return column
+
+
+def _significant(texts: pa.Array) -> pa.Array:
+    """The significant digits of number texts: no sign, point, exponent, leading or trailing zeros."""
+    digits = pc.replace_substring_regex(pc.replace_substring(texts, ".", ""), r"[eE].*$", "")
+    return pc.replace_substring_regex(pc.replace_substring_regex(digits, r"^[+-]?0*", ""), r"0*$", "")
+
+
+def _printed_floats(texts: pa.Array, values: F64) -> npt.NDArray[np.bool_]:
+    """Which texts are exactly the shortest round-trip text of their double (Arrow prints it as ``repr`` does:
+    ``54616842.58250001``); a long decimal no float printer writes (``98765432.12345601``) is not one."""
+    printed = pc.cast(pa.array(values, pa.float64()), pa.string())
+    return np.asarray(pc.fill_null(pc.equal(_significant(texts), _significant(printed)), False), dtype=bool)
 
 
 def _all_near_shorter(values: F64) -> bool:
@@ -475,9 +554,10 @@ def _plain(s: pa.Array) -> pa.Array:
 
 
 def _denoise(s: pa.Array, name: str, notes: list[str]) -> pa.Array:
-    """``s`` with every printed binary float (a plain decimal of 16+ significant digits) that lies within
+    """``s`` with every printed binary float — a plain decimal of 16+ significant digits that is exactly the
+    shortest text of its double (what ``repr`` and every float printer write) — that lies within
     :data:`NOISE_ULPS` of a shorter decimal replaced by that decimal's text; a note says how many and shows
-    the first."""
+    the first. Long decimals a float printer would not write are real digits and stay."""
     if len(s) == 0 or (pc.max(pc.utf8_length(s)).as_py() or 0) < _NOISE_DIGITS:
         return s  # too short to hold 16 digits: the common case costs one pass
     digits = pc.utf8_length(pc.replace_substring_regex(pc.replace_substring(s, ".", ""), r"^[+-]?0*", ""))
@@ -488,6 +568,8 @@ def _denoise(s: pa.Array, name: str, notes: list[str]) -> pa.Array:
     rows = np.flatnonzero(mask)
     texts = s.take(pa.array(rows))
     values = np.asarray(pc.cast(texts, pa.float64()), dtype=np.float64)
+    printed = _printed_floats(texts, values)
+    rows, texts, values = rows[printed], texts.filter(pa.array(printed)), values[printed]
     short = _shortest_decimals(values)
     found = [(int(r), t, d) for r, t, d in zip(rows, texts.to_pylist(), short, strict=True) if d is not None]
     if not found:
@@ -522,6 +604,8 @@ def _shortest_decimals(values: F64) -> list[str | None]:
 
 def _not_a_number(name: str, text: str, scale: int) -> str:
     """Why Arrow refused ``text`` at ``scale`` decimals (error path only)."""
+    if _DECIMAL_COMMA.match(text):
+        return f"{name}={text!r} is not a number: a decimal comma? Smart Trader reads '.' as the decimal point"
     if _PLAIN.match(text):
         return f"{name}={text!r} has more than {scale} decimals"
     try:

@@ -54,7 +54,9 @@ class Source:
         compression: how the file is compressed, ``None`` when it is not.
         member: the data file's name inside a zip archive, else ``None``.
         name: the data file's own name, without compression suffixes (``BTCUSDT-1m-2024-01-01.csv``).
-        head: the first :data:`HEAD_BYTES` of the decompressed content.
+        head: the first :data:`HEAD_BYTES` of the decompressed content (UTF-8: a UTF-16 text file, as MetaTrader 5
+            and Excel write them, is recoded).
+        utf16: the file is UTF-16 text (a byte-order mark says so): its content is recoded to UTF-8 when read.
     """
 
     path: Path
@@ -63,6 +65,7 @@ class Source:
     member: str | None
     name: str
     head: bytes
+    utf16: bool = False
 
     @property
     def suffix(self) -> str:
@@ -75,6 +78,15 @@ class Source:
         Raises:
             DataValidationError: ``file-format`` when the compressed stream is damaged.
         """
+        data = self._raw_bytes()
+        if not self.utf16:
+            return data
+        try:
+            return data.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataValidationError(str(self.path), "file-format", f"damaged UTF-16 text: {exc}") from None
+
+    def _raw_bytes(self) -> bytes:
         try:
             if self.compression is None:
                 return self.path.read_bytes()
@@ -93,7 +105,7 @@ class Source:
 
     def buffer(self) -> pa.Buffer:
         """The decompressed content as an Arrow buffer (memory-mapped when the file is not compressed)."""
-        if self.compression is None:
+        if self.compression is None and not self.utf16:
             return pa.memory_map(str(self.path)).read_buffer()
         return pa.py_buffer(self.read_bytes())
 
@@ -139,9 +151,12 @@ def open_source(path: Path) -> Source:
     else:
         with path.open("rb") as f:
             head = f.read(HEAD_BYTES)
+    utf16 = head.startswith((b"\xff\xfe", b"\xfe\xff"))
+    if utf16:
+        head = head[: len(head) // 2 * 2].decode("utf-16", errors="ignore").encode("utf-8")
     if not head.strip():
         raise DataValidationError(str(path), "not-empty", "the file holds no data")
-    return Source(path, _container(head, name), compression, member, name, head)
+    return Source(path, _container(head, name), compression, member, name, head, utf16)
 
 
 def _container(head: bytes, name: str) -> Container:

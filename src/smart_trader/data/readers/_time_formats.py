@@ -186,7 +186,23 @@ def _unit_of(magnitude: float) -> tuple[str, str]:
     return next((u, label) for u, limit, label in _UNITS if magnitude < limit)
 
 
+def is_compact_date(text: str) -> bool:
+    """``YYYYMMDD`` (years 1900..2099, a real month and day): a date written as digits, not an epoch time."""
+    return bool(_COMPACT_DATE.match(text))
+
+
+def _compact_dates(values: I64) -> bool:
+    """Every integer reads as ``YYYYMMDD`` (years 1900..2099, months 1..12, days 1..31)."""
+    if len(values) == 0 or int(values.min()) < 19000101 or int(values.max()) > 20991231:
+        return False
+    month, day = values // 100 % 100, values % 100
+    return bool(np.all((month >= 1) & (month <= 12) & (day >= 1) & (day <= 31)))
+
+
 def _epoch(values: I64, file: str, name: str, unit: str | None) -> Times:
+    if unit is None and _compact_dates(values):  # dates written as numbers (20240102), not epoch seconds of 1970
+        text = pc.cast(pa.array(values, pa.int64()), pa.string())
+        return _strptime(text, "%Y%m%d", file, name, "UTC", "YYYYMMDD dates (day labels, midnight UTC)")
     if unit is None:
         magnitudes = np.abs(values)
         unit, label = _unit_of(float(magnitudes.max()) if len(values) else 0.0)

@@ -91,6 +91,11 @@ def read_dbn(path: Path, options: ReadOptions) -> ReadResult:
         if not both.all():
             notes.append(f"{int((~both).sum()):,} record(s) with an empty book side skipped")
             records, rows = records[both], rows[both]
+    event = records["ts_event"].astype(np.int64)
+    if len(event) > 1 and bool(np.any(event[1:] < event[:-1])):  # DBN is in ts_recv order; the store wants ts_event
+        order = np.argsort(event, kind="stable")
+        records, rows = records[order], rows[order]
+        notes.append("records put in ts_event order (the file is in the order they were received, ts_recv)")
     with file_rows(rows):
         result = build_result(
             kind=Kind.BARS if schema in _BAR_SECONDS else Kind.TRADES if schema == "trades" else Kind.QUOTES,

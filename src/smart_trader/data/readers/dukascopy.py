@@ -4,9 +4,9 @@
   ``GMT+hhmm`` suffix on each value), times ``DD.MM.YYYY HH:MM:SS.fff``, the bar's open.
 - **dukascopy-ticks-csv** — ``Gmt time,Ask,Bid,AskVolume,BidVolume``.
 
-``Gmt time`` is UTC; ``Local time`` values carry their offset. Volumes are kept as exported: for FX
-Dukascopy writes them in **millions** of units of the base currency (``45.72`` = 45.72 million); the
-schema's base units would need them × 10^6, which the import does not do (the unit is not in the file).
+``Gmt time`` is UTC; ``Local time`` values carry their offset. Dukascopy writes volumes in **millions** of
+units of the base currency (``45.72`` = 45,720,000 EUR for EUR/USD): they are stored in base units, × 10^6
+exactly, as the schema wants (the import's notes say so).
 
 Source: Dukascopy Bank, "Historical Data Feed" export page and JForex "Historical data export" help.
 """
@@ -27,7 +27,8 @@ TICKS = "dukascopy-ticks-csv"
 _TIME_COLUMNS = ("gmt time", "local time")
 _BARS = ("open", "high", "low", "close", "volume")
 _TICKS = ("ask", "bid", "askvolume", "bidvolume")
-_VOLUME_NOTE = "Dukascopy volumes kept as exported (millions of base units for FX)"
+_VOLUME_NOTE = "Dukascopy volumes are in millions: stored × 1,000,000 in base units"
+_MILLIONS = 6
 
 
 def _time_column(probe: Probe) -> str | None:
@@ -62,7 +63,8 @@ def read_bars(path: Path, options: ReadOptions) -> ReadResult:
     table = load_table(p, list(fields.values()))
     zone = "UTC" if time == "gmt time" else None  # local times carry their GMT offset
     choice = ColumnChoice(Kind.BARS, fields, {})
-    return convert(str(path), table, choice, options, BARS, tz=zone, notes=(_VOLUME_NOTE,))
+    shift = {"volume": _MILLIONS}
+    return convert(str(path), table, choice, options, BARS, tz=zone, notes=(_VOLUME_NOTE,), shift=shift)
 
 
 def read_ticks(path: Path, options: ReadOptions) -> ReadResult:
@@ -82,7 +84,8 @@ def read_ticks(path: Path, options: ReadOptions) -> ReadResult:
     table = load_table(p, list(fields.values()))
     zone = "UTC" if time == "gmt time" else None
     choice = ColumnChoice(Kind.QUOTES, fields, {})
-    return convert(str(path), table, choice, options, TICKS, tz=zone, notes=(_VOLUME_NOTE,))
+    shift = {"bid_size": _MILLIONS, "ask_size": _MILLIONS}
+    return convert(str(path), table, choice, options, TICKS, tz=zone, notes=(_VOLUME_NOTE,), shift=shift)
 
 
 BARS_FORMAT = Format(

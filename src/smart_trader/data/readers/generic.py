@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import functools
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -32,9 +32,9 @@ from smart_trader.data.readers._build import build_result
 from smart_trader.data.readers._columns import ColumnChoice, choose_columns, normalize, price_type_from_name
 from smart_trader.data.readers._files import probe as probe_file
 from smart_trader.data.readers._files import read_arrow_table, read_json_table, read_text_table, sniff_delimiter
-from smart_trader.data.readers._numbers import I64, NumericColumn, numeric_column
+from smart_trader.data.readers._numbers import I64, NumericColumn, ShiftedColumn, numeric_column
 from smart_trader.data.readers._sides import buyer_maker_side, side_column, trade_id_column
-from smart_trader.data.readers._time_formats import Times, read_times
+from smart_trader.data.readers._time_formats import Times, is_compact_date, read_times
 from smart_trader.data.schema import Kind, PriceType, single_array
 from smart_trader.data.timeframes import Timeframe
 
@@ -61,6 +61,10 @@ def read_generic(path: Path, options: ReadOptions) -> ReadResult:
     file = str(path)
     if p.source.container == "dbn":
         raise InvalidInputError(f"{file} is a Databento DBN file: read it with --format databento-dbn")
+    if p.source.container == "json" and p.names is None and not p.first_row:
+        head = p.source.head[:120].decode("utf-8", errors="replace").strip()
+        detail = f"the JSON holds no list of rows (lists or records); it starts: {head}"
+        raise DataValidationError(file, "file-format", detail)
     names, width = _shape(p)
     choice = choose_columns(file, names, width, options.columns, p.first_row)
     names_given = None if p.names is not None else [str(i + 1) for i in range(width)]
@@ -86,6 +90,7 @@ def convert(
     timeframe: Timeframe | None = None,
     notes: tuple[str, ...] = (),
     source_rows: I64 | None = None,
+    shift: Mapping[str, int] | None = None,
 ) -> ReadResult:
     """Turn the source ``table`` into a :class:`ReadResult` of ``choice.kind``: one instrument's rows (see the
     module docstring), times to ns UTC, numbers to exact decimals, sides and ids to text. A file written
@@ -103,6 +108,7 @@ def convert(
         timeframe: bars: the length the source states (else inferred).
         notes: the format's own notes, before the column notes.
         source_rows: the 1-based file row of each table row, when the caller dropped rows (errors name file rows).
+        shift: field → power of ten its values are multiplied by, exactly (a unit change: millions → units is 6).
 
     Raises:
         InvalidInputError: naive times without a zone; several instruments and none chosen.
@@ -112,10 +118,10 @@ def convert(
     table, rows, symbol_note = _one_symbol(file, table, rows, options.symbol)
     all_notes = [*notes, *([symbol_note] if symbol_note else [])]
     with file_rows(rows):
-        times, numbers, strings = _columns(file, table, choice, options.tz or tz, unit)
+        times, numbers, strings = _columns(file, table, choice, options.tz or tz, unit, shift or {})
         if len(times.ns) > 1 and bool(np.all(np.diff(times.ns) < 0)):  # newest first: read in time order
             table, rows = table.take(pa.array(np.arange(table.num_rows - 1, -1, -1))), rows[::-1]
-            times, numbers, strings = _columns(file, table, choice, options.tz or tz, unit)
+            times, numbers, strings = _columns(file, table, choice, options.tz or tz, unit, shift or {})
             all_notes.append("rows are newest first in the file: read in time order")
     with file_rows(rows):
         all_notes.append(f"ts_event <- {_time_source(choice)} ({times.description})")
@@ -143,7 +149,7 @@ _PARALLEL_ROWS = 100_000
 
 
 def _columns(
-    file: str, table: pa.Table, choice: ColumnChoice, tz: str | None, unit: str | None
+    file: str, table: pa.Table, choice: ColumnChoice, tz: str | None, unit: str | None, shift: Mapping[str, int]
 ) -> tuple[Times, dict[str, NumericColumn | None], dict[str, pa.Array] | None]:
     """Times, numbers and (trades) sides and ids of ``table``, each column converted on its own thread for big
     tables; the first error in field order (time first) is the one raised, as if done one after the other."""
@@ -161,6 +167,10 @@ def _columns(
             futures = {name: pool.submit(job) for name, job in jobs.items()}
             done = {name: future.result() for name, future in futures.items()}
     numbers = {_SCHEMA_NAME.get(f, f): done.get(_SCHEMA_NAME.get(f, f)) for f in _NUMBER_FIELDS[choice.kind]}
+    for field, power in shift.items():
+        column = numbers.get(_SCHEMA_NAME.get(field, field))
+        if column is not None:
+            numbers[_SCHEMA_NAME.get(field, field)] = ShiftedColumn(column, power)
     return done["ts"], numbers, done.get("strings")
 
 
@@ -212,7 +222,8 @@ def load_table(
 
 
 def _is_integer(row: Sequence[str], index: int) -> bool:
-    return index < len(row) and row[index].isdigit()
+    """An epoch time as digits (``1651708800000``), not a date written as digits (``20240102``)."""
+    return index < len(row) and row[index].isdigit() and not is_compact_date(row[index])
 
 
 def _symbol_column(names: list[str]) -> str | None:
