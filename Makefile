@@ -26,7 +26,7 @@ $(DEV_STAMP): $(STAMP)
 up: $(STAMP)  ## the main job: the platform on http://127.0.0.1:8000 (SQLite), replaying the packaged real sample
 	$(VENV)/bin/smart-trader up
 
-demo: $(STAMP)  ## backtests: import the real data in ../shared/data and backtest sma_cross on it
+demo: $(STAMP)  ## backtests: import the packaged real sample and backtest sma_cross (1m, 15m) on it
 	$(VENV)/bin/smart-trader demo
 
 lint: $(DEV_STAMP)

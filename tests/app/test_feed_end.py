@@ -1,6 +1,6 @@
 """A replay without --loop on the real platform (SQLite): the end of the feed shows on /ready and the WebSocket,
 orders after it are rejected with a reason; while it ran, quotes were derived from the trades and live bars were
-stored; ``GET /`` points to the docs."""
+built (served from memory: a replay writes nothing into the market-data store); ``GET /`` points to the docs."""
 
 from __future__ import annotations
 
@@ -25,6 +25,9 @@ SPEED = 20.0  # the 46 s recording in ~2.3 s
 @pytest.fixture
 def client(tmp_path: Path, shared_data: Path) -> Iterator[TestClient]:
     settings = make_settings(tmp_path, "sqlite", None)
+    service = MarketDataService(settings.home_dir)
+    service.import_file(shared_data / BTC_TRADES, symbol="BTC/USDT", venue="BINANCE")  # as `up --replay` does
+    stored = service.datasets()
 
     async def build(svc: MarketDataService) -> MarketFeed:
         return replay_file(svc, shared_data / BTC_TRADES, "BTC/USDT", "BINANCE", speed=SPEED, loop=False)
@@ -32,6 +35,7 @@ def client(tmp_path: Path, shared_data: Path) -> Iterator[TestClient]:
     app = create_app(settings, "all", FeedSpec(build, None, "replay of the BTC/USDT test file", derive_quotes=True))
     with TestClient(app) as c:
         yield c
+    assert service.datasets() == stored  # the replay stored nothing, not even at shutdown
 
 
 def _login(client: TestClient) -> dict[str, str]:
@@ -97,6 +101,6 @@ def test_bars_built_live_are_served_and_the_root_points_to_the_docs(client: Test
     bars = client.get(
         "/api/v1/market/bars", params={"symbol": "BTC/USDT", "venue": "BINANCE", "timeframe": "1m"}, headers=auth
     )
-    assert bars.status_code == 200 and len(bars.json()) == 1  # 46 s of trades: one minute bar, stored live
+    assert bars.status_code == 200 and len(bars.json()) == 1  # 46 s of trades: one minute bar, built live
     root = client.get("/")
     assert root.status_code == 200 and "/docs" in root.text and "Walkthrough" in root.text

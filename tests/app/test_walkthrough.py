@@ -133,9 +133,12 @@ def test_readme_walkthrough_runs_against_a_replay_of_real_trades(tmp_path: Path,
 
 @pytest.mark.slow
 def test_a_bare_clone_runs_the_walkthrough_with_make_ups_command(tmp_path: Path) -> None:
-    """`git clone` into an empty folder (nothing beside it), the package run as the README installs it (its source
-    on this interpreter, whose packages are the ones `make up` installs), `up` with no arguments: /ready, a quote
-    within a minute, and the README walkthrough."""
+    """`git clone` into an empty folder (nothing beside it), the clone's source run on this (development)
+    interpreter through PYTHONPATH, `up` with no arguments: /ready, a quote within a minute, the README
+    walkthrough, and `data list` on the same home. It shows that the committed files are enough (nothing from
+    ../shared, nothing uncommitted). It cannot see a runtime import of a development-only package (this
+    interpreter has them all) nor a file missing from the built wheel (the source tree runs, not the wheel):
+    `test_install.py` installs the wheel into a fresh venv for that."""
     _needs_tools()
     if shutil.which("git") is None:
         pytest.skip("needs git")

@@ -29,7 +29,7 @@ from fastapi.responses import HTMLResponse
 
 from smart_trader.app.platform import LAST_PRICES_KEY, Platform
 from smart_trader.core.ids import InstrumentId
-from smart_trader.data.model import Trade
+from smart_trader.data.model import Bar, Trade
 from smart_trader.data.service import MarketDataService
 from smart_trader.data.timeframes import Timeframe
 from smart_trader.db.engine import Checkpointer, make_async_engine, make_engine
@@ -40,9 +40,10 @@ from smart_trader.execution.paper_broker import FillConfig
 from smart_trader.gateway import problems
 from smart_trader.gateway.hub import Hub
 from smart_trader.gateway.security import TokenCodec
-from smart_trader.live.bar_recorder import RECORDED_TIMEFRAME, LiveBarRecorder
+from smart_trader.live.bar_history import LiveBarHistory, history_timeframe
+from smart_trader.live.bar_recorder import LiveBarRecorder
 from smart_trader.live.bars import LiveBarAggregator
-from smart_trader.live.feeds import MarketFeed
+from smart_trader.live.feeds import MarketFeed, is_new_market_data
 from smart_trader.live.relay import OutboxRelay, redis_deliver
 from smart_trader.live.runtime import TradingRuntime
 from smart_trader.live.top_of_book import DerivedTopOfBook
@@ -277,36 +278,54 @@ async def _running(
 
 
 async def _run_feed(platform: Platform, runtime: TradingRuntime, spec: FeedSpec) -> None:
-    """Drive the runtime from the feed. Tick feeds also get live bars for the standard timeframes (published, and
-    the 1-minute ones stored for ``GET /market/bars``) and, when trades-only, a derived top of book. When the feed
-    ends or fails, the runtime is told (``/ready``, a WebSocket notice, new orders rejected)."""
-    recorder = LiveBarRecorder(platform.market_data) if spec.timeframe is None else None
-    recording = asyncio.create_task(recorder.run()) if recorder is not None else None
+    """Drive the runtime from the feed. Tick feeds also get live bars for the standard timeframes (published on the
+    ``bars`` channel) and, when trades-only, a derived top of book. The closed bars of every feed (a bars replay's own
+    bars too) are kept in memory for ``GET /market/bars`` (``platform.live_bars``, ``live/bar_history.py``); only a
+    feed of new market data (a live exchange: :func:`is_new_market_data`) also has its one-minute bars stored, a
+    replay never writes to the market-data store. When the feed ends or fails, the runtime is told (``/ready``, a
+    WebSocket notice, new orders rejected)."""
+    replayed = Timeframe.parse(spec.timeframe) if spec.timeframe else None
+    kept = history_timeframe(replayed)
+    kept_name = str(kept)
+    recorder: LiveBarRecorder | None = None
+    recording: asyncio.Task[None] | None = None
     runtime.quotes_derived = spec.derive_quotes
     book = DerivedTopOfBook() if spec.derive_quotes else None
     try:
         feed = await spec.build(platform.market_data)
-        # one aggregator per timeframe, so every closed bar's timeframe is known
+        if replayed is None and is_new_market_data(feed):
+            recorder = LiveBarRecorder(platform.market_data)
+            recording = asyncio.create_task(recorder.run())
+        history = platform.live_bars = LiveBarHistory(kept, recorded=recorder is not None)
+        # one aggregator per timeframe, so every closed bar's timeframe is known: (name, aggregator, published)
         aggregators = (
-            [] if spec.timeframe else [(t, LiveBarAggregator([Timeframe.parse(t)])) for t in LIVE_BAR_TIMEFRAMES]
+            [(t, LiveBarAggregator([Timeframe.parse(t)]), True) for t in LIVE_BAR_TIMEFRAMES]
+            if replayed is None
+            else [(kept_name, LiveBarAggregator([kept]), False)]  # replayed bars are published by on_event
         )
-        recorded = str(RECORDED_TIMEFRAME)
+
+        def closed(name: str, bar: Bar, published: bool) -> None:
+            if published:
+                runtime.publish_bar(bar, name)
+            if name == kept_name:
+                history.add(bar)
+                if recorder is not None:
+                    recorder.add(bar)
+
         async for event in feed:
             processed = runtime.on_event(event, spec.timeframe)
-            for name, aggregator in aggregators:
+            if processed.instrument_id not in history:
+                history.begin(processed.instrument_id, processed.ts_event)
+            for name, aggregator, published in aggregators:
                 for bar in aggregator.update(processed):
-                    runtime.publish_bar(bar, name)
-                    if recorder is not None and name == recorded:
-                        recorder.add(bar)
+                    closed(name, bar, published)
             if book is not None and type(event) is Trade:
                 quote = book.update(event)  # the feed's own time: on_event shifts it once, like the trade
                 if quote is not None:
                     runtime.on_event(quote)
-        for name, aggregator in aggregators:  # the replay is over: its last bars are complete
+        for name, aggregator, published in aggregators:  # the replay is over: its last bars are complete
             for bar in aggregator.flush():
-                runtime.publish_bar(bar, name)
-                if recorder is not None and name == recorded:
-                    recorder.add(bar)
+                closed(name, bar, published)
         log.info("feed finished", events=runtime.events_processed)
         runtime.feed_ended(f"{spec.description or 'the feed'} ended after {runtime.events_processed:,} events",
                            bar_topics=LIVE_BAR_TIMEFRAMES)  # fmt: skip
@@ -320,6 +339,9 @@ async def _run_feed(platform: Platform, runtime: TradingRuntime, spec: FeedSpec)
             recording.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await recording
+        if recorder is not None:  # also when its task was cancelled before it ever ran (a feed that never waited)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(recorder.flush())
 
 
 async def _listen_for_orders(hub: Hub, runtime: TradingRuntime) -> None:

@@ -24,6 +24,7 @@ from smart_trader.db.writer import BatchWriter
 from smart_trader.gateway import users
 from smart_trader.gateway.hub import Hub
 from smart_trader.gateway.security import API_KEY_PREFIX, TokenCodec
+from smart_trader.live.bar_history import LiveBarHistory
 from smart_trader.live.market_state import MarketState
 from smart_trader.live.runtime import TradingRuntime
 from smart_trader.portfolio import store as account_store
@@ -45,7 +46,8 @@ API_KEY_CACHE_SECONDS = 60.0
 
 @dataclass(eq=False)
 class Platform:
-    """Everything a request handler may need. ``runtime`` is ``None`` in an API-only process (role ``api``)."""
+    """Everything a request handler may need. ``runtime`` is ``None`` in an API-only process (role ``api``);
+    ``live_bars`` (the bars built live from this process's feed, ``live/bar_history.py``) is ``None`` without a feed."""
 
     settings: Settings
     engine: Engine
@@ -57,6 +59,7 @@ class Platform:
     market: MarketState = field(default_factory=MarketState)
     redis: Any = None  # redis.asyncio.Redis when REDIS_URL is set
     notify_orders: OrdersNotifier = field(default=lambda rows=None: None)
+    live_bars: LiveBarHistory | None = None
     shared_marks: dict[InstrumentId, Decimal] = field(default_factory=dict)  # refreshed from Redis (api role)
     _owners: dict[str, str] = field(default_factory=dict)
     _api_keys: dict[str, tuple[str | None, float]] = field(default_factory=dict)
@@ -117,6 +120,15 @@ class Platform:
                 loaded: dict[str, Any] = orjson.loads(raw)
                 return loaded
         return None
+
+    async def market_clock(self, instrument_id: InstrumentId) -> int | None:
+        """The market clock of an instrument (ns UTC): the time of its latest trade or quote (:meth:`last_prices`:
+        this process's feed, else the feed process's through Redis); ``None`` when nothing was seen."""
+        last = await self.last_prices(instrument_id)
+        if last is None:
+            return None
+        times = [int(t) for t in (last.get("trade_ts"), last.get("quote_ts")) if t is not None]
+        return max(times) if times else None
 
     def mark(self, instrument_id: InstrumentId) -> Decimal | None:
         """Mark price known to this process (see :class:`MarketState`), else the one shared in Redis."""

@@ -1,10 +1,13 @@
-"""Bars built live from the feed, written to the market-data store so ``GET /api/v1/market/bars`` (and a chart's
-backfill) serves everything the platform has seen, not only imported files: :class:`LiveBarRecorder`.
+"""Bars built live from new market data (a live exchange feed), written to the market-data store so
+``GET /api/v1/market/bars`` (and a chart's backfill) serves them after a restart too: :class:`LiveBarRecorder`.
 
 Closed one-minute bars (``ts_event`` = open time, ns UTC; exact decimals at the instrument's precisions) are kept in
 memory and written, one dataset per instrument (``bars-1m-last``), every ``flush_seconds`` and at shutdown, in a
 worker thread. Longer timeframes are resampled from them by :meth:`MarketDataService.bars`. The store has one
-writer per dataset: only the process running the trading runtime records.
+writer per dataset: only the process running the trading runtime records. A replay is never recorded (its bars are
+stored data again, or time-shifted copies of it): ``app/factory._run_feed`` records only feeds for which
+:func:`~smart_trader.live.feeds.is_new_market_data` holds; bars of any feed are also kept in memory
+(``bar_history.py``).
 """
 
 from __future__ import annotations

@@ -88,6 +88,8 @@ class ExchangeFeed:
         InvalidInputError: on construction, no stream asked for or a non-positive interval.
     """
 
+    new_market_data = True  # a venue's live data: the platform stores the bars built from it (feeds.is_new_market_data)
+
     def __init__(
         self,
         exchange: Any,

@@ -9,7 +9,7 @@ time: each event's ``ts_event`` is >= the previous one's.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from smart_trader.core.errors import TemporaryError
 from smart_trader.data.model import Bar, Quote, Trade
@@ -29,6 +29,9 @@ class MarketFeed(Protocol):
     Attributes:
         clock_ns: ``ts_event`` of the last event yielded (ns UTC), ``None`` before the first.
         events_emitted: number of events yielded so far.
+
+    A feed of new market data from a venue (:class:`~smart_trader.live.exchange_feed.ExchangeFeed`) also has the
+    class attribute ``new_market_data = True``: see :func:`is_new_market_data`.
     """
 
     clock_ns: int | None
@@ -37,3 +40,10 @@ class MarketFeed(Protocol):
     def __aiter__(self) -> AsyncIterator[MarketEvent]:
         """The events, in non-decreasing ``ts_event`` order."""
         ...
+
+
+def is_new_market_data(feed: Any) -> bool:
+    """Whether ``feed`` carries new market data from a venue (its attribute ``new_market_data`` is ``True``), whose
+    bars the platform stores (``live/bar_recorder.py``). Every other feed — a replay of a file or of the store,
+    looping or not, a test's feed — is data already stored or made up from it, and is never written to the store."""
+    return getattr(feed, "new_market_data", False) is True
