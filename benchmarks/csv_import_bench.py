@@ -140,7 +140,7 @@ def markdown(results: list[dict[str, object]], tilings: dict[str, Tiling], repea
         "",
         "Ours: `MarketDataService.import_file` — detects the layout, parses every number from its text to exact "
         "decimals, recognises the epoch unit, validates every rule (sorted times, OHLC bounds, positive prices, "
-        "unique trade ids...), checks the tick size and writes zstd Parquet day files atomically and durably. "
+        "unique trade ids...), checks the tick size and writes zstd Parquet partition files atomically and durably. "
         "Polars: `pl.read_csv(file).write_parquet(out)` — binary floats, no validation, no fsync. "
         "Target: ours ≥ 0.5× Polars.",
         "",
