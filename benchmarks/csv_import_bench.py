@@ -26,14 +26,12 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from run import ROOT, machine
+from run import ROOT, machine, timed_row
 from smart_trader.data.readers import read_file
 from smart_trader.data.service import MarketDataService
 from tiling import Tiling, tile_bars, tile_binance_trades
@@ -72,12 +70,6 @@ def write_trades_csv(path: Path, rows: int) -> Tiling:
     return tiling
 
 
-def timed(repeats: int, fn: Callable[[], float]) -> tuple[float, float]:
-    """Best and median seconds of ``repeats`` runs of ``fn`` (which returns its own timing)."""
-    times = [fn() for _ in range(repeats)]
-    return min(times), float(np.median(times))
-
-
 def bench(kind: str, path: Path, rows: int, repeats: int, work: Path) -> dict[str, object]:
     """Ours and Polars on one CSV file."""
 
@@ -95,14 +87,13 @@ def bench(kind: str, path: Path, rows: int, repeats: int, work: Path) -> dict[st
         return time.perf_counter() - started
 
     ours()  # warm the code paths (imports, Arrow's thread pool) once, untimed
-    ours_best, ours_median = timed(repeats, ours)
-    polars_best, polars_median = timed(repeats, polars)
+    mine, theirs = timed_row("ours", rows, repeats, ours), timed_row("polars", rows, repeats, polars)
     return {
         "kind": kind,
         "rows": rows,
         "mb": path.stat().st_size / 1e6,
-        "ours": (ours_best, ours_median),
-        "polars": (polars_best, polars_median),
+        "ours": (mine.seconds, mine.median),
+        "polars": (theirs.seconds, theirs.median),
     }
 
 

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from smart_trader.core.errors import DataValidationError
 from smart_trader.data.readers._base import Probe
-from smart_trader.data.readers._source import Source, check_file, open_source
+from smart_trader.data.readers._source import Source, open_source
 from smart_trader.data.schema import single_array
 
 CSV_SUFFIXES = (".csv",)
@@ -41,10 +41,6 @@ DELIMITERS = (",", "\t", ";", "|")
 """Field separators recognised in text tables."""
 
 _DATA_START = re.compile(r"^\s*[+-]?\.?\d")
-
-
-def _check_file(path: Path) -> None:
-    check_file(path)
 
 
 def _lines(source: Source, count: int = 50) -> list[str]:
@@ -368,10 +364,9 @@ def _first_json_row(document: Any) -> Any:
     return rows[0] if rows else None
 
 
-def read_json_table(source: Source) -> tuple[pa.Table, bool]:
-    """A JSON file as a table, and whether it had column names (records) or not (lists of values,
-    columns named ``"1"``, ``"2"``...). Numbers keep their JSON type (integers or binary floats); strings stay
-    text.
+def read_json_table(source: Source) -> pa.Table:
+    """A JSON file as a table: records keep their names, lists of values get columns ``"1"``, ``"2"``...
+    Numbers keep their JSON type (integers or binary floats); strings stay text.
 
     Raises:
         DataValidationError: ``file-format`` (not JSON, or no list of rows inside), ``not-empty``,
@@ -392,7 +387,7 @@ def read_json_table(source: Source) -> tuple[pa.Table, bool]:
         raise DataValidationError(file, "not-empty", "the file has no data rows")
     if isinstance(rows[0], dict):
         try:
-            return pa.Table.from_pylist(rows), True
+            return pa.Table.from_pylist(rows)
         except (pa.ArrowException, TypeError) as exc:
             raise DataValidationError(file, "file-format", f"records of mixed types: {exc}") from None
     if not isinstance(rows[0], list):
@@ -409,7 +404,7 @@ def read_json_table(source: Source) -> tuple[pa.Table, bool]:
             arrays.append(pa.array(values))
         except (pa.ArrowException, TypeError):  # mixed numbers and text: all text
             arrays.append(pa.array([None if v is None else _text(v) for v in values], pa.string()))
-    return pa.Table.from_arrays(arrays, names=[str(i + 1) for i in range(width)]), False
+    return pa.Table.from_arrays(arrays, names=[str(i + 1) for i in range(width)])
 
 
 def _json_lines(file: str, raw: bytes) -> list[Any]:

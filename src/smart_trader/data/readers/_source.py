@@ -8,8 +8,6 @@ is undone on the fly: gzip, bzip2 and zstd through Arrow's codecs, xz through :m
 
 from __future__ import annotations
 
-import bz2
-import gzip
 import lzma
 import zipfile
 from dataclasses import dataclass
@@ -174,14 +172,8 @@ def _container(head: bytes, name: str) -> Container:
 
 def _head(path: Path, compression: Compression) -> bytes:
     try:
-        if compression == "xz":
+        if compression == "xz":  # the one codec Arrow lacks
             with lzma.open(path, "rb") as f:
-                return f.read(HEAD_BYTES)
-        if compression == "gzip":
-            with gzip.open(path, "rb") as f:
-                return f.read(HEAD_BYTES)
-        if compression == "bz2":
-            with bz2.open(path, "rb") as f:
                 return f.read(HEAD_BYTES)
         with pa.input_stream(str(path), compression=compression) as stream:
             return bytes(stream.read(HEAD_BYTES))

@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 from smart_trader.core.clock import NS_PER_DAY
 from smart_trader.core.errors import DataValidationError, InvalidInputError
 from smart_trader.data.readers._numbers import I64, FloatColumn
-from smart_trader.data.readers._times import _scale, epoch_text_to_ns, iso_to_ns
+from smart_trader.data.readers._times import NS_PER_UNIT, check_no_nulls, epoch_text_to_ns, iso_to_ns, scale_to_ns
 from smart_trader.data.schema import single_array
 
 _UNITS = (
@@ -49,7 +49,6 @@ _UNITS = (
     ("ns", np.inf, "nanoseconds"),
 )
 _LABELS = {u: label for u, _, label in _UNITS}
-_NS_PER = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _EPOCH_TEXT = re.compile(r"^[+-]?\d+(\.\d+)?$")
 _COMPACT_DATE = re.compile(r"^(19|20)\d\d(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])$")
 
@@ -136,17 +135,17 @@ def read_times(
     arr = single_array(column)
     if pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_decode()
-    _no_nulls(arr, file, name)
+    check_no_nulls(arr, file, name)
     t = arr.type
     if pa.types.is_timestamp(t):
         assert isinstance(t, pa.TimestampType)
-        values = _scale(np.asarray(arr.cast(pa.int64()), dtype=np.int64), _NS_PER[t.unit], file, name)
+        values = scale_to_ns(np.asarray(arr.cast(pa.int64()), dtype=np.int64), NS_PER_UNIT[t.unit], file, name)
         if t.tz is not None:
             return Times(values, f"timestamps ({t.tz})")
         return _localized(values, file, name, tz, "timestamps without a zone")
     if pa.types.is_date(t):
         days = np.asarray(arr.cast(pa.date32()).cast(pa.int32()), dtype=np.int64)
-        return Times(_scale(days, NS_PER_DAY, file, name), "dates (day labels, midnight UTC)")
+        return Times(scale_to_ns(days, NS_PER_DAY, file, name), "dates (day labels, midnight UTC)")
     if pa.types.is_integer(t):
         values = np.asarray(arr.cast(pa.int64()), dtype=np.int64)
         return _epoch(values, file, name, unit)
@@ -155,7 +154,7 @@ def read_times(
     if not (pa.types.is_string(t) or pa.types.is_large_string(t)):
         raise DataValidationError(file, "timestamp-format", f"column {name} holds {t}, not times")
     text = pc.utf8_trim_whitespace(arr.cast(pa.string()))
-    _no_nulls(pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text), file, name)
+    check_no_nulls(pc.if_else(pc.equal(text, ""), pa.scalar(None, pa.string()), text), file, name)
     if fmt is not None:
         return _strptime(text, fmt, file, name, tz, f"'{fmt}'")
     first = text[0].as_py()
@@ -174,12 +173,6 @@ def read_times(
     if _SLASH_DATE.match(first):
         return _slash_dates(text, file, name, tz)
     return _iso(text, file, name, tz)
-
-
-def _no_nulls(arr: pa.Array, file: str, name: str) -> None:
-    if arr.null_count:
-        row = int(np.argmax(np.asarray(arr.is_null(), dtype=bool)))
-        raise DataValidationError(file, "missing-value", f"{name} is empty", row + 1)
 
 
 def _unit_of(magnitude: float) -> tuple[str, str]:
@@ -216,7 +209,7 @@ def _epoch(values: I64, file: str, name: str, unit: str | None) -> Times:
             raise DataValidationError(file, "timestamp-format", detail, row + 1)
     else:
         label = _LABELS[unit]
-    return Times(_scale(values, _NS_PER[unit], file, name), f"epoch {label}, UTC")
+    return Times(scale_to_ns(values, NS_PER_UNIT[unit], file, name), f"epoch {label}, UTC")
 
 
 def _epoch_text(text: pa.Array, file: str, name: str, unit: str | None) -> Times:
@@ -238,11 +231,11 @@ def _float_epoch(arr: pa.Array, file: str, name: str, unit: str | None) -> Times
     decimals = min(column.needed_precision(), 9)
     raw = column.raw_at(decimals)  # the decimal the float stands for, exactly
     unit = unit or "s"
-    per = _NS_PER[unit]
+    per = NS_PER_UNIT[unit]
     if per % 10**decimals:
         raise DataValidationError(file, "timestamp-format", f"{name} has a fraction finer than 1 ns")
     label = _LABELS[unit]
-    return Times(_scale(raw, per // 10**decimals, file, name), f"epoch {label} with a fraction, UTC")
+    return Times(scale_to_ns(raw, per // 10**decimals, file, name), f"epoch {label} with a fraction, UTC")
 
 
 def _iso(text: pa.Array, file: str, name: str, tz: str | None) -> Times:

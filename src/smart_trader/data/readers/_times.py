@@ -11,17 +11,19 @@ from smart_trader.core.errors import DataValidationError
 from smart_trader.data.readers._numbers import I64, first_failing_row, text_column
 from smart_trader.data.schema import TS_TYPE, single_array
 
-_NS_PER_UNIT = {"s": NS_PER_SECOND, "ms": NS_PER_MS, "us": 1_000, "ns": 1}
+NS_PER_UNIT = {"s": NS_PER_SECOND, "ms": NS_PER_MS, "us": 1_000, "ns": 1}
 _INT64_MAX = np.iinfo(np.int64).max
 
 
-def _check_no_nulls(arr: pa.Array, file: str, name: str) -> None:
+def check_no_nulls(arr: pa.Array, file: str, name: str) -> None:
+    """Raise ``missing-value`` naming the first null of a time column."""
     if arr.null_count:
         row = int(np.argmax(np.asarray(arr.is_null(), dtype=bool)))
         raise DataValidationError(file, "missing-value", f"{name} is empty", row + 1)
 
 
-def _scale(values: I64, factor: int, file: str, name: str) -> I64:
+def scale_to_ns(values: I64, factor: int, file: str, name: str) -> I64:
+    """``values × factor`` (to ns), refusing what leaves the int64 nanosecond range (``range``, naming the row)."""
     if factor == 1:
         return values
     too_big = np.abs(values) > _INT64_MAX // factor
@@ -44,20 +46,20 @@ def timestamp_column(column: pa.ChunkedArray | pa.Array, file: str, name: str, *
             type that holds no times), ``range`` (outside the int64 nanosecond range).
     """
     arr = single_array(column)
-    _check_no_nulls(arr, file, name)
+    check_no_nulls(arr, file, name)
     t = arr.type
     if pa.types.is_timestamp(t):
         assert isinstance(t, pa.TimestampType)
         values = np.asarray(arr.cast(pa.int64()), dtype=np.int64)
-        return _scale(values, _NS_PER_UNIT[t.unit], file, name)
+        return scale_to_ns(values, NS_PER_UNIT[t.unit], file, name)
     if pa.types.is_date32(t):
-        return _scale(np.asarray(arr.cast(pa.int32()), dtype=np.int64), NS_PER_DAY, file, name)
+        return scale_to_ns(np.asarray(arr.cast(pa.int32()), dtype=np.int64), NS_PER_DAY, file, name)
     if pa.types.is_date64(t):
-        return _scale(np.asarray(arr.cast(pa.int64()), dtype=np.int64), 10**6, file, name)
+        return scale_to_ns(np.asarray(arr.cast(pa.int64()), dtype=np.int64), 10**6, file, name)
     if pa.types.is_integer(t) and int_unit is not None:
         if pa.types.is_uint64(t) and len(arr) and (pc.max(arr).as_py() or 0) > _INT64_MAX:
             raise DataValidationError(file, "range", f"{name} does not fit a 64-bit integer")
-        return _scale(np.asarray(arr.cast(pa.int64()), dtype=np.int64), _NS_PER_UNIT[int_unit], file, name)
+        return scale_to_ns(np.asarray(arr.cast(pa.int64()), dtype=np.int64), NS_PER_UNIT[int_unit], file, name)
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return iso_to_ns(arr, file, name)
     raise DataValidationError(file, "timestamp-format", f"column {name} holds {t}, not timestamps")
@@ -77,7 +79,7 @@ def iso_to_ns(column: pa.ChunkedArray | pa.Array, file: str, name: str) -> I64:
     empty = pc.equal(s, "")
     if pc.any(empty).as_py():
         s = pc.if_else(empty, pa.scalar(None, pa.string()), s)
-    _check_no_nulls(s, file, name)
+    check_no_nulls(s, file, name)
     if len(s) == 0:
         return np.empty(0, dtype=np.int64)
     try:

@@ -217,7 +217,7 @@ def load_table(
             integers=[c for c in integers if c in header and _is_integer(p.first_row, header.index(c))],
         )
     if source.container == "json":
-        return read_json_table(source)[0]
+        return read_json_table(source)
     return read_arrow_table(source, None, parquet=source.container == "parquet")
 
 
