@@ -1,7 +1,8 @@
 """REST API benchmark: order submissions per second and latency at 64 concurrent clients.
 
     .venv/bin/python benchmarks/api_bench.py [--duration 12] [--warmup 3] [--connections 64]
-        [--configs bare,sqlite,sqlite-replay,sqlite-market,postgres] [--profile DIR] [--write-docs]
+        [--configs bare,sqlite,sqlite-replay,sqlite-market,postgres] [--env KEY=VALUE ...] [--profile DIR]
+        [--write-docs | --output FILE]
 
 Needs ``wrk`` (``apt-get install -y wrk``), the real BTC/USDT trades file in ``../shared/data`` and, for the
 ``postgres`` configurations, the real PostgreSQL at 127.0.0.1:5432 (user ``postgres``; a database ``bench_st`` is
@@ -28,7 +29,14 @@ seconds of load, then ``--duration`` seconds measured; wrk's latency percentiles
 errors plus non-2xx answers; the orders stored in the database are counted afterwards and compared with the
 201s (``stored``), and ``backlog`` is how many were still ``new`` (not yet taken by the broker) when the load
 stopped. ``--profile DIR`` records the server with py-spy (collapsed stacks) during the measured seconds.
-Prints a Markdown report; ``--write-docs`` also writes it to ``docs/benchmarks-api.md``.
+Prints a Markdown report; ``--write-docs`` also writes it to ``docs/benchmarks-api.md``, ``--output FILE`` elsewhere.
+
+``--env KEY=VALUE`` (repeatable) sets a platform setting in every platform server's environment, e.g. the rate
+limits and risk limits of issue 9: one user sending ~5,000 orders/s over 64 accounts is far above the defaults
+(``RATE_LIMIT_ORDERS_USER`` 100/s, ``RATE_LIMIT_ORDERS_IP`` 500/s, ``MAX_ORDERS_PER_SECOND`` 50 and
+``MAX_OPEN_ORDERS`` 500 per account), so the benchmark's figures are measured with ``RATE_LIMITS_ENABLED=false`` or
+with the limits set above its rate (the limiter then still runs on every request). The settings are printed in the
+report.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ import argparse
 import json
 import os
 import platform
+import secrets
 import shutil
 import signal
 import socket
@@ -183,7 +192,7 @@ def drop_postgres() -> None:
 class Server:
     """A server subprocess on a fresh home (and a fresh ``bench_st`` database for PostgreSQL)."""
 
-    def __init__(self, config: Config, workdir: Path) -> None:
+    def __init__(self, config: Config, workdir: Path, extra_env: dict[str, str] | None = None) -> None:
         self.config = config
         self.port = free_port()
         self.home = workdir / config.name
@@ -192,7 +201,7 @@ class Server:
         env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
         env.update(
             SMART_TRADER_HOME=str(self.home),
-            SECRET_KEY="b" * 48,
+            SECRET_KEY=secrets.token_hex(32),
             ENVIRONMENT="development",
             LOG_JSON="true",
             DATABASE_URL="",
@@ -201,6 +210,8 @@ class Server:
         if config.database == "postgres":
             reset_postgres()
             env["DATABASE_URL"] = PG_URL
+        if config.kind == "platform":
+            env.update(extra_env or {})
         self.log = (self.home / "server.log").open("wb")
         cmd = [sys.executable, str(SERVER), "--kind", config.kind, "--port", str(self.port), "--feed", config.feed]
         # cwd: the home, so no stray .env is read
@@ -295,7 +306,7 @@ def bench(
     config: Config, workdir: Path, args: argparse.Namespace, profile_dir: Path | None
 ) -> Result:  # one configuration
     load = os.getloadavg()[0]
-    server = Server(config, workdir)
+    server = Server(config, workdir, args.server_env)
     try:
         if config.feed != "none":
             time.sleep(2)  # the replay's first trades: market orders need a price
@@ -422,6 +433,8 @@ def markdown(info: dict[str, str], results: list[Result], args: argparse.Namespa
         f"- **Software:** Python {info['python']}; {info['wrk']}",
         f"- **Commit:** `{info['commit']}`",
         f"- **Command:** `{command}`",
+        "- **Platform settings:** "
+        + (", ".join(f"`{k}={v}`" for k, v in sorted(args.server_env.items())) or "defaults"),
         "",
         f"`POST /api/v1/accounts/{{id}}/orders` at {args.connections} concurrent keep-alive clients (wrk, "
         f"{args.threads} thread, closed loop), {args.duration:g} s measured after {args.warmup:g} s of warm-up, one "
@@ -487,7 +500,13 @@ def main() -> None:
     ap.add_argument("--configs", default=DEFAULT_CONFIGS, help=f"comma-separated, of {', '.join(CONFIGS)}")
     ap.add_argument("--profile", type=Path, default=None, help="record each platform server with py-spy here")
     ap.add_argument("--write-docs", action="store_true", help="write the report to docs/benchmarks-api.md")
+    ap.add_argument("--output", type=Path, default=None, help="write the report to this file")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="platform setting (repeatable)")
     args = ap.parse_args()
+    bad = [kv for kv in args.env if "=" not in kv]
+    if bad:
+        sys.exit(f"--env takes KEY=VALUE, got {bad}")
+    args.server_env = dict(kv.split("=", 1) for kv in args.env)
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk")
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
@@ -513,6 +532,9 @@ def main() -> None:
     if args.write_docs:
         (ROOT / "docs" / "benchmarks-api.md").write_text(report)
         print(f"wrote {ROOT / 'docs' / 'benchmarks-api.md'}", file=sys.stderr)
+    if args.output is not None:
+        args.output.write_text(report)
+        print(f"wrote {args.output}", file=sys.stderr)
 
 
 if __name__ == "__main__":

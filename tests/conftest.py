@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 import pytest
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TEST_SECRET_KEY = secrets.token_hex(32)  # a strong signing key for the tests' servers (a new one each run)
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from smart_trader.data.schema import ts_ns
 from smart_trader.data.service import MarketDataService
 from smart_trader.live.feeds import MarketEvent, MarketFeed
 from smart_trader.settings import Settings
-from tests.conftest import reset_postgres
+from tests.conftest import TEST_SECRET_KEY, reset_postgres
 
 BTC_TRADES = "trades/BTCUSDT_2021-01-08.binance.trades.parquet"
 PASSWORD = "correct-horse-battery"
@@ -186,7 +186,7 @@ def make_settings(tmp_path: Path, database: str, postgres_url: str | None) -> Se
     return Settings(
         database_url=url,
         redis_url="",
-        secret_key="t" * 40,
+        secret_key=TEST_SECRET_KEY,
         environment="test",
         log_json=False,
         _env_file=None,
@@ -203,7 +203,7 @@ def start_client(settings: Settings) -> tuple[TestClient, QueueFeed]:
         return await feed.started()
 
     app = create_app(settings, "all", FeedSpec(build, None, "test feed"))
-    client = TestClient(app)
+    client = TestClient(app, client=("127.0.0.1", 50000))  # loopback: /metrics answers it
     client.__enter__()
     deadline = time.monotonic() + 5
     while feed.loop is None and time.monotonic() < deadline:

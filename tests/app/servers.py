@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.conftest import TEST_SECRET_KEY
+
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-m", "smart_trader.cli.main"]
 
@@ -73,7 +75,7 @@ class Server:
 def start(args: list[str], env: dict[str, str], log: Path, port: int | None = None) -> Server:
     """Start ``smart-trader <args> --port <port>`` with ``env`` added to this process's environment."""
     port = port or free_port()
-    full_env = {**os.environ, "LOG_JSON": "true", "SECRET_KEY": "s" * 40, **env}
+    full_env = {**os.environ, "LOG_JSON": "true", "SECRET_KEY": TEST_SECRET_KEY, **env}
     out = log.open("ab")
     proc = subprocess.Popen([*CLI, *args, "--port", str(port)], env=full_env, cwd=REPO, stdout=out, stderr=out)
     return Server(proc, port, log)

@@ -187,7 +187,7 @@ def test_a_client_order_id_retry_returns_the_same_order_and_creates_nothing(plat
     )
     assert first.status_code == 201, first.text
     platform.wait_status(h, acct, first.json()["id"], "accepted")
-    for body in ({**ticket, "limit_price": "1000"}, {**ticket, "limit_price": "2000"}):  # a retry, even changed
+    for body in ({**ticket, "limit_price": "1000"},):  # a retry (a changed one is 409: test_idempotency_*)
         again = platform.client.post(f"{BASE}/{acct}/orders", headers=h, json={**body, "client_order_id": "abc-1"})
         assert again.status_code == 200, again.text
         assert again.json()["id"] == first.json()["id"]
@@ -421,3 +421,54 @@ def test_equity_history_has_snapshots_in_time_order(platform: Harness) -> None:
     assert_problem(platform.client.get(f"{BASE}/{acct}/equity", headers=h, params={"limit": 0}), 422, "limit")
     beyond_int64 = {"start": 2**108}  # found by schemathesis: a 500 (overflow) before the bound
     assert_problem(platform.client.get(f"{BASE}/{acct}/equity", headers=h, params=beyond_int64), 422, "start")
+
+
+def test_a_client_order_id_reused_with_different_content_is_409_naming_each_difference(platform: Harness) -> None:
+    import json
+
+    from tests.app.test_order_fast_path import through_fast_path
+
+    h = platform.user()
+    acct = platform.account(h)
+    ticket = {"symbol": "BTC/USDT", "venue": "BINANCE", "side": "buy", "type": "limit", "qty": "0.001",
+              "limit_price": "1000", "client_order_id": "c-1"}  # fmt: skip
+    first = platform.client.post(f"{BASE}/{acct}/orders", headers=h, json=ticket)
+    assert first.status_code == 201, first.text
+    # a retry with the same content, however it is written (decimals by value, the venue's case, defaults spelled
+    # out): the original order, 200
+    same_content = {**ticket, "qty": "0.0010", "limit_price": "1000.00", "venue": "binance", "time_in_force": "gtc"}
+    for retry in (ticket, same_content):
+        again = platform.client.post(f"{BASE}/{acct}/orders", headers=h, json=retry)
+        assert again.status_code == 200, again.text
+        assert again.json()["id"] == first.json()["id"]
+    # the same key on a different order: 409 naming each difference, stored value first
+    changed = platform.client.post(
+        f"{BASE}/{acct}/orders", headers=h, json={**ticket, "side": "sell", "qty": "0.5", "limit_price": "99999"}
+    )
+    expected = "side buy ≠ sell, qty 0.001 ≠ 0.5, limit_price 1000 ≠ 99999"
+    body = assert_problem(changed, 409, f"client_order_id c-1 was used for a different order: {expected}")
+    assert body["type"].endswith("/idempotency-key-reused")
+    other = platform.client.post(
+        f"{BASE}/{acct}/orders",
+        headers=h,
+        json={**ticket, "type": "stop_limit", "stop_price": "1100", "time_in_force": "ioc"},
+    )
+    assert_problem(other, 409, "type limit ≠ stop_limit", "stop_price none ≠ 1100", "time_in_force gtc ≠ ioc")
+    notional = platform.client.post(
+        f"{BASE}/{acct}/orders",
+        headers=h,
+        json={
+            **{k: v for k, v in ticket.items() if k not in ("qty", "limit_price")},
+            "type": "market",
+            "notional": "50",
+        },
+    )
+    assert_problem(notional, 409, "qty 0.001 ≠ none", "notional none ≠ 50", "limit_price 1000 ≠ none")
+    # the fast path does not answer it: it hands the request to the route, which answers once (above)
+    conflicting = json.dumps({**ticket, "side": "sell"}).encode()
+    handed = through_fast_path(platform, acct, h, conflicting)
+    assert handed["status"] == 599 and handed["handed_on"] == [conflicting]
+    # nothing was stored or changed
+    listed = platform.client.get(f"{BASE}/{acct}/orders", headers=h).json()
+    assert [o["id"] for o in listed] == [first.json()["id"]]
+    assert listed[0]["side"] == "buy" and Decimal(listed[0]["qty"]) == Decimal("0.001")

@@ -33,6 +33,7 @@ from smart_trader.data.service import MarketDataService
 from smart_trader.live.feeds import MarketFeed
 from smart_trader.settings import Settings
 from tests.app.conftest import PASSWORD, QueueFeed, make_settings, real_trades
+from tests.conftest import TEST_SECRET_KEY
 
 PROBLEM_JSON = "application/problem+json"
 EXAMPLES = int(os.environ.get("SMART_TRADER_FUZZ_EXAMPLES", "30"))  # per operation; raise it to hunt longer
@@ -100,7 +101,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterato
 def _openapi() -> dict[str, Any]:
     """The schema of a platform app built (never started) at import: routes do not depend on settings. (Not
     ``schemathesis.pytest.from_fixture``: its lazy schema sets ``node._nodeid``, gone in pytest 9.2.)"""
-    settings_ = Settings(secret_key="s" * 40, environment="test", _env_file=None)
+    settings_ = Settings(secret_key=TEST_SECRET_KEY, environment="test", _env_file=None)
     spec: dict[str, Any] = create_app(settings_, "all").openapi()
     return spec
 

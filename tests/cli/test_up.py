@@ -92,16 +92,20 @@ def test_serve_refuses_the_embedded_sqlite_file(home: Path) -> None:
     assert "set DATABASE_URL to a PostgreSQL database" in out
 
 
-def test_serve_refuses_the_default_secret(home: Path) -> None:
-    code, out = _run(["serve", "--role", "api"], env={"SECRET_KEY": "", "ENVIRONMENT": "development"})
-    assert code == 2
-    assert "refusing to serve beyond this machine with the default" in out
-
-
-def test_up_beyond_loopback_needs_a_real_secret(home: Path) -> None:
+def test_serve_without_a_secret_key_refuses_to_start(home: Path) -> None:
     code, out = _run(
-        ["up", "--host", "0.0.0.0", "--store", "--symbol", "X", "--venue", "Y"],
-        env={"SECRET_KEY": "", "ENVIRONMENT": "development"},
+        ["serve", "--role", "api"],
+        env={"SECRET_KEY": "", "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test", "ENVIRONMENT": "test"},
     )
     assert code == 2
-    assert "SECRET_KEY" in out and "127.0.0.1" in out
+    assert "refusing to start on PostgreSQL without SECRET_KEY" in out and "openssl rand -hex 32" in out
+
+
+@pytest.mark.parametrize("key", ["k" * 40, "short-key", "dev-secret-change-me-dev-secret-change-me"])
+def test_serve_with_a_weak_secret_key_refuses_to_start(home: Path, key: str) -> None:
+    code, out = _run(
+        ["serve", "--role", "api"],
+        env={"SECRET_KEY": key, "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/test", "ENVIRONMENT": "test"},
+    )
+    assert code == 2
+    assert "SECRET_KEY is too weak" in out

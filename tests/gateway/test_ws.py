@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from smart_trader.gateway.access import Principal, Role
 from smart_trader.gateway.hub import Hub
 from smart_trader.gateway.ws import router
 from smart_trader.ops.metrics import WEBSOCKET_CLIENTS_DROPPED, WEBSOCKET_CONNECTIONS_ACTIVE
@@ -29,8 +30,9 @@ def make_app(queue_size: int = 1000) -> FastAPI:
     app.include_router(router)
     app.state.hub = Hub(queue_size=queue_size)
 
-    async def authenticate(token: str) -> str | None:
-        return TOKENS.get(token)
+    async def authenticate(token: str) -> Principal | None:
+        user_id = TOKENS.get(token)
+        return None if user_id is None else Principal(user_id, frozenset({Role.TRADER}))
 
     async def account_owner(account_id: str) -> str | None:
         return OWNERS.get(account_id)

@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import html
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -36,9 +38,16 @@ from smart_trader.db.engine import Checkpointer, make_async_engine, make_engine
 from smart_trader.db.locks import RuntimeLock
 from smart_trader.db.migrate import upgrade_to_head
 from smart_trader.db.writer import BatchWriter
+from smart_trader.execution.limits import OrderLimits
 from smart_trader.execution.paper_broker import FillConfig
-from smart_trader.gateway import problems
+from smart_trader.gateway import docs, problems, users
+from smart_trader.gateway.access import check_routes
+from smart_trader.gateway.auth_state import backstop, listen
+from smart_trader.gateway.hardening import BodySizeLimit, SecurityHeaders, add_cors
+from smart_trader.gateway.hashing import PasswordHashing
 from smart_trader.gateway.hub import Hub
+from smart_trader.gateway.login_guard import LoginGuard
+from smart_trader.gateway.ratelimit import RateLimiter, RateLimitMiddleware, check_limits
 from smart_trader.gateway.security import TokenCodec
 from smart_trader.live.bar_history import LiveBarHistory, history_timeframe
 from smart_trader.live.bar_recorder import LiveBarRecorder
@@ -48,6 +57,7 @@ from smart_trader.live.relay import OutboxRelay, redis_deliver
 from smart_trader.live.runtime import TradingRuntime
 from smart_trader.live.top_of_book import DerivedTopOfBook
 from smart_trader.ops.logging import RequestContextMiddleware
+from smart_trader.risk.limits import RISK_CONTROL_TOPIC
 from smart_trader.settings import Settings
 
 Role = Literal["all", "api", "feed"]
@@ -79,7 +89,7 @@ def create_app(
 ) -> FastAPI:
     """The ASGI application of one process. Nothing connects until the app starts (lifespan)."""
     settings = settings or Settings()
-    settings.check_production()
+    settings.signing_keys()  # a weak or missing SECRET_KEY stops here, before anything starts
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -93,6 +103,8 @@ def create_app(
         "Errors are RFC 9457 problem details. Money and quantities are decimal strings; times are ns since the "
         "epoch, UTC.",
         lifespan=lifespan,
+        docs_url=None,  # served offline with its own CSP: gateway/docs.py; no ReDoc
+        redoc_url=None,
         # FastAPI's built-in OpenTelemetry hooks check the global providers on every request; metrics come from
         # our own Prometheus instrumentation (ops/metrics.py) instead
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -102,24 +114,36 @@ def create_app(
         from smart_trader.execution.fast_path import PlaceOrderFastPath
 
         app.add_middleware(PlaceOrderFastPath)  # innermost: inside the error and request-context middlewares
+    if role in ("all", "api") and settings.rate_limits_enabled:
+        check_limits(settings)  # a malformed RATE_LIMIT_* stops here, before anything starts
+        app.add_middleware(RateLimitMiddleware)  # per-IP limits, outside the order fast path (gateway/ratelimit.py)
     problems.install(app)
+    # outside the error middleware (it drops what the application answers to a body it cut off), before the fast path
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware)
+    add_cors(app, settings.cors_origin_list)
+    app.add_middleware(SecurityHeaders)  # outermost: every answer gets them, CORS preflights and 413s included
     from smart_trader.ops.router import router as ops_router
 
     if role in ("all", "api"):
         from smart_trader.data.router import router as data_router
         from smart_trader.execution.router import router as orders_router
-        from smart_trader.gateway.deps import document_security
+        from smart_trader.gateway.admin_router import router as admin_router
         from smart_trader.gateway.router import router as auth_router
         from smart_trader.gateway.ws import router as ws_router
         from smart_trader.portfolio.router import router as accounts_router
+        from smart_trader.risk.router import router as risk_router
 
         # routes are matched in order, one regular expression each: the order routes (the hot path) come first
-        for r in (orders_router, accounts_router, data_router, auth_router, ws_router):
+        for r in (orders_router, accounts_router, risk_router, data_router, auth_router, admin_router, ws_router):
             app.include_router(r)
-        document_security(app)
     app.include_router(ops_router)
+    docs.install(app)
     app.add_api_route("/", _landing, methods=["GET"], include_in_schema=False)
+    from smart_trader.gateway.openapi import document
+
+    document(app)  # security schemes and the problem responses of every operation, from gateway/access.py
+    check_routes(app.routes)  # every route has an access rule (gateway/access.py), or the app is not built
     return app
 
 
@@ -144,7 +168,7 @@ curl -X POST http://HOST/api/v1/auth/token -d 'username=me@example.com&amp;passw
 
 async def _landing(request: Request) -> HTMLResponse:
     """``GET /``: where to go from here (the API docs, readiness, the README walkthrough)."""
-    return HTMLResponse(LANDING.replace("HOST", request.url.netloc))
+    return HTMLResponse(LANDING.replace("HOST", html.escape(request.url.netloc)))
 
 
 @contextlib.asynccontextmanager
@@ -168,14 +192,28 @@ async def _running(
         engine,
         writer,
         hub,
-        TokenCodec(settings.secret_key, settings.access_token_seconds, settings.refresh_token_seconds),
+        TokenCodec(*settings.signing_keys(), settings.access_token_seconds, settings.refresh_token_seconds),
         market_data,
     )
     app.state.platform = platform
+    if settings.rate_limits_enabled:  # gateway/ratelimit.py, login_guard.py, hashing.py
+        platform.limiter = RateLimiter.from_settings(settings)
+    platform.login_guard = LoginGuard.from_settings(settings)
+    platform.hashing = PasswordHashing(settings.hash_workers, settings.hash_queue)
     app.state.hub = hub
     app.state.authenticate = platform.authenticate
     app.state.account_owner = platform.account_owner
+    app.state.auth = platform.auth
     tasks: list[asyncio.Task[Any]] = []
+    recently = time.time_ns() - settings.access_token_seconds * 1_000_000_000
+    revoked = await platform.read(lambda c: [s for s, _u in users.revoked_since(c, recently)[0]])
+    platform.auth.forget_sessions(revoked)  # sessions revoked while their access tokens may still be alive
+    tasks.append(asyncio.create_task(listen(platform.auth)))
+    # changes an event did not bring (lost by pub/sub, or made by `smart-trader users`): read back every 5 s
+    changed = platform.read
+    tasks.append(
+        asyncio.create_task(backstop(platform.auth, lambda since: changed(lambda c: users.revoked_since(c, since))))
+    )
     bus = None
     if settings.redis_url:
         import redis.asyncio as aioredis
@@ -214,6 +252,7 @@ async def _running(
             notify_outbox=relay.wake,
             # with Redis, other processes may subscribe; without, only this process's WebSockets can
             wanted=lambda topic: hub.bus is not None or hub.subscriber_count(topic) > 0,
+            default_limits=OrderLimits(settings.max_open_orders, settings.max_orders_per_second),
         )
         platform.runtime = runtime
         platform.market = runtime.market
@@ -227,6 +266,7 @@ async def _running(
 
         platform.notify_orders = notify
         await runtime.start()
+        tasks.append(asyncio.create_task(_listen_for_risk_controls(hub, runtime)))
         if role == "feed":
             tasks.append(asyncio.create_task(_listen_for_orders(hub, runtime)))
         if feed is not None:
@@ -269,6 +309,12 @@ async def _running(
             await bus.stop()
         if platform.redis is not None:
             await platform.redis.aclose()
+        if platform.limiter is not None:
+            await platform.limiter.aclose()
+        if platform.login_guard is not None:
+            await platform.login_guard.aclose()
+        if platform.hashing is not None:
+            platform.hashing.close()
         await checkpointer.stop()  # before the writer: no round pauses or resumes a stopped writer
         await asyncio.to_thread(writer.stop)
         await writer.aclose()
@@ -353,6 +399,22 @@ async def _listen_for_orders(hub: Hub, runtime: TradingRuntime) -> None:
             await sub.wait()
             sub.drain()
             runtime.orders_waiting()
+    finally:
+        hub.detach(sub)
+
+
+async def _listen_for_risk_controls(hub: Hub, runtime: TradingRuntime) -> None:
+    """Apply an account's new limits or trading state as soon as a risk manager changes them (any API process)."""
+    sub = hub.attach(queue_size=10_000)
+    hub.subscribe(sub, RISK_CONTROL_TOPIC)
+    try:
+        while True:
+            await sub.wait()
+            for account_id in dict.fromkeys(sub.drain()):
+                try:
+                    await runtime.reload_limits(account_id)
+                except Exception:
+                    log.exception("could not apply an account's risk limits", account_id=account_id)
     finally:
         hub.detach(sub)
 

@@ -1,7 +1,8 @@
 """The objects one Smart Trader process shares between its routers: settings, database, writer, hub, runtime.
 
 Routers get it with the :func:`get_platform` dependency. Caches here hold only immutable facts (which user owns
-an account, which user an API key belongs to for a minute) so several API processes stay consistent.
+an account) or facts kept current by events (credentials: ``gateway/auth_state.py``), so several API processes
+stay consistent.
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from smart_trader.core.instruments import Instrument
 from smart_trader.data.service import MarketDataService
 from smart_trader.db.writer import BatchWriter
 from smart_trader.gateway import users
+from smart_trader.gateway.access import Principal
+from smart_trader.gateway.auth_state import AuthState, UserState
+from smart_trader.gateway.hashing import PasswordHashing
 from smart_trader.gateway.hub import Hub
+from smart_trader.gateway.login_guard import LoginGuard
+from smart_trader.gateway.problems import ProblemError
+from smart_trader.gateway.ratelimit import RateLimiter
 from smart_trader.gateway.security import API_KEY_PREFIX, TokenCodec
 from smart_trader.live.bar_history import LiveBarHistory
 from smart_trader.live.market_state import MarketState
@@ -41,7 +48,7 @@ class OrdersNotifier(Protocol):
 
 
 LAST_PRICES_KEY = "smart-trader:last"
-API_KEY_CACHE_SECONDS = 60.0
+API_KEY_TOUCH_SECONDS = 60.0
 
 
 @dataclass(eq=False)
@@ -61,9 +68,25 @@ class Platform:
     notify_orders: OrdersNotifier = field(default=lambda rows=None: None)
     live_bars: LiveBarHistory | None = None
     shared_marks: dict[InstrumentId, Decimal] = field(default_factory=dict)  # refreshed from Redis (api role)
+    auth: AuthState = field(init=False)  # credential caches kept current by revocation events
     _owners: dict[str, str] = field(default_factory=dict)
-    _api_keys: dict[str, tuple[str | None, float]] = field(default_factory=dict)
+    _key_touched: dict[str, float] = field(default_factory=dict)  # API key id → monotonic time of the last write
     _instruments: dict[InstrumentId, Instrument] = field(default_factory=dict)
+    limiter: RateLimiter | None = None  # gateway/ratelimit.py; None: rate limits off
+    login_guard: LoginGuard | None = None  # gateway/login_guard.py
+    hashing: PasswordHashing | None = None  # gateway/hashing.py: argon2 on its own bounded pool
+
+    def __post_init__(self) -> None:
+        self.auth = AuthState(self._load_user, self._load_key, self.hub, float(self.settings.access_token_seconds))
+        self._background: set[asyncio.Task[Any]] = set()  # fire-and-forget writes (API key use)
+
+    async def _load_user(self, user_id: str) -> UserState | None:
+        user = await self.read(lambda c: users.get_user(c, user_id))
+        return None if user is None else UserState(user.roles, user.disabled_ns is not None)
+
+    async def _load_key(self, key: str) -> tuple[str, str] | None:
+        owner = await self.read(lambda c: users.owner_of_api_key(c, key))
+        return None if owner is None else (owner.key_id, owner.user_id)
 
     async def read(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` on a pooled connection in a worker thread, in one transaction so that all its statements see
@@ -86,23 +109,26 @@ class Platform:
                 self._owners[account_id] = owner
         return owner
 
-    async def user_of_api_key(self, key: str) -> str | None:
-        """User id of an API key (cached for a minute: a revoked key stops working within 60 s)."""
-        hit = self._api_keys.get(key)
+    def touch_api_key(self, key_id: str) -> None:
+        """Record an API key's use (``last_used_ns``), at most once a minute per key and process, without waiting."""
         now = time.monotonic()
-        if hit is not None and now - hit[1] < API_KEY_CACHE_SECONDS:
-            return hit[0]
-        user_id = await self.read(lambda c: users.user_of_api_key(c, key))
-        if len(self._api_keys) > 10_000:
-            self._api_keys.clear()
-        self._api_keys[key] = (user_id, now)
-        return user_id
+        if now - self._key_touched.get(key_id, -API_KEY_TOUCH_SECONDS) < API_KEY_TOUCH_SECONDS:
+            return
+        self._key_touched[key_id] = now
+        used = time.time_ns()
+        task = asyncio.get_running_loop().create_task(self.writer.run(lambda c: users.touch_api_key(c, key_id, used)))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
-    async def authenticate(self, token: str) -> str | None:
-        """User id of an access JWT or an API key (the WebSocket's check), or ``None``."""
-        if token.startswith(API_KEY_PREFIX):
-            return await self.user_of_api_key(token)
-        return self.tokens.subject(token, "access")
+    async def authenticate(self, token: str) -> Principal | None:
+        """The principal behind an access JWT or an API key (the WebSocket's check), or ``None`` when refused."""
+        from smart_trader.gateway.deps import authenticate  # deps builds on this module
+
+        is_key = token.startswith(API_KEY_PREFIX)
+        try:
+            return await authenticate(self, token if is_key else None, None if is_key else token)
+        except ProblemError:
+            return None
 
     async def in_thread(self, fn: Callable[[], T]) -> T:
         """Run blocking work (a market-data store read, a schema check) in a worker thread."""

@@ -73,8 +73,9 @@ def cli_errors() -> Iterator[None]:
 
 
 def _error(message: str) -> None:
-    """One line on stderr; the message's own brackets (``prices[usd].csv``, ``smart-trader[databento]``) stay text."""
-    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    """One line on stderr, however long (never wrapped at the console's width); the message's own brackets
+    (``prices[usd].csv``, ``smart-trader[databento]``) stay text."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
 
 
 def settings() -> Settings:
@@ -91,6 +92,23 @@ def settings() -> Settings:
             f"{'.'.join(str(p) for p in e['loc']).upper() or 'settings'}: {e['msg']}" for e in exc.errors()
         )
         raise InvalidInputError(f"invalid setting in the environment or .env: {problems}") from None
+
+
+def start_logging(config: Settings) -> None:
+    """Configure logging from the settings (``LOG_LEVEL``, ``LOG_JSON``) for a server command.
+
+    Raises:
+        InvalidInputError: ``LOG_LEVEL`` is not a level name.
+    """
+    from smart_trader.ops.logging import configure_logging
+
+    try:
+        configure_logging(config.log_level, config.log_json)
+    except KeyError:
+        raise InvalidInputError(
+            f"invalid setting in the environment or .env: LOG_LEVEL: {config.log_level!r} is not one of DEBUG, INFO, "
+            "WARNING, ERROR, CRITICAL"
+        ) from None
 
 
 def service() -> MarketDataService:

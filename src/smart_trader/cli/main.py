@@ -16,7 +16,7 @@ import typer
 
 from smart_trader.core.errors import NotFoundError
 
-from . import data
+from . import data, users
 from .backtest import backtest
 from .common import cli_errors, console, service, settings
 from .platform import serve, up
@@ -32,6 +32,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(users.app, name="users")
 app.command()(backtest)
 app.command()(up)
 app.command()(serve)

@@ -75,7 +75,7 @@ async def list_instruments(_user: CurrentUser, platform: PlatformDep) -> list[In
     return [InstrumentOut(**i.to_dict(), id=i.id) for i in platform.market_data.catalog.list()]
 
 
-@router.get("/market/bars", response_model=list[BarOut])
+@router.get("/market/bars", response_model=list[BarOut], responses={404: {"description": "unknown instrument"}})
 async def bars(
     _user: CurrentUser,
     platform: PlatformDep,
@@ -131,7 +131,9 @@ async def bars(
     ]
 
 
-@router.get("/market/quote", response_model=QuoteOut)
+@router.get(
+    "/market/quote", response_model=QuoteOut, responses={404: {"description": "no such instrument or no quote yet"}}
+)
 async def quote(
     _user: CurrentUser,
     platform: PlatformDep,

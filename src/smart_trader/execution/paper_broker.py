@@ -7,7 +7,9 @@ Lifecycle of a request (:meth:`PaperBroker.submit`):
 1. malformed requests raise :class:`~smart_trader.core.errors.InvalidInputError` (nothing is created);
 2. a repeated ``client_order_id`` returns the original order and creates nothing;
 3. rule violations (tick size, lot size, minimum notional, buying power, short selling on a cash
-   account, unknown instrument) create an order that is **rejected** with the reason;
+   account, unknown instrument) create an order that is **rejected** with the reason; so do the account's
+   pre-trade limits (:class:`~smart_trader.execution.limits.OrderLimits`: open orders, submissions per second)
+   and a halt (:attr:`PaperBroker.halted`), whose reasons take precedence;
 4. otherwise the order is accepted and works until it fills, is canceled or expires.
 
 Matching rules are in :mod:`smart_trader.execution.matching`. Market data arrives as fixed-point
@@ -17,15 +19,21 @@ Volume participation: with ``FillConfig.participation`` = f, one market event fi
 f × its volume (bar volume, trade size, or the quote size on the side taken), shared by all
 orders in submission order; the rest stays working (a partial fill). Events without volume
 (FX bars) do not cap.
+
+Indexes (:mod:`smart_trader.execution.resting`): a working order that has met an event is kept by the price that
+can next touch it (limit, or stop until it triggers) and, for a day order, by its expiry day, so a market event visits
+only the orders its prices reach, those due to expire, and those that see every event (market orders, orders not
+met by an event yet) — the same events, in the same order, as visiting every order (``index_resting=False``).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from smart_trader.core.clock import NS_PER_DAY
+from smart_trader.core.clock import NS_PER_DAY, NS_PER_SECOND
 from smart_trader.core.errors import InvalidInputError, NotFoundError, RejectedByRulesError
 from smart_trader.core.ids import FillId, IdGenerator, InstrumentId, OrderId
 from smart_trader.core.instruments import Instrument
@@ -43,12 +51,18 @@ from smart_trader.execution.events import (
     OrderRejected,
     OrderTriggered,
 )
+from smart_trader.execution.limits import NO_LIMITS, OrderLimits
 from smart_trader.execution.orders import Order, OrderRequest
-from smart_trader.execution.resting import RestingLimits
+from smart_trader.execution.resting import IndexedOrders
 from smart_trader.portfolio.account import Account, AccountType
 from smart_trader.portfolio.exact import EXACT
 
 EventListener = Callable[[Order, OrderEvent], None]
+
+# where a working order is matched from (WorkingOrder.where)
+ACTIVE = 0  # the instrument's active list: visited on every event
+LIMITS = 1  # its resting limits (limits, triggered stop-limits): visited when a price crosses the limit
+STOPS = 2  # its parked stops (stops, stop-limits not triggered): visited when a price reaches the stop
 
 
 def _value(quantity: Decimal, price: Decimal, multiplier: Decimal) -> Decimal:
@@ -96,7 +110,7 @@ class WorkingOrder:
     tries: int = 0
     ref: Decimal | None = None  # a working buy's fixed valuation price (limit, else stop), for committed cash
     seq: int = 0  # arrival number in its broker: matching goes in this order
-    resting: bool = False  # in the broker's price-sorted resting limits (see execution/resting.py)
+    where: int = ACTIVE  # ACTIVE, LIMITS or STOPS (see execution/resting.py); an indexed day order is also dated
 
 
 class PaperBroker:
@@ -111,10 +125,21 @@ class PaperBroker:
         ids: makes the id source for a prefix (``"O"`` orders, ``"F"`` fills, ``"E"`` events): a function
             returning the next id on each call. Default: :class:`IdGenerator` (``O-1``, ``O-2``... per run);
             the live platform passes durable unique ids.
-        index_resting: keep good-till-canceled limits that met an event in price order
-            (:class:`~smart_trader.execution.resting.RestingLimits`), so a trade or quote visits only those it
-            crosses; ``False`` visits every working order on every event — the same fills, the reference the
-            tests compare it with.
+        index_resting: keep the good-till-canceled and day limits, stops and stop-limits that met an event in
+            price order (:mod:`smart_trader.execution.resting`), and day orders by their expiry day, so a market
+            event visits only those its prices reach or its day expires; ``False`` visits every working order on
+            every event — the same events and fills, the reference the tests compare it with.
+        bar_scan_max: with at most this many orders working on an instrument, a bar visits them all (cheaper
+            than the index queries for a backtest's few orders; the same fills either way); above it, bars use
+            the indexes too. Trades and quotes always use them.
+        limits: pre-trade limits (open orders, submissions per second); default none. Replaceable at run time
+            (:attr:`limits`).
+        rate_clock: the clock submissions per second are measured on, returning ns (a monotonic wall clock,
+            live); ``None``: the ``ts`` passed to :meth:`submit` (market time, backtests).
+
+    Attributes:
+        halted: when not ``None``, the reason the account is halted: every new order is rejected with it
+            ("account halted: <reason>"); cancels, fills and expiries go on. ``None`` (the default) to resume.
     """
 
     def __init__(
@@ -125,6 +150,9 @@ class PaperBroker:
         last_price: Callable[[InstrumentId], Decimal | None] | None = None,
         ids: Callable[[str], Callable[[], str]] | None = None,
         index_resting: bool = True,
+        bar_scan_max: int = 8,
+        limits: OrderLimits | None = None,
+        rate_clock: Callable[[], int] | None = None,
     ) -> None:
         self.account = account
         self.instruments = dict(instruments)
@@ -134,12 +162,20 @@ class PaperBroker:
         self.fills: list[Fill] = []
         self.listeners: list[EventListener] = []
         self._open: dict[InstrumentId, list[WorkingOrder]] = {}
-        # the same working orders split for matching on trades and quotes: resting GTC limits by price, and the
-        # rest (visited on every event), both per instrument
-        self._resting: dict[InstrumentId, RestingLimits] = {}
+        self._n_open = 0  # working orders, every instrument
+        # the same working orders split for matching: those indexed by price (and day), and the rest (visited on
+        # every event), both per instrument
+        self._indexed: dict[InstrumentId, IndexedOrders] = {}
         self._active: dict[InstrumentId, list[WorkingOrder]] = {}
         self._seq = 0
         self._index_resting = index_resting
+        self._bar_scan_max = bar_scan_max
+        self.halted: str | None = None
+        self._rate_clock = rate_clock
+        self._recent: deque[int] = deque()  # rate-clock times of the submissions counted, while a rate is set
+        self._limits = NO_LIMITS
+        self._limited = False  # any limit set
+        self.limits = limits or NO_LIMITS
         self._by_client_id: dict[str, Order] = {}
         # cash committed to working buys: Σ leaves × ref × multiplier of those with a limit or stop price, kept
         # exactly as they are accepted, fill and close; buys valued at the last price (market, notional) apart
@@ -149,6 +185,19 @@ class PaperBroker:
         self._next_order_id = make_ids("O")
         self._next_fill_id = make_ids("F")
         self._next_event_id = make_ids("E")
+
+    @property
+    def limits(self) -> OrderLimits:
+        """The pre-trade limits :meth:`submit` checks; assign an :class:`OrderLimits` to change them (takes effect
+        at the next submission; the submission rate counts submissions made while a rate limit is set)."""
+        return self._limits
+
+    @limits.setter
+    def limits(self, value: OrderLimits) -> None:
+        self._limits = value
+        self._limited = value.any
+        if value.max_submissions_per_second is None:
+            self._recent.clear()
 
     # -- orders ---------------------------------------------------------------------------
     def has_open_orders(self, instrument_id: InstrumentId) -> bool:
@@ -171,26 +220,34 @@ class PaperBroker:
         ``order_id`` is the id the order was given when it was received (the platform persists an order
         before the broker sees it); by default the broker numbers it.
 
+        A halted account (:attr:`halted`) or a broken :attr:`limits` rejects the order with that reason, before
+        the instrument and account rules beyond :meth:`OrderRequest.validate` are checked.
+
         Raises:
             InvalidInputError: the request is malformed (see :meth:`OrderRequest.validate`).
         """
         if request.client_order_id is not None and request.client_order_id in self._by_client_id:
             return self._by_client_id[request.client_order_id]
         instrument = self.instruments.get(request.instrument_id)
+        refusal = None
+        now = 0
+        if self._limited or self.halted is not None:
+            now = ts if self._rate_clock is None else self._rate_clock()
+            refusal = self._refusal(now)
         reason = None
         if instrument is None:
             reason = f"unknown instrument {request.instrument_id}"
         else:
             try:
                 request.validate(instrument)
-                if request.quantity is not None and request.type is OrderType.MARKET and instrument.min_notional:
-                    last = self.last_price(instrument.id)  # a market order's value is known only at the last price
-                    if last is not None:
-                        instrument.check_notional(last, request.quantity)
-                self.account.check_instrument(instrument)
-                self._check_buying_power(request, instrument)
+                if refusal is None:
+                    self._check_rules(request, instrument)
             except RejectedByRulesError as exc:
                 reason = str(exc)
+        if refusal is not None:
+            reason = refusal
+        elif self._limited and self._limits.max_submissions_per_second is not None:
+            self._recent.append(now)
         order = Order(order_id or OrderId(self._next_order_id()), request, ts_init=ts)
         self.orders[order.order_id] = order
         if request.client_order_id is not None:
@@ -202,6 +259,41 @@ class PaperBroker:
         self._emit(order, OrderAccepted(self._next_event_id(), order.order_id, ts, ts))
         self._work(order, instrument, 0)
         return order
+
+    def _check_rules(self, request: OrderRequest, instrument: Instrument) -> None:
+        """The instrument and account rules a valid request must also meet.
+
+        Raises:
+            RejectedByRulesError: one is broken (minimum notional at the last price, instrument not tradable by
+                the account, buying power).
+        """
+        if request.quantity is not None and request.type is OrderType.MARKET and instrument.min_notional:
+            last = self.last_price(instrument.id)  # a market order's value is known only at the last price
+            if last is not None:
+                instrument.check_notional(last, request.quantity)
+        self.account.check_instrument(instrument)
+        self._check_buying_power(request, instrument)
+
+    def _refusal(self, now: int) -> str | None:
+        """Why a new order is refused by the halt or the limits at rate-clock time ``now`` (ns), or ``None``."""
+        if self.halted is not None:
+            return f"account halted: {self.halted}"
+        limits = self._limits
+        cap = limits.max_open_orders
+        if cap is not None and self._n_open >= cap:
+            return f"too many open orders: {self._n_open} open, the limit is {cap} (risk limit max_open_orders)"
+        rate = limits.max_submissions_per_second
+        if rate is not None:
+            recent = self._recent
+            since = now - NS_PER_SECOND
+            while recent and recent[0] <= since:
+                recent.popleft()
+            if len(recent) >= rate:
+                return (
+                    f"too many orders: {len(recent)} submitted in the last second, the limit is {rate} per second "
+                    "(risk limit max_submissions_per_second)"
+                )
+        return None
 
     def restore(self, order: Order) -> None:
         """Take back an open order rebuilt from storage (after a restart): it works again as it was, with its
@@ -249,6 +341,7 @@ class PaperBroker:
                 self._floating.append(working)
         self._open.setdefault(instrument.id, []).append(working)
         self._active.setdefault(instrument.id, []).append(working)
+        self._n_open += 1
 
     def forget(self, order_id: OrderId) -> None:
         """Drop a closed order (filled, canceled, rejected, expired) from memory, and its client order id with it;
@@ -332,13 +425,22 @@ class PaperBroker:
         self, instrument_id: InstrumentId, ts: int, o: int, h: int, low: int, c: int, volume: int | None
     ) -> None:
         """Match working orders against a bar opening at ``ts`` (ns UTC); prices raw at the instrument's
-        price precision, volume raw at its size precision (or ``None``)."""
+        price precision, volume raw at its size precision (or ``None``).
+
+        The bar reaches buy limits at or above its low, sell limits at or below its high, buy stops at or below
+        its high and sell stops at or above its low (see :mod:`~smart_trader.execution.matching` for the prices)."""
         working = self._open.get(instrument_id)
         if not working:
             return
         path = matching.bar_path(o, h, low, c)
         avail = None if self.config.participation is None else self._available(working[0].instrument, volume)
-        for w in list(working):
+        indexed = self._index_resting and len(working) > self._bar_scan_max
+        if indexed:
+            bottom, top = min(path), max(path)
+            todo = self._reached(instrument_id, top, bottom, bottom, top, ts // NS_PER_DAY)
+        else:
+            todo = list(working)
+        for w in todo:
             order = w.order
             if order.ts_init > ts:  # submitted after this bar opened (another stream's event): next bar
                 continue
@@ -359,10 +461,12 @@ class PaperBroker:
                 was = order.triggered
                 triggered, px = matching.match_stop_limit_bar(w.buy, w.stop, w.limit, path, was)
                 if triggered and not was:
-                    self._emit(order, OrderTriggered(self._next_event_id(), order.order_id, ts, ts))
+                    self._trigger(w, ts)
                 slip = False
                 taker = not was
             avail = self._execute(w, px, ts, avail, slip, taker)
+        if indexed:
+            self._rest(instrument_id)
 
     def on_trade(self, instrument_id: InstrumentId, ts: int, price: int, size: int | None) -> None:
         """Match working orders against one trade at ``ts`` (ns UTC); raw price and size."""
@@ -370,7 +474,7 @@ class PaperBroker:
         if not working:
             return
         avail = self._available(working[0].instrument, size)
-        for w in self._reached(instrument_id, price, price):
+        for w in self._reached(instrument_id, price, price, price, price, ts // NS_PER_DAY):
             if self._expire_day(w, ts):
                 continue
             px = self._match_price(w, price, ts)
@@ -388,7 +492,7 @@ class PaperBroker:
         inst = working[0].instrument
         avail_buy = self._available(inst, ask_size)
         avail_sell = self._available(inst, bid_size)
-        for w in self._reached(instrument_id, bid, ask):
+        for w in self._reached(instrument_id, bid, ask, bid, ask, ts // NS_PER_DAY):
             if self._expire_day(w, ts):
                 continue
             px = self._match_price(w, ask if w.buy else bid, ts)
@@ -399,38 +503,82 @@ class PaperBroker:
                 avail_sell = self._execute(w, px, ts, avail_sell, slip, slip or w.tries == 0)
         self._rest(instrument_id)
 
-    def _reached(self, instrument_id: InstrumentId, bid: int, ask: int) -> list[WorkingOrder]:
-        """The working orders a trade (``bid == ask`` == its price) or a quote may fill, in arrival order: every
-        order that is not resting, and the resting limits the price crosses. A resting limit the price does not
-        cross would only have been visited to find that out: skipping it changes nothing."""
-        active = self._active.get(instrument_id, [])
-        resting = self._resting.get(instrument_id)
-        crossed = resting.crossing(bid, ask) if resting else []
-        if not crossed:
-            return list(active)
-        if not active:
-            return crossed
-        merged = crossed + active
-        merged.sort(key=_arrival)
-        return merged
+    def _reached(
+        self, instrument_id: InstrumentId, bid: int, ask: int, low: int, high: int, today: int
+    ) -> list[WorkingOrder]:
+        """The working orders an event may touch, in arrival order: every active order (not indexed), the indexed
+        limits the event crosses (buys limited at or above ``ask``, sells at or below ``bid``), the stops it
+        triggers (buys stopped at or below ``high``, sells at or above ``low``) and the day orders an event on UTC
+        day ``today`` expires. A trade passes its price as all four prices, a quote its bid and ask as
+        ``bid``/``low`` and ``ask``/``high``, a bar its high as ``bid``/``high`` and its low as ``ask``/``low``.
+        An indexed order the event does not reach would only have been visited to find that out: skipping it
+        changes nothing."""
+        active = self._active.get(instrument_id)
+        index = self._indexed.get(instrument_id)
+        if index is None:
+            return list(active) if active else []
+        found = index.limits.crossing(bid, ask)
+        stops = index.stops.triggered(low, high)
+        if stops:
+            found = found + stops if found else stops
+        due = index.days.due(today)
+        if due:
+            if found:
+                seen = {w.seq for w in found}
+                found.extend(w for w in due if w.seq not in seen)
+            else:
+                found = due
+        if not found:
+            return list(active) if active else []
+        if active:
+            found.extend(active)
+        elif not stops and not due:
+            return found  # one source, already in arrival order
+        found.sort(key=_arrival)
+        return found
 
     def _rest(self, instrument_id: InstrumentId) -> None:
-        """Move the good-till-canceled limits that have now met an event into the price-sorted resting limits."""
+        """Index the active orders that have now met an event and can only be touched by a price or their day:
+        good-till-canceled and day (once dated) limits, stops and stop-limits."""
         active = self._active.get(instrument_id)
         if not active or not self._index_resting:
             return
         keep: list[WorkingOrder] = []
-        resting = self._resting.get(instrument_id)
+        index = None
         for w in active:
-            if w.tries and w.type is OrderType.LIMIT and w.tif is TimeInForce.GTC:
-                if resting is None:
-                    resting = self._resting[instrument_id] = RestingLimits()
-                resting.add(w.seq, w.buy, w.limit, w)
-                w.resting = True
+            tif = w.tif
+            if (
+                w.tries
+                and w.type is not OrderType.MARKET
+                and (tif is TimeInForce.GTC or (tif is TimeInForce.DAY and w.day is not None))
+            ):
+                if index is None:
+                    index = self._indexed.get(instrument_id)
+                    if index is None:
+                        index = self._indexed[instrument_id] = IndexedOrders()
+                if w.type is OrderType.LIMIT or (w.type is OrderType.STOP_LIMIT and w.order.triggered):
+                    index.limits.add(w.seq, w.buy, w.limit, w)
+                    w.where = LIMITS
+                else:
+                    index.stops.add(w.seq, w.buy, w.stop, w)
+                    w.where = STOPS
+                if w.day is not None:
+                    index.days.add(w.seq, w.day, w)
             else:
                 keep.append(w)
         if len(keep) != len(active):
             active[:] = keep
+
+    def _trigger(self, w: WorkingOrder, ts: int) -> None:
+        """A stop-limit's stop is reached at ``ts``: it works as a limit from now on (moved from the parked stops
+        to the resting limits when indexed), and says so (:class:`OrderTriggered`)."""
+        if w.where == STOPS:
+            index = self._indexed[w.instrument.id]
+            index.stops.remove(w.seq, w.buy, w.stop)
+            index.limits.add(w.seq, w.buy, w.limit, w)
+            w.where = LIMITS
+        order = w.order
+        self._emit(order, OrderTriggered(self._next_event_id(), order.order_id, ts, ts))
 
     def _match_price(self, w: WorkingOrder, price: int, ts: int) -> int | None:
         order = w.order
@@ -444,7 +592,7 @@ class PaperBroker:
         if not order.triggered:
             if not matching.stop_reached(w.buy, w.stop, price):
                 return None
-            self._emit(order, OrderTriggered(self._next_event_id(), order.order_id, ts, ts))
+            self._trigger(w, ts)
         return matching.match_limit_price(w.buy, w.limit, price)
 
     # -- fills ----------------------------------------------------------------------------
@@ -550,10 +698,18 @@ class PaperBroker:
             for i, w in enumerate(lst):
                 if w.order is order:
                     del lst[i]  # in place: the engine holds this list
-                    if w.resting:
-                        self._resting[order.instrument_id].remove(w.seq, w.buy, w.limit)
-                    else:
+                    self._n_open -= 1
+                    where = w.where
+                    if where == ACTIVE:
                         self._active[order.instrument_id].remove(w)
+                    else:
+                        index = self._indexed[order.instrument_id]
+                        if where == LIMITS:
+                            index.limits.remove(w.seq, w.buy, w.limit)
+                        else:
+                            index.stops.remove(w.seq, w.buy, w.stop)
+                        if w.day is not None:
+                            index.days.remove(w.seq, w.day)
                     if w.ref is not None:
                         leaves = order.leaves_qty or Decimal(0)
                         self._committed = EXACT.subtract(

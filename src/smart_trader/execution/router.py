@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import Row
 
 from smart_trader.app.platform import Platform
 from smart_trader.core.errors import InvalidInputError, NotFoundError, RejectedByRulesError
@@ -91,11 +92,16 @@ def order_out(row: Any) -> OrderOut:
     "/orders",
     status_code=201,
     response_model=OrderOut,
-    responses={200: {"description": "a retry: the order first placed with this client_order_id"}},
+    responses={
+        200: {"description": "a retry: the order first placed with this client_order_id, with the same content"},
+        409: {"description": "the client_order_id was already used for an order with different content"},
+    },
 )
-async def place_order(account_id: str, body: OrderIn, request: Request) -> Response:
-    """Place an order. A retry with the same ``client_order_id`` returns the original order (200) and creates
-    nothing. 422 when the instrument is unknown or the order breaks its tick size, lot size or minimum notional.
+async def place_order(account_id: OwnedAccount, body: OrderIn, request: Request) -> Response:
+    """Place an order. A retry with the same ``client_order_id`` and the same content returns the original order
+    (200) and creates nothing; the same ``client_order_id`` with different content (another side, quantity, price...)
+    is 409, naming each difference. 422 when the instrument is unknown or the order breaks its tick size, lot size
+    or minimum notional.
 
     The hot path: well-formed orders are answered before FastAPI's routing by
     :class:`~smart_trader.execution.fast_path.PlaceOrderFastPath` with the same :func:`place`; this route answers
@@ -115,7 +121,8 @@ async def place(account_id: str, body: OrderIn, request: Request) -> tuple[bytes
 
     Raises:
         ProblemError: 401/404 as :func:`~smart_trader.gateway.deps.owned_account`; 422 for an unknown instrument or
-            an order breaking its tick size, lot size or minimum notional. Nothing is stored then.
+            an order breaking its tick size, lot size or minimum notional; 409 when the ``client_order_id`` names a
+            stored order whose content differs (:func:`differences`). Nothing is stored then.
     """
     await owned_account(account_id, request)
     platform: Platform = request.app.state.platform
@@ -146,7 +153,45 @@ async def place(account_id: str, body: OrderIn, request: Request) -> tuple[bytes
     if created:
         metrics.ORDERS_SUBMITTED.inc()
         platform.notify_orders([row])
+    else:
+        changed = differences(received, row)
+        if changed:
+            raise ProblemError(
+                409,
+                f"client_order_id {body.client_order_id} was used for a different order: {', '.join(changed)}",
+                "idempotency-key-reused",
+            )
     return orjson.dumps(store.order_view(row), default=str), 201 if created else 200
+
+
+def differences(received: Received, row: Any) -> list[str]:
+    """What differs between an order received with a ``client_order_id`` and the order stored under it, one
+    ``"<field> <stored> ≠ <received>"`` per field of :class:`OrderIn` (names as the API spells them; the instrument as
+    resolved, so ``binance`` and ``BINANCE`` are one venue; decimals by value, so ``1.0`` is ``1``; a field left to
+    its default counts as that default)."""
+    stored = store.request_of(row)
+    mapping = row._mapping if isinstance(row, Row) else row
+    new = received.request
+    pairs: list[tuple[str, Any, Any]] = [
+        ("symbol", mapping["symbol"], received.symbol),
+        ("venue", mapping["venue"], received.venue),
+        ("side", stored.side.value, new.side.value),
+        ("type", stored.type.value, new.type.value),
+        ("qty", stored.quantity, new.quantity),
+        ("notional", stored.notional, new.notional),
+        ("limit_price", stored.limit_price, new.limit_price),
+        ("stop_price", stored.stop_price, new.stop_price),
+        ("time_in_force", stored.time_in_force.value, new.time_in_force.value),
+    ]
+    return [f"{name} {_shown(old)} ≠ {_shown(value)}" for name, old, value in pairs if old != value]
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    return str(value)
 
 
 @router.get("/orders", response_model=list[OrderOut])
@@ -197,7 +242,10 @@ async def get_order(account_id: OwnedAccount, order_id: str, platform: PlatformD
 @router.delete(
     "/orders/{order_id}",
     response_model=OrderOut,
-    responses={202: {"description": "cancel requested; the broker has not confirmed it yet"}},
+    responses={
+        202: {"description": "cancel requested; the broker has not confirmed it yet"},
+        409: {"description": "the order is not open (filled, canceled, rejected or expired)"},
+    },
 )
 async def cancel_order(account_id: OwnedAccount, order_id: str, platform: PlatformDep, response: Response) -> OrderOut:
     """Cancel an open order. 200 with the canceled order once the broker confirms (within 2 s), else 202 with

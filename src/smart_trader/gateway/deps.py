@@ -1,90 +1,131 @@
-"""Who is calling: the ``current_user`` dependency (Bearer access JWT or ``X-API-Key``), and account access.
+"""Who is calling and may they: the ``principal`` / ``current_user`` dependencies (``X-API-Key`` or a Bearer access
+JWT, checked against the route's rule in ``gateway/access.py``), and account access.
 
 Each is one flat dependency that reads the headers itself: FastAPI's per-request cost grows with the number of
 dependency nodes, and these run on every request. The OpenAPI document still declares both schemes
-(:func:`document_security`), so ``/docs`` and API clients see how to authenticate.
+(``gateway/openapi.py``), so ``/docs`` and API clients see how to authenticate.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, Request
 
 from smart_trader.app.platform import Platform, get_platform
+from smart_trader.gateway.access import Principal, Rule, rule_for
 from smart_trader.gateway.problems import ProblemError
 
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 TOKEN_URL = "/api/v1/auth/token"
 PUBLIC_PATHS = {"/api/v1/auth/register", "/api/v1/auth/token", "/api/v1/auth/refresh"}
+KEY_TOUCH_SECONDS = 60.0  # an API key's last use is written at most this often per process
+
+
+def _unauthorized(detail: str) -> ProblemError:
+    return ProblemError(401, detail, "unauthorized", _CHALLENGE)
+
+
+async def authenticate(platform: Platform, api_key: str | None, bearer: str | None) -> Principal:
+    """The principal behind an API key (checked first) or an access JWT.
+
+    Raises:
+        ProblemError: 401 when neither is given, the key is unknown or revoked, the token is invalid, expired or of
+            an ended session, or the user no longer exists or is disabled.
+    """
+    auth = platform.auth
+    if api_key:
+        owner = await auth.key_owner(api_key)
+        if owner is None:
+            raise _unauthorized("invalid or revoked API key")
+        key_id, user_id = owner
+        user = await auth.user(user_id)
+        if user is None or user.disabled:
+            raise _unauthorized("the API key's user is disabled or no longer exists")
+        platform.touch_api_key(key_id)
+        return Principal(user_id, user.roles, key_id=key_id)
+    if not bearer:
+        raise _unauthorized("not authenticated: send 'Authorization: Bearer <token>' or 'X-API-Key'")
+    claims = platform.tokens.decode(bearer, "access")
+    if claims is None:
+        raise _unauthorized("invalid or expired access token")
+    if auth.session_revoked(claims.sid):
+        raise _unauthorized("this session has ended (logout, password change or revocation): log in again")
+    user = await auth.user(claims.sub)
+    if user is None or user.disabled:
+        raise _unauthorized("the token's user is disabled or no longer exists")
+    return Principal(claims.sub, user.roles, session_id=claims.sid, expires_s=claims.exp)
+
+
+def request_rule(request: Request) -> Rule:
+    """The access rule of the request's route (:data:`~smart_trader.gateway.access.ROUTES`).
+
+    Raises:
+        ProblemError: 403 for a route without a rule (fail closed; :func:`~smart_trader.gateway.access.check_routes`
+            keeps that from shipping).
+    """
+    route = request.scope.get("route")
+    rule = rule_for(request.method, getattr(route, "path", ""))
+    if rule is None:
+        raise ProblemError(403, "this operation has no access rule", "forbidden")
+    return rule
+
+
+async def principal(request: Request) -> Principal:
+    """The authenticated caller, allowed by the route's rule: credentials checked (:func:`authenticate`), then the
+    role, then the per-user rate limit of the route's class. Kept in ``request.state.principal``.
+
+    Raises:
+        ProblemError: 401 (see :func:`authenticate`); 403 when none of the caller's roles may use the route; 429 over
+            the caller's rate limit.
+    """
+    state = request.scope.setdefault("state", {})
+    known: Principal | None = state.get("principal")
+    if known is not None:
+        return known
+    platform: Platform = request.app.state.platform
+    rule = request_rule(request)
+    headers = request.headers
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    who = await authenticate(platform, headers.get("x-api-key"), token.strip() if scheme.lower() == "bearer" else None)
+    if not who.has(rule.allowed):
+        needed = " or ".join(sorted(r.value for r in rule.allowed))
+        raise ProblemError(403, f"this operation needs the role {needed}", "forbidden")
+    if platform.limiter is not None:
+        await platform.limiter.check_principal(request, who, rule.rate)
+    state["principal"] = who
+    return who
 
 
 async def current_user(request: Request) -> str:
-    """The caller's user id, from ``X-API-Key`` (checked first) or ``Authorization: Bearer <access JWT>``.
+    """The caller's user id (see :func:`principal`).
 
     Raises:
-        ProblemError: 401 when no credentials are sent, or the token or key is invalid or expired.
+        ProblemError: 401, 403 or 429 as :func:`principal`.
     """
-    platform: Platform = request.app.state.platform
-    headers = request.headers
-    api_key = headers.get("x-api-key")
-    if api_key:
-        user_id = await platform.user_of_api_key(api_key)
-        if user_id is None:
-            raise ProblemError(401, "invalid or revoked API key", "unauthorized", _CHALLENGE)
-        return user_id
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    if not token or scheme.lower() != "bearer":
-        raise ProblemError(
-            401, "not authenticated: send 'Authorization: Bearer <token>' or 'X-API-Key'", "unauthorized", _CHALLENGE
-        )
-    user_id = platform.tokens.subject(token.strip(), "access")
-    if user_id is None:
-        raise ProblemError(401, "invalid or expired access token", "unauthorized", _CHALLENGE)
-    return user_id
+    return (await principal(request)).user_id
 
 
-async def owned_account(account_id: str, request: Request) -> str:
-    """The path's ``account_id`` when it belongs to the authenticated caller (a dependency, or a plain call from a
-    hot endpoint that avoids dependency resolution).
+async def account_access(account_id: str, request: Request) -> str:
+    """The path's ``account_id`` when the caller may use it under the route's rule: their own account, or any
+    account for a role the rule lets reach every account (a risk manager's reads and controls). A dependency, or a
+    plain call from a hot endpoint that avoids dependency resolution.
 
     Raises:
-        ProblemError: 401 as :func:`current_user`; 404 when there is no such account or it is someone else's
-            (existence is not revealed).
+        ProblemError: 401/403/429 as :func:`principal`; 404 when there is no such account or the caller may not
+            see it (existence is not revealed).
     """
-    user_id = await current_user(request)
+    who = await principal(request)
     platform: Platform = request.app.state.platform
-    if await platform.account_owner(account_id) != user_id:
+    owner = await platform.account_owner(account_id)
+    if owner is None or (owner != who.user_id and not who.has(request_rule(request).any_account)):
         raise ProblemError(404, f"no account {account_id}", "not-found")
     return account_id
 
 
+owned_account = account_access  # the name the routes were written with
+
 CurrentUser = Annotated[str, Depends(current_user)]
+CurrentPrincipal = Annotated[Principal, Depends(principal)]
 PlatformDep = Annotated[Platform, Depends(get_platform)]
-OwnedAccount = Annotated[str, Depends(owned_account)]
-
-
-def document_security(app: FastAPI) -> None:
-    """Declare the two credential schemes in the OpenAPI document (OAuth2 password flow with bearer tokens, and
-    the ``X-API-Key`` header) and require one of them on every ``/api/v1`` operation except registration and
-    token issuance."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = build()
-        components = schema.setdefault("components", {})
-        components["securitySchemes"] = {
-            "OAuth2PasswordBearer": {"type": "oauth2", "flows": {"password": {"tokenUrl": TOKEN_URL, "scopes": {}}}},
-            "APIKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
-        }
-        for path, operations in schema.get("paths", {}).items():
-            if not path.startswith("/api/v1/") or path in PUBLIC_PATHS:
-                continue
-            for operation in operations.values():
-                operation["security"] = [{"OAuth2PasswordBearer": []}, {"APIKeyHeader": []}]
-        app.openapi_schema = schema
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
+OwnedAccount = Annotated[str, Depends(account_access)]

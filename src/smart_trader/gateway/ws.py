@@ -6,8 +6,10 @@ Messages are JSON objects in text frames (binary frames holding UTF-8 JSON are a
 
 1. Authenticate with ``/ws?token=...`` or, without it, with the first message ``{"op": "auth", "token": "..."}``
    within 10 s (reply ``{"type": "authenticated"}``). The token is an access JWT or an API key, checked by
-   ``await app.state.authenticate(token) -> user_id | None``. A missing or invalid token closes the socket with
-   code 1008 and a reason.
+   ``await app.state.authenticate(token) -> Principal | None``. A missing or invalid token closes the socket with
+   code 1008 and a reason. The socket is closed with 1008 later too, when its credentials end: the access token
+   expires ("token expired"), or its session, API key or user is revoked or disabled (``app.state.auth``, the
+   process's :class:`~smart_trader.gateway.auth_state.AuthState`, when present).
 2. ``{"op": "subscribe", "channel": C, ...}`` / ``{"op": "unsubscribe", "channel": C, ...}`` where ``C`` is
    ``quotes``, ``trades`` (fields ``symbol``, ``venue``), ``bars`` (``symbol``, ``venue``, ``timeframe`` like
    ``"1m"``), ``orders`` or ``accounts`` (``account_id``; the account must belong to the user, checked by
@@ -28,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,6 +41,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketDisconnected
 from smart_trader.core.errors import InvalidInputError
 from smart_trader.core.ids import instrument_id
 from smart_trader.data.timeframes import Timeframe
+from smart_trader.gateway.access import WS_CHANNELS, Principal
 from smart_trader.gateway.hub import (
     Hub,
     Subscriber,
@@ -47,6 +51,7 @@ from smart_trader.gateway.hub import (
     quotes_topic,
     trades_topic,
 )
+from smart_trader.gateway.problems import ProblemError
 from smart_trader.ops.metrics import WEBSOCKET_CONNECTIONS_ACTIVE
 
 log = logging.getLogger(__name__)
@@ -79,14 +84,22 @@ async def stream(websocket: WebSocket) -> None:
     """Serve one WebSocket client: authenticate, then stream the topics it subscribes to (see module doc)."""
     hub: Hub = websocket.app.state.hub
     await websocket.accept()
-    user_id = await _authenticate(websocket)
-    if user_id is None:
+    principal = await _authenticate(websocket)
+    if principal is None:
         return
-    await _Connection(websocket, hub, user_id).run()
+    platform = getattr(websocket.app.state, "platform", None)
+    limiter = getattr(platform, "limiter", None)
+    if limiter is not None:
+        try:
+            await limiter.check_principal(websocket, principal, "ws")
+        except ProblemError as exc:
+            await _close(websocket, CLOSE_POLICY_VIOLATION, exc.detail[:120])
+            return
+    await _Connection(websocket, hub, principal).run()
 
 
-async def _authenticate(websocket: WebSocket) -> str | None:
-    """The user id behind the query token or the first message's token; None after closing the socket."""
+async def _authenticate(websocket: WebSocket) -> Principal | None:
+    """The principal behind the query token or the first message's token; None after closing the socket."""
     token = websocket.query_params.get("token")
     by_message = not token
     if by_message:
@@ -104,12 +117,12 @@ async def _authenticate(websocket: WebSocket) -> str | None:
             )
             return None
     try:
-        user_id: str | None = await websocket.app.state.authenticate(token)
+        principal: Principal | None = await websocket.app.state.authenticate(token)
     except Exception:
         log.exception("websocket authentication failed")
         await _close(websocket, CLOSE_INTERNAL_ERROR, "authentication unavailable")
         return None
-    if user_id is None:
+    if principal is None:
         await _close(websocket, CLOSE_POLICY_VIOLATION, "invalid or expired token")
         return None
     if by_message:
@@ -117,7 +130,7 @@ async def _authenticate(websocket: WebSocket) -> str | None:
             await websocket.send_text(_AUTHENTICATED)
         except _DISCONNECTED:
             return None
-    return user_id
+    return principal
 
 
 def _text(message: Mapping[str, Any]) -> str | None:
@@ -157,16 +170,39 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
 class _Connection:
     """One authenticated client: a hub subscriber, a reader task (requests) and a writer task (updates)."""
 
-    def __init__(self, websocket: WebSocket, hub: Hub, user_id: str) -> None:
+    def __init__(self, websocket: WebSocket, hub: Hub, principal: Principal) -> None:
         self.websocket = websocket
         self.hub = hub
-        self.user_id = user_id
+        self.principal = principal
+        self.user_id = principal.user_id
         self.sub: Subscriber = hub.attach()
+        self.ended: str | None = None  # why the credentials ended (the socket closes with 1008)
+        self._tasks: tuple[asyncio.Task[None], ...] = ()
+
+    def _end(self, reason: str) -> None:
+        """The credentials were revoked or expired: stop streaming; :meth:`run` closes with 1008 and ``reason``."""
+        if self.ended is None:
+            self.ended = reason
+        for task in self._tasks:
+            task.cancel()
+
+    async def end(self, reason: str) -> None:
+        """:meth:`_end`, as the coroutine :class:`~smart_trader.gateway.auth_state.AuthState` awaits."""
+        self._end(reason)
 
     async def run(self) -> None:
         sub = self.sub
         writer = asyncio.create_task(self._write())
         reader = asyncio.create_task(self._read())
+        self._tasks = (reader, writer)
+        expires = self.principal.expires_s
+        timer = None
+        if expires is not None:  # an access token: the socket ends with it
+            loop = asyncio.get_running_loop()
+            timer = loop.call_later(max(0.0, expires - time.time()), self._end, "token expired")
+        auth = getattr(self.websocket.app.state, "auth", None)
+        if auth is not None:
+            auth.watch(self, self.principal, self.end)
 
         def stop_writer() -> None:
             writer.cancel()
@@ -177,6 +213,10 @@ class _Connection:
             await asyncio.wait((reader, writer), return_when=asyncio.FIRST_COMPLETED)
         finally:
             WEBSOCKET_CONNECTIONS_ACTIVE.dec()
+            if timer is not None:
+                timer.cancel()
+            if auth is not None:
+                auth.unwatch(self)
             self.hub.detach(sub)
             reader.cancel()
             writer.cancel()
@@ -184,7 +224,9 @@ class _Connection:
         failed = [r for r in results if isinstance(r, Exception)]
         for exc in failed:
             log.error("websocket connection task failed", exc_info=exc)
-        if sub.dropped:
+        if self.ended is not None:
+            await _close(self.websocket, CLOSE_POLICY_VIOLATION, self.ended)
+        elif sub.dropped:
             await _close(self.websocket, CLOSE_TRY_AGAIN_LATER, "client too slow: send queue full")
         elif failed:
             await _close(self.websocket, CLOSE_INTERNAL_ERROR, "internal error")
@@ -255,6 +297,10 @@ class _Connection:
     async def _topic(self, request: dict[str, Any], check_owner: bool) -> str:
         """The topic a subscribe/unsubscribe request names. Raises _BadRequestError."""
         channel = request.get("channel")
+        rule = WS_CHANNELS.get(channel) if isinstance(channel, str) else None
+        if rule is not None and check_owner and not self.principal.has(rule.allowed):
+            needed = " or ".join(sorted(r.value for r in rule.allowed))
+            raise _BadRequestError(f"channel {channel!r} needs the role {needed}")
         if channel in ("quotes", "trades", "bars"):
             iid = instrument_id(_field(request, "symbol"), _field(request, "venue"))
             if channel == "quotes":
@@ -274,7 +320,8 @@ class _Connection:
                 except Exception:
                     log.exception("websocket account ownership check failed")
                     raise _BadRequestError("could not check the account, try again") from None
-                if owner is None or owner != self.user_id:
+                reaches_all = self.principal.has(WS_CHANNELS[channel].any_account)
+                if owner is None or (owner != self.user_id and not reaches_all):
                     raise _BadRequestError("account not found")
             return orders_topic(account_id) if channel == "orders" else accounts_topic(account_id)
         if channel is None:

@@ -50,6 +50,7 @@ from smart_trader.db.outbox import event_row, outbox
 from smart_trader.db.writer import BatchWriter
 from smart_trader.execution import store as order_store
 from smart_trader.execution.events import OrderEvent, OrderFilled, OrderRejected
+from smart_trader.execution.limits import OrderLimits
 from smart_trader.execution.orders import Order
 from smart_trader.execution.paper_broker import FillConfig, PaperBroker
 from smart_trader.execution.tables import fills as fills_table
@@ -62,6 +63,7 @@ from smart_trader.portfolio import store as account_store
 from smart_trader.portfolio.account import Account
 from smart_trader.portfolio.tables import accounts as accounts_table
 from smart_trader.portfolio.tables import equity_snapshots, ledger_entries, positions
+from smart_trader.risk import store as risk_store
 
 log = structlog.get_logger("smart_trader.runtime")
 Publish = Callable[[str, str], None]
@@ -135,6 +137,8 @@ class TradingRuntime:
         wanted: whether a topic may have receivers (default: always); messages nobody receives are not built.
         config: commission, slippage and participation of the paper broker.
         notify_outbox: called after a commit that wrote outbox events (wakes the relay).
+        default_limits: every account's pre-trade limits (open orders, submissions per wall-clock second) unless a
+            risk manager set others (``risk/store.py``, re-read by :meth:`reload_limits`).
     """
 
     def __init__(
@@ -148,6 +152,7 @@ class TradingRuntime:
         wanted: Callable[[str], bool] = lambda _topic: True,
         poll_seconds: float = 0.25,
         snapshot_seconds: float = 1.0,
+        default_limits: OrderLimits | None = None,
     ) -> None:
         self.engine = engine
         self.writer = writer
@@ -158,6 +163,7 @@ class TradingRuntime:
         self.notify_outbox = notify_outbox
         self.poll_seconds = poll_seconds
         self.snapshot_seconds = snapshot_seconds
+        self.default_limits = default_limits or OrderLimits()
         self.market = MarketState()
         self.books: dict[str, AccountBook] = {}
         self.working: dict[InstrumentId, set[AccountBook]] = {}
@@ -347,7 +353,9 @@ class TradingRuntime:
 
         return on_event
 
-    def _load_book(self, account_id: str) -> tuple[Account, list[Order], Decimal, int] | None:
+    def _load_book(
+        self, account_id: str
+    ) -> tuple[Account, list[Order], Decimal, int, tuple[OrderLimits, str | None]] | None:
         with self.engine.connect() as conn:
             row = account_store.get_account(conn, account_id)
             if row is None:
@@ -355,7 +363,34 @@ class TradingRuntime:
             fills = order_store.fills_by_id(conn, account_id)
             account = account_store.load_account(conn, row, fills, self.instrument)
             working = [order_store.order_of(r) for r in order_store.open_orders_of(conn, account_id)]
-        return account, working, row.equity_peak, len(account.ledger.entries)
+            controls = self._controls(conn, account_id)
+        return account, working, row.equity_peak, len(account.ledger.entries), controls
+
+    def _controls(self, conn: Connection, account_id: str) -> tuple[OrderLimits, str | None]:
+        """An account's limits in force and halt reason (``None``: trading), from what a risk manager stored."""
+        stored = risk_store.limits_of(conn, account_id)
+        d = self.default_limits
+        limits = OrderLimits(
+            d.max_open_orders if stored.max_open_orders is None else stored.max_open_orders,
+            d.max_submissions_per_second if stored.max_orders_per_second is None else stored.max_orders_per_second,
+        )
+        halted = (stored.reason or "halted by a risk manager") if stored.trading_state == risk_store.HALTED else None
+        return limits, halted
+
+    async def reload_limits(self, account_id: str) -> None:
+        """Apply an account's limits and trading state as stored now (a risk manager changed them); an account not
+        loaded gets them when it loads."""
+        book = self.books.get(account_id)
+        if book is None:
+            return
+
+        def read() -> tuple[OrderLimits, str | None]:
+            with self.engine.connect() as conn:
+                return self._controls(conn, account_id)
+
+        limits, halted = await asyncio.to_thread(read)
+        book.broker.limits = limits
+        book.broker.halted = halted
 
     async def book(self, account_id: str) -> AccountBook | None:
         """The loaded account ``account_id`` (loading it from the database the first time), or ``None``."""
@@ -368,10 +403,14 @@ class TradingRuntime:
         book = self.books.get(account_id)  # loaded meanwhile by another task
         if book is not None:
             return book
-        account, working, peak, entries = loaded
+        account, working, peak, entries, (limits, halted) = loaded
         account.mark_provider = self.market.mark
         instruments = {o.instrument_id: self.instrument(o.instrument_id) for o in working}
-        broker = PaperBroker(account, instruments, self.config, self.market.mark, ids=durable_ids)
+        broker = PaperBroker(
+            account, instruments, self.config, self.market.mark, ids=durable_ids, limits=limits,
+            rate_clock=time.monotonic_ns,  # submissions per wall-clock second, whatever the replay's speed
+        )  # fmt: skip
+        broker.halted = halted
         book = AccountBook(account, broker, entries, peak)
         broker.listeners.append(self._listener(book))
         for order in working:

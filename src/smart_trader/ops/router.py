@@ -1,8 +1,10 @@
 """Operational routes: ``/health`` (liveness), ``/ready`` (database, migrations at head, Redis when configured,
-the market-data feed where this process runs one), ``/metrics`` (Prometheus text format)."""
+the market-data feed where this process runs one), ``/metrics`` (Prometheus text format: loopback clients, or any
+client sending ``Authorization: Bearer <METRICS_TOKEN>``)."""
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 import orjson
@@ -12,6 +14,7 @@ from starlette.responses import Response
 
 from smart_trader.app.platform import Platform
 from smart_trader.db.migrate import schema_status
+from smart_trader.gateway.problems import ProblemError
 from smart_trader.live.runtime import FEED_ENDED_STATES
 
 router = APIRouter(tags=["operations"])
@@ -60,7 +63,49 @@ async def ready(request: Request) -> Response:
     return Response(orjson.dumps(body), status_code=200 if ok else 503, media_type="application/json")
 
 
-@router.get("/metrics")
-async def metrics() -> Response:
-    """Prometheus metrics of this process (text exposition format)."""
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "::ffff:127.0.0.1"})
+
+
+@router.get(
+    "/metrics",
+    responses={
+        401: {"description": "METRICS_TOKEN is set and the request's bearer token is missing or wrong"},
+        403: {"description": "a client beyond the loopback interface, and no METRICS_TOKEN is configured"},
+    },
+)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics of this process (text exposition format). Clients on the loopback interface may always
+    scrape; any other client must send ``Authorization: Bearer <METRICS_TOKEN>`` (401 without it or with a wrong
+    one; 403 when the server has no ``METRICS_TOKEN``). Behind a reverse proxy on the same host, the client is the
+    address the proxy forwards (``X-Forwarded-For`` from ``FORWARDED_ALLOW_IPS``)."""
+    check_metrics_access(request)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def check_metrics_access(request: Request) -> None:
+    """Let loopback clients and holders of the metrics token through.
+
+    Raises:
+        ProblemError: 403 for a non-loopback client when no ``METRICS_TOKEN`` is configured; 401 when one is and the
+            request does not carry it as a bearer token.
+    """
+    client = request.scope.get("client")
+    if client and client[0] in LOOPBACK_HOSTS:
+        return
+    platform: Platform = request.app.state.platform
+    token = platform.settings.metrics_token
+    if not token:
+        raise ProblemError(
+            403,
+            "/metrics answers clients on the loopback interface only: set METRICS_TOKEN on the server and send "
+            "'Authorization: Bearer <METRICS_TOKEN>' to scrape from elsewhere",
+            "forbidden",
+        )
+    scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip().encode(), token.encode()):
+        raise ProblemError(
+            401,
+            "/metrics needs 'Authorization: Bearer <METRICS_TOKEN>'",
+            "unauthorized",
+            {"WWW-Authenticate": "Bearer"},
+        )

@@ -1,0 +1,215 @@
+"""Who may do what: roles, the authenticated caller (:class:`Principal`), and the one declarative table of access
+rules every HTTP route and WebSocket channel is checked against.
+
+Roles (role-based access control, least privilege; a user holds one or more):
+
+- ``trader``: trades and reads their own accounts only (registration makes traders);
+- ``risk_manager``: reads every account's orders, positions, fills, equity and risk; halts and resumes accounts and
+  sets their limits; does not trade;
+- ``admin``: users, roles, lockouts and configuration; reads no account it does not own.
+
+:data:`ROUTES` maps ``(method, path template)`` to a :class:`Rule`; :func:`rule_for` finds the rule of a request, and
+:func:`~smart_trader.gateway.deps.current_user` / :func:`~smart_trader.gateway.deps.account_access` enforce it. A route
+missing from the table is refused when the application is built (:func:`check_routes`), and the access tests are
+generated from this table, so a new route cannot ship without a rule. :data:`WS_CHANNELS` does the same for the
+WebSocket's channels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Literal
+
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+
+
+class Role(StrEnum):
+    """A role a user may hold (see the module docstring)."""
+
+    TRADER = "trader"
+    RISK_MANAGER = "risk_manager"
+    ADMIN = "admin"
+
+
+RateClass = Literal["auth", "orders", "reads", "ws", "ops"]
+"""The rate-limit class of a route (``gateway/ratelimit.py``): authentication, order entry, reads, WebSocket
+connects, operational endpoints (not limited)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller of a request or WebSocket.
+
+    Attributes:
+        user_id: the user's id.
+        roles: the roles the user holds now.
+        key_id: the API key used, or ``None`` for a token.
+        session_id: the session (``sid`` claim: refresh-token family) of an access token, or ``None`` for a key.
+        expires_s: when the credential stops working (access token ``exp``, seconds since the epoch, UTC), or
+            ``None`` (API keys do not expire; they are revoked).
+    """
+
+    user_id: str
+    roles: frozenset[Role]
+    key_id: str | None = None
+    session_id: str | None = None
+    expires_s: int | None = None
+
+    def has(self, roles: Iterable[Role]) -> bool:
+        """True when the principal holds any of ``roles``."""
+        return not self.roles.isdisjoint(roles)
+
+    @property
+    def rate_key(self) -> str:
+        """What per-user rate limits count against: the API key when one is used, else the user."""
+        return f"key:{self.key_id}" if self.key_id else f"user:{self.user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Access to one route or channel.
+
+    Attributes:
+        roles: roles allowed. Empty with ``public``: no credentials needed.
+        account: the path (or the channel request) names an account: a caller holding a role of ``roles`` reaches
+            only accounts they own; one holding a role of ``any_account`` reaches every account.
+        any_account: roles that reach every account (risk managers' reads and controls).
+        public: no credentials (registration, login, health).
+        rate: the route's rate-limit class.
+        own_resource: the path names a resource of the caller (an API key): someone else's is 404.
+    """
+
+    roles: frozenset[Role] = frozenset()
+    account: bool = False
+    any_account: frozenset[Role] = frozenset()
+    public: bool = False
+    rate: RateClass = "reads"
+    own_resource: bool = False
+
+    @property
+    def allowed(self) -> frozenset[Role]:
+        """Every role that may call the route at all (others get 403)."""
+        return self.roles | self.any_account
+
+
+ALL_ROLES = frozenset(Role)
+TRADER = frozenset({Role.TRADER})
+RISK = frozenset({Role.RISK_MANAGER})
+ADMIN = frozenset({Role.ADMIN})
+
+_PUBLIC_AUTH = Rule(public=True, rate="auth")
+_PUBLIC_OPS = Rule(public=True, rate="ops")
+_ANY_USER = Rule(roles=ALL_ROLES)
+_OWN_ACCOUNT_READ = Rule(roles=TRADER, account=True, any_account=RISK)
+_OWN_ACCOUNT_TRADE = Rule(roles=TRADER, account=True, rate="orders")
+_RISK_CONTROL = Rule(account=True, any_account=RISK, rate="orders")
+_ADMIN = Rule(roles=ADMIN)
+
+V1 = "/api/v1"
+ROUTES: dict[tuple[str, str], Rule] = {
+    # gateway: credentials and sessions
+    ("POST", f"{V1}/auth/register"): _PUBLIC_AUTH,
+    ("POST", f"{V1}/auth/token"): _PUBLIC_AUTH,
+    ("POST", f"{V1}/auth/refresh"): _PUBLIC_AUTH,
+    ("POST", f"{V1}/auth/logout"): Rule(roles=ALL_ROLES, rate="auth"),
+    ("GET", f"{V1}/auth/me"): _ANY_USER,
+    ("POST", f"{V1}/auth/password"): Rule(roles=ALL_ROLES, rate="auth"),
+    ("POST", f"{V1}/api-keys"): Rule(roles=ALL_ROLES, rate="auth"),
+    ("GET", f"{V1}/api-keys"): _ANY_USER,
+    ("DELETE", f"{V1}/api-keys/{{key_id}}"): Rule(roles=ALL_ROLES, rate="auth", own_resource=True),
+    # portfolio
+    ("POST", f"{V1}/accounts"): Rule(roles=TRADER, rate="orders"),
+    ("GET", f"{V1}/accounts"): Rule(roles=TRADER),
+    ("GET", f"{V1}/accounts/{{account_id}}"): _OWN_ACCOUNT_READ,
+    ("GET", f"{V1}/accounts/{{account_id}}/positions"): _OWN_ACCOUNT_READ,
+    ("GET", f"{V1}/accounts/{{account_id}}/fills"): _OWN_ACCOUNT_READ,
+    ("GET", f"{V1}/accounts/{{account_id}}/equity"): _OWN_ACCOUNT_READ,
+    # execution
+    ("POST", f"{V1}/accounts/{{account_id}}/orders"): _OWN_ACCOUNT_TRADE,
+    ("GET", f"{V1}/accounts/{{account_id}}/orders"): _OWN_ACCOUNT_READ,
+    ("GET", f"{V1}/accounts/{{account_id}}/orders/{{order_id}}"): _OWN_ACCOUNT_READ,
+    ("DELETE", f"{V1}/accounts/{{account_id}}/orders/{{order_id}}"): _OWN_ACCOUNT_TRADE,
+    # risk
+    ("GET", f"{V1}/accounts/{{account_id}}/limits"): _OWN_ACCOUNT_READ,
+    ("PUT", f"{V1}/accounts/{{account_id}}/limits"): _RISK_CONTROL,
+    ("POST", f"{V1}/accounts/{{account_id}}/halt"): _RISK_CONTROL,
+    ("POST", f"{V1}/accounts/{{account_id}}/resume"): _RISK_CONTROL,
+    ("GET", f"{V1}/risk/accounts"): Rule(roles=RISK),
+    # market data
+    ("GET", f"{V1}/instruments"): _ANY_USER,
+    ("GET", f"{V1}/market/bars"): _ANY_USER,
+    ("GET", f"{V1}/market/quote"): _ANY_USER,
+    # administration
+    ("GET", f"{V1}/admin/users"): _ADMIN,
+    ("GET", f"{V1}/admin/users/{{user_id}}"): _ADMIN,
+    ("PATCH", f"{V1}/admin/users/{{user_id}}"): _ADMIN,
+    ("DELETE", f"{V1}/admin/users/{{user_id}}/lockout"): _ADMIN,
+    ("GET", f"{V1}/admin/config"): _ADMIN,
+    # operations and documentation (``/metrics`` has its own guard: loopback clients or METRICS_TOKEN)
+    ("GET", "/health"): _PUBLIC_OPS,
+    ("GET", "/ready"): _PUBLIC_OPS,
+    ("GET", "/metrics"): _PUBLIC_OPS,
+    ("GET", "/"): _PUBLIC_OPS,
+    ("GET", "/docs"): _PUBLIC_OPS,
+    ("GET", "/docs/oauth2-redirect"): _PUBLIC_OPS,
+    ("GET", "/openapi.json"): _PUBLIC_OPS,
+    ("WS", "/ws"): Rule(roles=ALL_ROLES, rate="ws"),
+}
+"""Access rule of every route, by (HTTP method, path template); ``WS`` for the WebSocket endpoint. Routes under
+``/static/`` (the documentation's assets, a mount) are public."""
+
+WS_CHANNELS: dict[str, Rule] = {
+    "quotes": _ANY_USER,
+    "trades": _ANY_USER,
+    "bars": _ANY_USER,
+    "orders": _OWN_ACCOUNT_READ,
+    "accounts": _OWN_ACCOUNT_READ,
+}
+"""Access rule of every WebSocket channel (``account`` rules: the request's ``account_id``)."""
+
+STATIC_PREFIX = "/static"
+
+
+def rule_for(method: str, template: str) -> Rule | None:
+    """The rule of ``method`` (``HEAD`` counts as ``GET``) on ``template`` (the route's path template), or ``None``."""
+    if method == "HEAD":
+        method = "GET"
+    return ROUTES.get((method, template))
+
+
+def route_methods(routes: Iterable[BaseRoute]) -> list[tuple[str, str]]:
+    """Every (method, path template) an application serves (``WS`` for WebSocket routes; mounts skipped)."""
+    out: list[tuple[str, str]] = []
+    for r in routes:
+        if isinstance(r, WebSocketRoute):
+            out.append(("WS", r.path))
+        elif isinstance(r, Route):
+            out.extend((m, r.path) for m in sorted(r.methods or ()) if m != "HEAD")
+        elif isinstance(r, Mount) and not r.path.startswith(STATIC_PREFIX):
+            out.extend((m, r.path + p) for m, p in route_methods(r.routes))
+    return out
+
+
+def check_routes(routes: Iterable[BaseRoute]) -> None:
+    """Refuse an application with a route :data:`ROUTES` has no rule for.
+
+    Raises:
+        RuntimeError: naming the routes without a rule (a programming error: add them to :data:`ROUTES`).
+    """
+    missing = [f"{m} {p}" for m, p in route_methods(routes) if (m, p) not in ROUTES]
+    if missing:
+        raise RuntimeError(f"routes without an access rule in gateway/access.py ROUTES: {', '.join(missing)}")
+
+
+def parse_roles(text: str) -> frozenset[Role]:
+    """The roles stored as space-separated names (unknown names are ignored: a role removed from the code grants
+    nothing)."""
+    known = {r.value for r in Role}
+    return frozenset(Role(n) for n in text.split() if n in known)
+
+
+def format_roles(roles: Iterable[Role]) -> str:
+    """Roles as stored: space-separated names in a fixed order."""
+    return " ".join(sorted(Role(r).value for r in roles))
