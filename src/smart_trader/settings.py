@@ -56,7 +56,8 @@ class Settings(BaseSettings):
             before new logins get 503 (they never share the threads that read the database).
         password_min_score: zxcvbn strength (0-4) a new password needs.
         max_open_orders / max_orders_per_second: default risk limits of every account (a risk manager may set
-            others per account).
+            others per account); ``max_accounts_per_user``: accounts one user may open (the open-order limit is per
+            account: without this, one user could park any number of orders by opening accounts).
         max_body_bytes: request bodies larger than this are refused (413) before they are read.
         cors_origins: origins allowed to call the API from a browser, comma-separated (empty: none).
         metrics_token: bearer token ``/metrics`` asks of clients beyond the loopback interface (empty: only
@@ -97,6 +98,7 @@ class Settings(BaseSettings):
     password_min_score: int = Field(default=3, ge=0, le=4)
     max_open_orders: int = Field(default=500, gt=0)
     max_orders_per_second: int = Field(default=50, gt=0)
+    max_accounts_per_user: int = Field(default=20, gt=0)
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     cors_origins: str = ""
     metrics_token: str = ""

@@ -6,9 +6,7 @@ both databases."""
 
 from __future__ import annotations
 
-import contextlib
 import secrets
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -59,8 +57,8 @@ def make_user(h: Harness, email: str, *roles: Role, password: str = PASSWORD) ->
     returns the user id."""
     password_hash = hash_password(password)
     chosen = roles or (Role.TRADER,)
-    user = write(h, lambda c: users.register(c, email, password_hash, chosen))
-    return user.id
+    user: users.User = write(h, lambda c: users.register(c, email, password_hash, chosen))
+    return str(user.id)
 
 
 def open_session(h: Harness, user_id: str) -> dict[str, str]:
@@ -168,23 +166,9 @@ def assert_401(r: Any) -> None:
 
 @contextmanager
 def ws_connect(h: Harness, url: str) -> Iterator[Any]:
-    """``h.client.websocket_connect(url)``, tolerating the TestClient's own teardown race: leaving the block sends
-    the disconnect and cancels the handler's task at once, and when the handler is still in its clean-up then, the
-    TestClient raises ``concurrent.futures.CancelledError`` from ``__exit__`` (what happened inside the block is what
-    the tests check; a real server does not cancel a handler on disconnect)."""
-    import concurrent.futures
-
-    session = h.client.websocket_connect(url)
-    ws = session.__enter__()
-    try:
+    """``h.client.websocket_connect(url)`` (the platform's WebSocket on the app's event loop)."""
+    with h.client.websocket_connect(url) as ws:
         yield ws
-    except BaseException:
-        with contextlib.suppress(concurrent.futures.CancelledError):
-            session.__exit__(*sys.exc_info())
-        raise
-    else:
-        with contextlib.suppress(concurrent.futures.CancelledError):
-            session.__exit__(None, None, None)
 
 
 def ws_receive(ws: Any, timeout: float = 5.0) -> dict[str, Any]:

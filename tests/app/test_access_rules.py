@@ -36,6 +36,7 @@ from typing import Any
 import orjson
 import pytest
 from fastapi import APIRouter, FastAPI
+from fastapi.testclient import TestClient
 
 from smart_trader.app.factory import create_app
 from smart_trader.gateway.access import ROUTES, WS_CHANNELS, Role, Rule, check_routes, route_methods
@@ -67,7 +68,8 @@ Route = tuple[str, str]
 
 def _built_app() -> FastAPI:
     """The platform's application built (never started): its routes do not depend on settings."""
-    return create_app(Settings(secret_key=TEST_SECRET_KEY, environment="test", _env_file=None), "all")
+    app: FastAPI = create_app(Settings(secret_key=TEST_SECRET_KEY, environment="test", _env_file=None), "all")
+    return app
 
 
 def openapi_operations(app: FastAPI) -> set[Route]:
@@ -125,14 +127,14 @@ BODIES: dict[Route, Callable[[World, str], dict[str, Any]]] = {
     # (world, acting user's name) → keyword arguments of the request (json= or data=)
     ("POST", f"{V1}/auth/register"): lambda w, a: {
         "json": {"email": f"new-{uuid.uuid4().hex[:12]}@example.com", "password": PASSWORD}
-    },  # fmt: skip
+    },
     ("POST", f"{V1}/auth/token"): lambda w, a: {"data": {"username": "tess@example.com", "password": PASSWORD}},
     ("POST", f"{V1}/auth/refresh"): lambda w, a: {
         "json": {"refresh_token": open_session(w.h, w.ids["tess"])["refresh"]}
     },
     ("POST", f"{V1}/auth/password"): lambda w, a: {
         "json": {"current_password": PASSWORD, "new_password": _strong_password()}
-    },  # fmt: skip
+    },
     ("POST", f"{V1}/api-keys"): lambda w, a: {"json": {"name": "sample"}},
     ("POST", f"{V1}/accounts"): lambda w, a: {
         "json": {"name": "sample", "starting_balance": "1000", "currency": "USDT"}
@@ -140,7 +142,7 @@ BODIES: dict[Route, Callable[[World, str], dict[str, Any]]] = {
     ("POST", f"{V1}/accounts/{{account_id}}/orders"): lambda w, a: {"json": dict(ORDER)},
     ("PUT", f"{V1}/accounts/{{account_id}}/limits"): lambda w, a: {
         "json": {"max_open_orders": 1000, "max_orders_per_second": 1000}
-    },  # fmt: skip
+    },
     ("POST", f"{V1}/accounts/{{account_id}}/halt"): lambda w, a: {"json": {"reason": "access-rules test"}},
     ("PATCH", f"{V1}/admin/users/{{user_id}}"): lambda w, a: {"json": {"roles": ["trader"]}},
 }
@@ -265,7 +267,7 @@ def _build_world(h: Harness) -> World:
     return w
 
 
-# -- (a) the table and the routes agree ---------------------------------------------------------------------------------
+# -- (a) the table and the routes agree --------------------------------------------------------------------------------
 
 
 def test_every_route_has_a_rule_and_every_rule_a_route() -> None:
@@ -284,8 +286,8 @@ def test_every_documented_operation_has_a_rule() -> None:
 
 
 def test_the_running_app_serves_the_routes_the_tests_were_generated_from(world: World) -> None:
-    running = world.h.client.app
-    assert set(route_methods(running.routes)) | openapi_operations(running) == set(SERVED)  # type: ignore[arg-type]
+    running: Any = world.h.client.app
+    assert set(route_methods(running.routes)) | openapi_operations(running) == set(SERVED)
 
 
 def test_check_routes_refuses_an_included_route_without_a_rule() -> None:
@@ -318,7 +320,7 @@ def test_every_required_query_parameter_has_a_sample() -> None:
     assert missing == []
 
 
-# -- (b) credentials that must not work -----------------------------------------------------------------------------------
+# -- (b) credentials that must not work --------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("route", NON_PUBLIC, ids=_ids(NON_PUBLIC))
@@ -334,7 +336,7 @@ def test_no_or_bad_credentials_are_401(world: World, route: Route) -> None:
     assert wrong == [], f"{route[0]} {route[1]}: " + "; ".join(wrong)
 
 
-# -- (c) roles the rule does not allow --------------------------------------------------------------------------------------
+# -- (c) roles the rule does not allow ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("route", "role"), FORBIDDEN_ROLES, ids=_ids(FORBIDDEN_ROLES))
@@ -346,7 +348,7 @@ def test_a_role_the_rule_does_not_allow_is_403(world: World, route: Route, role:
         assert_refused(r, 403, "needs the role")
 
 
-# -- (d) accounts -------------------------------------------------------------------------------------------------------------
+# -- (d) accounts ------------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("route", TRADER_ACCOUNT_ROUTES, ids=_ids(TRADER_ACCOUNT_ROUTES))
@@ -382,7 +384,7 @@ def _restore(world: World, route: Route, owner: str) -> None:
         assert r.status_code == 200, r.text
 
 
-# -- every allowed role gets through (the refusals above are then about access, not about bad samples) -------------------
+# -- every allowed role gets through (the refusals above are then about access, not about bad samples) -----------------
 
 
 @pytest.mark.parametrize(("route", "role"), ALLOWED_ROLES, ids=_ids(ALLOWED_ROLES))
@@ -407,14 +409,16 @@ def test_every_role_the_rule_allows_gets_a_2xx(world: World, route: Route, role:
 
 @pytest.mark.parametrize("route", PUBLIC, ids=_ids(PUBLIC))
 def test_public_routes_need_no_credentials(world: World, route: Route) -> None:
-    r = world.request(route, {}, "alice")
-    if route == ("GET", "/metrics"):  # public, with its own guard: the test client is not on the loopback interface
-        assert r.status_code in (401, 403), r.text
+    if route == ("GET", "/metrics"):  # public with its own guard: loopback clients (test_security_owasp.py: API8)
+        app = world.h.client.app
+        assert TestClient(app, client=("127.0.0.1", 40000)).get("/metrics").status_code == 200
+        assert TestClient(app, client=("203.0.113.9", 40000)).get("/metrics").status_code == 403
         return
+    r = world.request(route, {}, "alice")
     assert 200 <= r.status_code < 300, f"{route}: {r.status_code} {r.text[:300]}"
 
 
-# -- (e) own resources ----------------------------------------------------------------------------------------------------------
+# -- (e) own resources -------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("route", "role"), OWN_RESOURCE, ids=_ids(OWN_RESOURCE))
@@ -432,7 +436,7 @@ def test_someone_elses_resource_is_404(world: World, route: Route, role: Role) -
     assert victim_key["id"] in {k["id"] for k in listed}
 
 
-# -- the WebSocket's channels -----------------------------------------------------------------------------------------------------
+# -- the WebSocket's channels ------------------------------------------------------------------------------------------
 
 CHANNEL_SAMPLES: dict[str, Callable[[World, str], dict[str, Any]]] = {
     "quotes": lambda w, account: {"symbol": "BTC/USDT", "venue": "BINANCE"},

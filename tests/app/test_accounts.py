@@ -103,3 +103,18 @@ def test_invalid_account_bodies_are_422_naming_the_field(platform: Harness) -> N
     r = platform.client.post(ACCOUNTS, headers={**h, "content-type": "application/json"}, content=b"{not json")
     assert_problem(r, 422)
     assert platform.client.get(ACCOUNTS, headers=h).json() == []  # none of them opened an account
+
+
+def test_a_user_opens_at_most_max_accounts_per_user_accounts(platform: Harness) -> None:
+    """The open-order limit is per account: a cap on accounts keeps one user from multiplying it."""
+    headers = platform.user("many@example.com")
+    most = platform.settings.max_accounts_per_user
+    for _ in range(most):
+        platform.account(headers)
+    r = platform.client.post(
+        "/api/v1/accounts", headers=headers, json={"name": "one more", "starting_balance": "1", "currency": "USDT"}
+    )
+    assert_problem(r, 409, f"at most {most} accounts")
+    assert len(platform.client.get("/api/v1/accounts", headers=headers).json()) == most
+    # another user is not affected
+    assert platform.account(platform.user("other@example.com"))

@@ -88,6 +88,8 @@ def test_order_through_one_api_process_is_seen_on_a_websocket_of_the_other(
         for url in (a, b):
             fills = httpx.get(f"{url}/api/v1/accounts/{account}/fills", headers=headers).json()
             assert [f["id"] for f in fills] == [fill["fill"]["id"]]
+        _a_halt_through_one_api_process_stops_orders_through_the_other(a, b, headers, account, env)
+        _revocations_reach_every_process_at_once(a, b, headers, account)
     finally:
         for s in (*api, feed):
             s.stop()
@@ -108,3 +110,93 @@ def _bars_stop_at_the_shared_clock(url: str, headers: dict[str, str], home: Path
         if clock < int(ts_ns(stored)[-1]):  # still in the first pass: the stored seconds after it are not served
             assert len(r.json()) < stored.num_rows
         time.sleep(0.1)
+
+
+def _until(check: Any, seconds: float) -> float:
+    """Poll ``check()`` until true; returns how long it took (fails after ``seconds``)."""
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < seconds, f"not within {seconds} s"
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
+def _a_halt_through_one_api_process_stops_orders_through_the_other(
+    a: str, b: str, headers: dict[str, str], account: str, env: dict[str, str]
+) -> None:
+    """A risk manager (made with `smart-trader users` on the database) halts the account through API process a; the
+    feed process's runtime rejects the trader's next order, placed through b, with the reason; resume lets it in."""
+    from typer.testing import CliRunner
+
+    from smart_trader.cli.main import app
+
+    result = CliRunner().invoke(
+        app, ["users", "create", "risk@example.com", "--role", "risk_manager", "--password-stdin"],
+        input="roles-risk-pw-2026\n", env=env,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    risk_token = httpx.post(
+        a + "/api/v1/auth/token", data={"username": "risk@example.com", "password": "roles-risk-pw-2026"}
+    ).json()["access_token"]
+    risk = {"Authorization": f"Bearer {risk_token}"}
+    r = httpx.post(f"{a}/api/v1/accounts/{account}/halt", headers=risk, json={"reason": "margin review"})
+    assert r.status_code == 200 and r.json()["trading_state"] == "halted", r.text
+    ticket = {
+        "symbol": "BTC/USDT",
+        "venue": "BINANCE",
+        "side": "buy",
+        "type": "limit",
+        "qty": "0.001",
+        "limit_price": "1",
+    }
+
+    def status_of(order_id: str) -> str:
+        return str(httpx.get(f"{b}/api/v1/accounts/{account}/orders/{order_id}", headers=headers).json()["status"])
+
+    order = httpx.post(f"{b}/api/v1/accounts/{account}/orders", headers=headers, json=ticket).json()
+    _until(lambda: status_of(order["id"]) == "rejected", 10)
+    reason = httpx.get(f"{b}/api/v1/accounts/{account}/orders/{order['id']}", headers=headers).json()["reason"]
+    assert "account halted: margin review" in reason
+    r = httpx.post(f"{a}/api/v1/accounts/{account}/resume", headers=risk)
+    assert r.status_code == 200 and r.json()["trading_state"] == "active", r.text
+    time.sleep(0.5)  # the resume event reaches the feed process
+    order = httpx.post(f"{b}/api/v1/accounts/{account}/orders", headers=headers, json=ticket).json()
+    _until(lambda: status_of(order["id"]) == "accepted", 10)
+
+
+def _revocations_reach_every_process_at_once(a: str, b: str, headers: dict[str, str], account: str) -> None:
+    """An API key revoked through a stops working through b at once (an event, not a cache expiry), and a
+    WebSocket b holds open with it is closed with 1008; a logout through a ends the token on b too."""
+    key = httpx.post(a + "/api/v1/api-keys", headers=headers, json={"name": "bot"}).json()
+    by_key = {"X-API-Key": key["key"]}
+    assert httpx.get(f"{b}/api/v1/accounts/{account}", headers=by_key).status_code == 200  # now cached in b
+    listed = httpx.get(a + "/api/v1/api-keys", headers=headers).json()
+    assert [k["id"] for k in listed] == [key["id"]] and "key" not in listed[0]
+
+    async def revoke_while_connected() -> tuple[int, float]:
+        async with websockets.connect(b.replace("http", "ws") + f"/ws?token={key['key']}") as ws:
+            await ws.send(orjson.dumps({"op": "subscribe", "channel": "orders", "account_id": account}).decode())
+            assert orjson.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "subscribed"
+            async with httpx.AsyncClient() as client:
+                r = await client.delete(f"{a}/api/v1/api-keys/{key['id']}", headers=headers)
+                assert r.status_code == 200, r.text
+                revoked = time.monotonic()
+                while (await client.get(f"{b}/api/v1/accounts/{account}", headers=by_key)).status_code != 401:
+                    assert time.monotonic() - revoked < 1.0, "the key still works through the other process"
+                refused_after = time.monotonic() - revoked
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await _drain(ws)
+            assert closed.value.rcvd is not None and closed.value.rcvd.reason == "API key revoked"
+            return closed.value.rcvd.code, refused_after
+
+    code, refused_after = asyncio.run(revoke_while_connected())
+    assert code == 1008 and refused_after < 1.0
+    r = httpx.post(a + "/api/v1/auth/logout", headers=headers)
+    assert r.status_code == 204, r.text
+    _until(lambda: httpx.get(f"{b}/api/v1/accounts", headers=headers).status_code == 401, 1.0)
+
+
+async def _drain(ws: Any) -> None:
+    """Read until the server closes the socket (raises ConnectionClosed), 5 s at most per message."""
+    while True:
+        await asyncio.wait_for(ws.recv(), 5)

@@ -38,7 +38,9 @@ Mapping (https://owasp.org/API-Security/editions/2023/en/0x11-t10/):
   the route table itself is ``test_access_rules.py``.
 - **API10:2023 Unsafe Consumption of APIs** — what the platform consumes from elsewhere: revocation events from
   pub/sub (malformed ones are ignored and the listener keeps applying real ones, here) and market data from
-  exchanges and vendor files (validated by the readers: ``tests/data/readers``, ``tests/live/test_exchange_feed.py``).
+  exchanges and vendor files (validated by the readers and the feed: ``tests/data/test_readers.py``,
+  ``tests/data/test_generic_reader.py``, ``tests/data/test_download.py``, ``tests/live/test_exchange_feed.py``); no
+  operation lets a client inject market data (``test_api10_market_data_cannot_be_injected_through_the_api``).
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ from tests.app.security_support import (
     attacker_tokens,
     auth_headers,
     bearer,
+    claims_token,
     custom_platform,
     login,
     make_user,
@@ -87,9 +90,31 @@ FAR_LIMIT = {"symbol": "BTC/USDT", "venue": "BINANCE", "side": "buy", "type": "l
 """A buy limit far below the market (BTC traded ~40,000 USDT that day): it stays working."""
 
 
+@pytest.fixture(autouse=True)
+def plain_tracebacks() -> Iterator[None]:
+    """Log a 500's traceback as plain text: structlog's default console renderer draws it with rich, showing every
+    frame's locals (the whole platform), which takes seconds per error in a test process (servers configure their
+    own logging: ``ops/logging.py``)."""
+    import structlog
+
+    saved = structlog.get_config()
+    processors = [
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.plain_traceback)
+        if isinstance(p, structlog.dev.ConsoleRenderer)
+        else p
+        for p in saved["processors"]
+    ]
+    structlog.configure(processors=processors)
+    try:
+        yield
+    finally:
+        structlog.configure(**saved)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def tuned(request: pytest.FixtureRequest, tmp_path: Path, shared_data: Path) -> Iterator[Callable[..., Harness]]:
-    """Start the platform with some settings changed (small limits...): ``h = tuned(max_open_orders=5)``."""
+    """Start the platform with some settings changed (small limits...): ``h = tuned(max_open_orders=5)``. One at a
+    time: on PostgreSQL each start empties the test database."""
     with contextlib.ExitStack() as stack:
         count = [0]
 
@@ -184,7 +209,7 @@ def test_api2_forged_expired_unsigned_and_oversized_tokens_are_401(platform: Har
             assert token[:40] not in r.text  # the answer does not echo the credential
     for key in ("st_" + "x" * 40, "st_é".encode("latin-1") + b"x" * 39, "", "a" * 50_000):
         r = h.client.get(f"{V1}/accounts", headers={"X-API-Key": key})
-        assert r.status_code == 401, (key[:10], r.text[:200])  # type: ignore[index]
+        assert r.status_code == 401, (key[:10], r.text[:200])
     assert h.client.get(f"{V1}/accounts", headers=alice).status_code == 200  # the real one works
 
 
@@ -209,8 +234,7 @@ def test_api2_a_revoked_api_key_is_refused_at_once_and_its_websocket_closed(plat
         closed = ws_wait_closed(key_ws)
         assert closed["code"] == 1008 and "revoked" in closed.get("reason", ""), closed
         assert ws_request(token_ws, {"op": "ping"})["type"] == "pong"  # the token's socket goes on
-    closed = _closed_on_connect(h, key["key"])
-    assert closed == 1008
+    assert _closed_on_connect(h, key["key"]) == 1008  # and a new one is refused
     listed = h.client.get(f"{V1}/api-keys", headers=alice, params={"include_revoked": True}).json()
     assert [(k["id"], k["revoked_ns"] is not None) for k in listed] == [(key["id"], True)]
     assert h.client.get(f"{V1}/api-keys", headers=alice).json() == []
@@ -322,13 +346,14 @@ def test_api2_a_disabled_user_is_refused_everywhere_at_once(platform: Harness) -
             assert ws_wait_closed(ws)["code"] == 1008
     assert_refused(h.client.post(f"{V1}/auth/refresh", json={"refresh_token": session["refresh_token"]}), 401)
     r = h.client.post(f"{V1}/auth/token", data={"username": "bob@example.com", "password": PASSWORD})
-    assert_refused(r, 401, "disabled")
+    assert_refused(r, 401, "wrong email or password")  # not confirming the password
     assert _closed_on_connect(h, key["key"]) == 1008
     # enabled again: the key works again, the sessions ended by disabling stay ended, a new login works
     r = h.client.patch(f"{V1}/admin/users/{bob_id}", headers=admin, json={"disabled": False})
     assert r.status_code == 200 and r.json()["disabled"] is False, r.text
     assert h.client.get(f"{V1}/accounts/{account}", headers=by_key).status_code == 200
     assert_401(h.client.get(f"{V1}/accounts/{account}", headers=bob))
+    assert_refused(h.client.post(f"{V1}/auth/refresh", json={"refresh_token": session["refresh_token"]}), 401)
     login(h, "bob@example.com")
 
 
@@ -373,6 +398,8 @@ def test_api2_brute_force_backs_off_then_locks_until_an_admin_lifts_it(tuned: Ca
     assert int(r.headers["retry-after"]) > 60  # locked for minutes, not the backoff's seconds
     time.sleep(0.7)  # longer than any backoff (0.6 s): the right password is still refused, it is a lockout
     assert "locked" in assert_refused(attempt(PASSWORD), 429)["detail"]
+    for variant in ("VICTIM@example.com", " victim@EXAMPLE.com "):  # the same account, however it is spelt
+        assert "locked" in assert_refused(attempt(PASSWORD, variant), 429)["detail"]
     status = c.get(f"{V1}/admin/users/{victim}", headers=admin).json()["login"]
     assert status["failures"] >= 5 and status["locked_until_s"] > time.time() + 60, status
     # the other account is not locked (once this address's backoff has passed)
@@ -384,6 +411,66 @@ def test_api2_brute_force_backs_off_then_locks_until_an_admin_lifts_it(tuned: Ca
     assert c.get(f"{V1}/admin/users/{victim}", headers=admin).json()["login"]["locked_until_s"] is None
     r = poll(lambda: r if (r := attempt(PASSWORD)).status_code != 429 else None, "login after the lift", timeout=5)
     assert r.status_code == 200, r.text
+
+
+def test_api2_a_websocket_is_closed_when_its_access_token_expires(tuned: Callable[..., Harness]) -> None:
+    h = tuned(access_token_seconds=3)
+    user_id, _ = person(h, "alice")
+    session = open_session(h, user_id)
+    with ws_connect(h, f"/ws?token={session['access']}") as ws:
+        assert ws_request(ws, {"op": "ping"})["type"] == "pong"
+        closed = ws_wait_closed(ws, timeout=8)
+    assert closed["code"] == 1008 and "expired" in closed.get("reason", ""), closed
+    assert_401(h.client.get(f"{V1}/auth/me", headers=auth_headers(session)))
+    r = h.client.post(f"{V1}/auth/refresh", json={"refresh_token": session["refresh"]})  # the session goes on
+    assert r.status_code == 200, r.text
+
+
+def test_api2_the_previous_signing_key_works_during_a_rotation_only(tuned: Callable[..., Harness]) -> None:
+    """``SECRET_KEY_PREVIOUS``: tokens signed with the key before a rotation keep working until it is removed; new
+    tokens are signed with the new key."""
+    old_key = "old-" + uuid.uuid4().hex + uuid.uuid4().hex
+    h = tuned(secret_key_previous=old_key)
+    user_id = make_user(h, "alice@example.com")
+    old_token = claims_token(old_key, sub=user_id)
+    assert h.client.get(f"{V1}/auth/me", headers=bearer(old_token)).status_code == 200
+    new_token = login(h, "alice@example.com")["access_token"]
+    assert jwt.decode(new_token, TEST_SECRET_KEY, algorithms=["HS256"])["sub"] == user_id
+    with pytest.raises(jwt.InvalidSignatureError):
+        jwt.decode(new_token, old_key, algorithms=["HS256"])
+    h.settings = h.settings.model_copy(update={"secret_key_previous": ""})  # the grace period is over
+    h.restart()
+    assert_401(h.client.get(f"{V1}/auth/me", headers=bearer(old_token)))
+    assert h.client.get(f"{V1}/auth/me", headers=bearer(new_token)).status_code == 200
+
+
+def test_api2_ended_sessions_and_revoked_keys_stay_refused_after_a_restart(platform: Harness) -> None:
+    h = platform
+    make_user(h, "alice@example.com")
+    ended = login(h, "alice@example.com")
+    kept = login(h, "alice@example.com")
+    key = api_key(h, bearer(kept["access_token"]))
+    assert h.client.post(f"{V1}/auth/logout", headers=bearer(ended["access_token"])).status_code == 204
+    r = h.client.delete(f"{V1}/api-keys/{key['id']}", headers=bearer(kept["access_token"]))
+    assert r.status_code == 200, r.text
+    h.restart()  # a new process: nothing in memory
+    assert_401(h.client.get(f"{V1}/auth/me", headers=bearer(ended["access_token"])))
+    assert_refused(h.client.post(f"{V1}/auth/refresh", json={"refresh_token": ended["refresh_token"]}), 401)
+    assert_401(h.client.get(f"{V1}/auth/me", headers={"X-API-Key": key["key"]}))
+    assert h.client.get(f"{V1}/auth/me", headers=bearer(kept["access_token"])).status_code == 200
+
+
+def test_api2_a_disabled_users_login_does_not_confirm_the_password(platform: Harness) -> None:
+    """Logging in as a disabled user answers the same whether the password is right or wrong: otherwise the answer
+    confirms a guessed password (usable the day the account is enabled again, or elsewhere)."""
+    h = platform
+    _, admin = person(h, "admin", Role.ADMIN)
+    bob = make_user(h, "bob@example.com")
+    assert h.client.patch(f"{V1}/admin/users/{bob}", headers=admin, json={"disabled": True}).status_code == 200
+    right = h.client.post(f"{V1}/auth/token", data={"username": "bob@example.com", "password": PASSWORD})
+    wrong = h.client.post(f"{V1}/auth/token", data={"username": "bob@example.com", "password": "wrong-guess-123"})
+    assert right.status_code == wrong.status_code == 401
+    assert right.json()["detail"] == wrong.json()["detail"], (right.json()["detail"], wrong.json()["detail"])
 
 
 def test_api2_unknown_emails_are_throttled_like_real_ones(tuned: Callable[..., Harness]) -> None:
@@ -510,10 +597,15 @@ def test_api4_per_user_rate_limits_answer_429_with_retry_after(tuned: Callable[.
     assert 1 <= int(r.headers["retry-after"]) <= 60
     assert _ratelimit_headers(r)[:2] == (3, 0)
     assert c.get(f"{V1}/accounts", headers=bob).status_code == 200  # per user: bob has his own budget
+    key = api_key(h, alice)  # (an auth-class request: not a read)
+    r = c.get(f"{V1}/accounts", headers={"X-API-Key": key["key"]})
+    assert r.status_code == 200 and _ratelimit_headers(r)[:2] == (3, 2), r.headers  # a key counts on its own
     # order entry (and account creation, already one of 5): its own class and budget
     placed = [c.post(f"{V1}/accounts/{account}/orders", headers=alice, json=FAR_LIMIT) for _ in range(5)]
     assert [p.status_code for p in placed] == [201, 201, 201, 201, 429], [p.text for p in placed]
     assert "retry-after" in placed[-1].headers
+    # the answers report the tightest limit: the user's 5 a minute (the fast path's answers too), not the IP's
+    assert [_ratelimit_headers(p)[:2] for p in placed] == [(5, 3), (5, 2), (5, 1), (5, 0), (5, 0)]
     count = on_loop(h, h.platform.read, lambda conn: len(order_store.list_orders(conn, account, limit=100)))
     assert count == 4  # the refused one was not stored
 
@@ -595,7 +687,7 @@ HOSTILE_BODIES: list[tuple[str, bytes, str]] = [
         "a 5,000-digit integer",
         b'{"starting_balance": ' + b"9" * 5000 + b', "qty": ' + b"9" * 5000 + b"}",
         "application/json",
-    ),  # fmt: skip
+    ),
     ("NaN", b'{"starting_balance": NaN, "qty": NaN}', "application/json"),
     ("Infinity", b'{"starting_balance": Infinity, "qty": -Infinity}', "application/json"),
     ("invalid UTF-8", b'{"name": "\xff\xfe\xfa"}', "application/json"),
@@ -656,8 +748,12 @@ def test_api4_nul_characters_in_text_fields_are_4xx_or_stored_never_5xx(platform
     _, risk = person(h, "risk", Role.RISK_MANAGER)
     account = h.account(alice)
     method, path, headers, kwargs = {
-        "account name": ("POST", f"{V1}/accounts", alice, {"json": {"name": NUL, "starting_balance": "1",
-                                                                     "currency": "USDT"}}),  # fmt: skip
+        "account name": (
+            "POST",
+            f"{V1}/accounts",
+            alice,
+            {"json": {"name": NUL, "starting_balance": "1", "currency": "USDT"}},
+        ),
         "API key name": ("POST", f"{V1}/api-keys", alice, {"json": {"name": NUL}}),
         "halt reason": ("POST", f"{V1}/accounts/{account}/halt", risk, {"json": {"reason": NUL}}),
         "order symbol": ("POST", f"{V1}/accounts/{account}/orders", alice, {"json": {**FAR_LIMIT, "symbol": NUL}}),
@@ -705,7 +801,7 @@ def test_api4_hostile_path_and_query_values_are_4xx_never_5xx(platform: Harness)
             r = h.client.get(f"{V1}{path}", headers=alice, params=params)
             if not (r.status_code == 200 or 400 <= r.status_code < 500):
                 wrong.append(f"GET {path} {str(params)[:60]}: {r.status_code}")
-    assert wrong == [], wrong
+    assert not wrong, "5xx answers:\n" + "\n".join(wrong)
 
 
 # ======================================================================================================================

@@ -155,7 +155,7 @@ def test_list_is_oldest_first_with_roles_and_state(embedded: Path) -> None:
 )
 def test_an_unknown_role_is_exit_2_in_one_line(embedded: Path, args: tuple[str, ...]) -> None:
     assert create("x@example.com", "trader")[0] == 0
-    code, out, err = st(*args)
+    code, _out, err = st(*args)
     assert_one_line_error(code, 2, err, "unknown role", args[-1], "trader", "risk_manager", "admin")
     assert roles_of("x@example.com") == {"trader"}
 
@@ -181,7 +181,7 @@ def test_an_unknown_user_is_exit_3_in_one_line(embedded: Path, command: tuple[st
     ],
 )
 def test_a_weak_password_is_exit_2_in_one_line_and_creates_nobody(embedded: Path, password: str, why: str) -> None:
-    code, out, err = create("weak@example.com", "admin", password=password)
+    code, _out, err = create("weak@example.com", "admin", password=password)
     assert_one_line_error(code, 2, err, why)
     assert password not in err.replace("weak@example.com", "")  # the message does not repeat the password
     assert "weak@example.com" not in users_listed()
@@ -215,7 +215,7 @@ def server(embedded: Path) -> Iterator[TestClient]:
         log_json=False,
         rate_limits_enabled=False,
         _env_file=None,
-        **{"SMART_TRADER_HOME": embedded},  # type: ignore[arg-type]
+        **{"SMART_TRADER_HOME": embedded},
     )
     with TestClient(create_app(settings, "all")) as client:
         yield client

@@ -411,10 +411,7 @@ async def _listen_for_risk_controls(hub: Hub, runtime: TradingRuntime) -> None:
         while True:
             await sub.wait()
             for account_id in dict.fromkeys(sub.drain()):
-                try:
-                    await runtime.reload_limits(account_id)
-                except Exception:
-                    log.exception("could not apply an account's risk limits", account_id=account_id)
+                runtime.limits_changed(account_id)  # the order taker waits for it before that account's next order
     finally:
         hub.detach(sub)
 

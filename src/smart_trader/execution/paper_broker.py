@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Final
 
 from smart_trader.core.clock import NS_PER_DAY, NS_PER_SECOND
 from smart_trader.core.errors import InvalidInputError, NotFoundError, RejectedByRulesError
@@ -60,9 +61,9 @@ from smart_trader.portfolio.exact import EXACT
 EventListener = Callable[[Order, OrderEvent], None]
 
 # where a working order is matched from (WorkingOrder.where)
-ACTIVE = 0  # the instrument's active list: visited on every event
-LIMITS = 1  # its resting limits (limits, triggered stop-limits): visited when a price crosses the limit
-STOPS = 2  # its parked stops (stops, stop-limits not triggered): visited when a price reaches the stop
+ACTIVE: Final = 0  # the instrument's active list: visited on every event
+LIMITS: Final = 1  # its resting limits (limits, triggered stop-limits): visited when a price crosses the limit
+STOPS: Final = 2  # its parked stops (stops, stop-limits not triggered): visited when a price reaches the stop
 
 
 def _value(quantity: Decimal, price: Decimal, multiplier: Decimal) -> Decimal:
@@ -573,7 +574,7 @@ class PaperBroker:
         """A stop-limit's stop is reached at ``ts``: it works as a limit from now on (moved from the parked stops
         to the resting limits when indexed), and says so (:class:`OrderTriggered`)."""
         if w.where == STOPS:
-            index = self._indexed[w.instrument.id]
+            index = self._indexed[w.order.instrument_id]
             index.stops.remove(w.seq, w.buy, w.stop)
             index.limits.add(w.seq, w.buy, w.limit, w)
             w.where = LIMITS

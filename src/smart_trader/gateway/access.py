@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, WebSocketRoute
 
 
 class Role(StrEnum):
@@ -180,15 +180,32 @@ def rule_for(method: str, template: str) -> Rule | None:
 
 
 def route_methods(routes: Iterable[BaseRoute]) -> list[tuple[str, str]]:
-    """Every (method, path template) an application serves (``WS`` for WebSocket routes; mounts skipped)."""
+    """Every (method, path template) an application serves (``WS`` for WebSocket routes; the ``/static`` mount of
+    the documentation's assets skipped). Routers included in a FastAPI app are flattened with FastAPI's
+    ``iter_route_contexts`` (FastAPI ≥ 0.16x keeps them as included-router entries in ``app.routes``)."""
     out: list[tuple[str, str]] = []
-    for r in routes:
-        if isinstance(r, WebSocketRoute):
-            out.append(("WS", r.path))
-        elif isinstance(r, Route):
-            out.extend((m, r.path) for m in sorted(r.methods or ()) if m != "HEAD")
-        elif isinstance(r, Mount) and not r.path.startswith(STATIC_PREFIX):
-            out.extend((m, r.path + p) for m, p in route_methods(r.routes))
+    for route, path, methods in _flat(list(routes)):
+        if isinstance(route, Mount):
+            if not path.startswith(STATIC_PREFIX):
+                out.extend((m, path + p) for m, p in route_methods(route.routes))
+        elif isinstance(route, WebSocketRoute):
+            out.append(("WS", path))
+        else:
+            out.extend((m, path) for m in sorted(methods or ()) if m != "HEAD")
+    return out
+
+
+def _flat(routes: list[BaseRoute]) -> list[tuple[BaseRoute, str, set[str] | None]]:
+    """(route, full path, methods) of every route, included routers flattened."""
+    try:
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI: included routes are plain routes of the app
+        return [(r, getattr(r, "path", ""), getattr(r, "methods", None)) for r in routes]
+    out: list[tuple[BaseRoute, str, set[str] | None]] = []
+    for ctx in iter_route_contexts(routes):
+        route = ctx.original_route
+        kind = route if isinstance(route, Mount | WebSocketRoute) else ctx.route
+        out.append((kind, ctx.path or "", None if isinstance(route, WebSocketRoute) else ctx.methods))
     return out
 
 

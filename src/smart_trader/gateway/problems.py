@@ -3,7 +3,8 @@
 Every error response has ``type`` (a URI naming the problem kind), ``title``, ``status``, ``detail`` (what was
 wrong, in words) and ``instance`` (the request path); validation errors add ``errors`` (field locations and
 messages). The core's exceptions map to statuses: invalid input 422, rejected by a rule 422, not found 404,
-temporary 503; unexpected exceptions become a 500 whose detail hides internals (logged with the request id).
+temporary 503; a value the database refuses (``DataError``: PostgreSQL text with a NUL character) 422; unexpected
+exceptions become a 500 whose detail hides internals (logged with the request id).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import orjson
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -147,6 +149,13 @@ def install(app: FastAPI) -> None:
         ]
         detail = "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors) or "invalid request"
         return problem(422, detail, request.url.path, "validation-error", errors=errors)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> Response:
+        # a value the database refuses to hold or compare (PostgreSQL: a NUL character in text); nothing was stored
+        log.info("value refused by the database", path=request.url.path, error=str(exc.orig)[:200])
+        detail = "a value cannot be stored or looked up: text must not contain NUL (\\u0000) characters"
+        return problem(422, detail, request.url.path, "invalid-input")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -185,8 +185,8 @@ async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, platform: PlatformDep
 ) -> TokenOut:
     """OAuth2 password grant: form fields ``username`` (the email) and ``password``; opens a session. 401 on wrong
-    credentials or a disabled user; 429 while failed attempts back off or the account is temporarily locked
-    (``Retry-After`` says when to try again)."""
+    credentials or a disabled user (the same answer: a disabled user's password is not confirmed); 429 while failed
+    attempts back off or the account is temporarily locked (``Retry-After`` says when to try again)."""
     email, ip = form.username.strip().lower(), _client_ip(request)
     guard = platform.login_guard
     if guard is not None:
@@ -198,11 +198,11 @@ async def token(
         if guard is not None:
             await guard.failed(email, ip)
         raise ProblemError(401, "wrong email or password", "unauthorized", _CHALLENGE)
+    user = found[0]
+    if user.disabled_ns is not None:  # the same answer as a wrong password: a guess is not confirmed
+        raise ProblemError(401, "wrong email or password", "unauthorized", _CHALLENGE)
     if guard is not None:
         await guard.succeeded(email, ip)
-    user = found[0]
-    if user.disabled_ns is not None:
-        raise ProblemError(401, "this user is disabled: ask an administrator", "unauthorized", _CHALLENGE)
     return _token_out(await _open_session(platform, user.id))
 
 

@@ -164,6 +164,7 @@ class TradingRuntime:
         self.poll_seconds = poll_seconds
         self.snapshot_seconds = snapshot_seconds
         self.default_limits = default_limits or OrderLimits()
+        self._reloads: dict[str, asyncio.Task[None]] = {}  # account id → re-read of its limits in progress
         self.market = MarketState()
         self.books: dict[str, AccountBook] = {}
         self.working: dict[InstrumentId, set[AccountBook]] = {}
@@ -377,6 +378,16 @@ class TradingRuntime:
         halted = (stored.reason or "halted by a risk manager") if stored.trading_state == risk_store.HALTED else None
         return limits, halted
 
+    def limits_changed(self, account_id: str) -> asyncio.Task[None]:
+        """A risk manager changed an account's limits or trading state: re-read them (:meth:`reload_limits`) before
+        this runtime takes any further order of that account (see :meth:`_take`)."""
+        task = asyncio.get_running_loop().create_task(self.reload_limits(account_id))
+        self._reloads[account_id] = task
+        task.add_done_callback(
+            lambda t: self._reloads.pop(account_id, None) if self._reloads.get(account_id) is t else None
+        )
+        return task
+
     async def reload_limits(self, account_id: str) -> None:
         """Apply an account's limits and trading state as stored now (a risk manager changed them); an account not
         loaded gets them when it loads."""
@@ -457,6 +468,10 @@ class TradingRuntime:
 
     async def _take(self, row: Mapping[str, Any]) -> int:
         """Submit one stored order to its account's broker, or carry out its cancel request; 1 when it did."""
+        reload = self._reloads.get(row["account_id"])
+        if reload is not None:  # a halt or new limits announced before this order: applied first
+            with contextlib.suppress(Exception):
+                await asyncio.shield(reload)
         book = await self._book_or_quarantine(row["account_id"])
         if book is None:
             return 0

@@ -144,12 +144,18 @@ def _load(conn: Connection, account_id: str) -> tuple[Any, list[Any]]:
     return store.get_account(conn, account_id), store.positions_of(conn, account_id)
 
 
-@router.post("/accounts", status_code=201, response_model=AccountOut)
+@router.post("/accounts", status_code=201, response_model=AccountOut, responses={409: {"description": "too many"}})
 async def create_account(body: AccountIn, user_id: CurrentUser, platform: PlatformDep) -> AccountOut:
-    """Open a paper account funded with ``starting_balance`` in ``currency``."""
-    row = await platform.writer.run(
-        lambda c: store.create_account(c, user_id, body.name, body.currency, body.starting_balance, body.account_type)
-    )
+    """Open a paper account funded with ``starting_balance`` in ``currency``. 409 when the user already has
+    ``MAX_ACCOUNTS_PER_USER`` accounts."""
+    most = platform.settings.max_accounts_per_user
+
+    def create(conn: Connection) -> Any:
+        if len(store.accounts_of(conn, user_id)) >= most:
+            raise ProblemError(409, f"a user may open at most {most} accounts (MAX_ACCOUNTS_PER_USER)", "too-many")
+        return store.create_account(conn, user_id, body.name, body.currency, body.starting_balance, body.account_type)
+
+    row = await platform.writer.run(create)
     saved, positions = await platform.read(lambda c: _load(c, row["id"]))
     return account_view(platform, saved, positions)
 

@@ -86,8 +86,13 @@ def limits_out(platform: Platform, s: store.StoredLimits) -> LimitsOut:
     )
 
 
-def _changed(platform: Platform, account_id: str) -> None:
-    platform.hub.publish(RISK_CONTROL_TOPIC, account_id)
+async def _changed(platform: Platform, account_id: str) -> None:
+    """Tell the trading runtime; in its own process, wait until it applied the change (so an order placed after this
+    response meets it); elsewhere the runtime applies it before taking that account's next order."""
+    if platform.runtime is not None:
+        await platform.runtime.limits_changed(account_id)
+    else:
+        platform.hub.publish(RISK_CONTROL_TOPIC, account_id)
 
 
 @router.get("/accounts/{account_id}/limits", response_model=LimitsOut)
@@ -104,7 +109,7 @@ async def put_limits(
     saved = await platform.writer.run(
         lambda c: store.set_limits(c, account_id, body.max_open_orders, body.max_orders_per_second, who.user_id)
     )
-    _changed(platform, account_id)
+    await _changed(platform, account_id)
     return limits_out(platform, saved)
 
 
@@ -113,7 +118,7 @@ async def halt(account_id: OwnedAccount, body: HaltIn, who: CurrentPrincipal, pl
     """Halt trading on the account (risk managers): new orders are rejected with ``reason``; working orders stay
     (cancel them, or let them fill) and cancels still work."""
     saved = await platform.writer.run(lambda c: store.set_state(c, account_id, store.HALTED, body.reason, who.user_id))
-    _changed(platform, account_id)
+    await _changed(platform, account_id)
     return limits_out(platform, saved)
 
 
@@ -121,7 +126,7 @@ async def halt(account_id: OwnedAccount, body: HaltIn, who: CurrentPrincipal, pl
 async def resume(account_id: OwnedAccount, who: CurrentPrincipal, platform: PlatformDep) -> LimitsOut:
     """Resume trading on a halted account (risk managers)."""
     saved = await platform.writer.run(lambda c: store.set_state(c, account_id, store.ACTIVE, None, who.user_id))
-    _changed(platform, account_id)
+    await _changed(platform, account_id)
     return limits_out(platform, saved)
 
 
