@@ -42,7 +42,7 @@ class OrderLimits:
                 raise InvalidInputError(f"{name} must be a whole number >= 0 or None, got {value!r}")
 
     @property
-    def any(self) -> bool:
+    def any_set(self) -> bool:
         """True when at least one limit is set."""
         return self.max_open_orders is not None or self.max_submissions_per_second is not None
 

@@ -196,7 +196,7 @@ class PaperBroker:
     @limits.setter
     def limits(self, value: OrderLimits) -> None:
         self._limits = value
-        self._limited = value.any
+        self._limited = value.any_set
         if value.max_submissions_per_second is None:
             self._recent.clear()
 
