@@ -81,8 +81,9 @@ class Settings(BaseSettings):
     ws_queue_size: int = Field(default=1000, gt=0)
     rate_limits_enabled: bool = True
     rate_limit_auth_ip: str = "30/minute"
+    rate_limit_auth_user: str = "20/minute"
     rate_limit_orders_ip: str = "500/second"
-    rate_limit_orders_user: str = "100/second"
+    rate_limit_orders_user: str = "50/second"
     rate_limit_reads_ip: str = "500/second"
     rate_limit_reads_user: str = "200/second"
     rate_limit_ws_ip: str = "30/minute"

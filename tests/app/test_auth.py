@@ -176,3 +176,19 @@ def test_tampered_expired_and_foreign_jwts_are_401(platform: Harness) -> None:
     # the same claims, validly signed and unexpired, are accepted: the refusals above are about the token
     fine = jwt.encode({**claims, "iat": now, "exp": now + 60}, SECRET, "HS256")
     assert platform.client.get(ACCOUNTS, headers=_bearer(fine)).status_code == 200
+
+
+def test_a_wrong_current_password_in_a_password_change_is_a_failed_login(platform: Harness) -> None:
+    """A stolen token or key must not let its holder guess the password freely through the password change."""
+    _register(platform, "gina@example.com")
+    bearer = _bearer(_token(platform, "gina@example.com")["access_token"])
+    free = platform.settings.login_free_failures
+    body = {"current_password": "not-the-password", "new_password": "a-brand-new-passphrase-7"}
+    for _ in range(free + 1):  # the free failures, then the one that starts the backoff
+        assert_problem(platform.client.post("/api/v1/auth/password", headers=bearer, json=body), 401, "wrong")
+    r = platform.client.post("/api/v1/auth/password", headers=bearer, json=body)
+    assert_problem(r, 429)
+    assert int(r.headers["retry-after"]) >= 1
+    # the account itself is backing off: the right password at the login route waits too
+    r = platform.client.post("/api/v1/auth/token", data={"username": "gina@example.com", "password": PASSWORD})
+    assert_problem(r, 429)

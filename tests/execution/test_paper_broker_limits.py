@@ -107,6 +107,15 @@ def test_submissions_rejected_by_the_rules_count_toward_the_rate() -> None:
     assert reason(refused).startswith("too many orders: 2 submitted in the last second")
 
 
+def test_a_malformed_request_counts_toward_the_rate_and_still_raises() -> None:
+    broker = paper(OrderLimits(max_submissions_per_second=1), [0])
+    with pytest.raises(InvalidInputError):
+        broker.submit(request(BUY, OrderType.LIMIT, "1"), at(0))  # a limit order without a limit price
+    assert broker.submit(limit(BUY, "1", "50.00"), at(0)).status is S.REJECTED
+    with pytest.raises(InvalidInputError):  # refused by the rate, still said to be malformed
+        broker.submit(request(BUY, OrderType.LIMIT, "1"), at(0))
+
+
 def test_the_rate_is_measured_on_market_time_without_a_rate_clock() -> None:
     broker = paper(OrderLimits(max_submissions_per_second=1))
     assert broker.submit(limit(BUY, "1", "50.00"), at(0)).status is S.ACCEPTED
@@ -150,6 +159,9 @@ def test_a_halted_account_rejects_new_orders_and_still_cancels_and_fills() -> No
     Feed(broker).trade(at(2), "100.00")  # orders already working still fill
     assert buy.status is S.FILLED
     assert broker.cancel(working.order_id, at(3)).status is S.CANCELED
+
+    broker.limits = OrderLimits()  # no limits left: still halted
+    assert reason(broker.submit(limit(BUY, "1", "50.00"), at(4))) == "account halted: daily loss limit reached"
 
     broker.halted = None
     assert broker.submit(limit(BUY, "1", "50.00"), at(4)).status is S.ACCEPTED

@@ -19,10 +19,11 @@ class OrderLimits:
             instrument together). A submission while that many are open is rejected.
         max_submissions_per_second: most order submissions in any one-second window (1,000,000,000 ns, on the
             broker's rate clock: the market time passed to ``submit`` by default). A submission after that many in
-            the last second is rejected. Every submission that creates an order counts, accepted or rejected by the
-            instrument and account rules, except those rejected by these limits or because the account is halted:
-            a client that backs off for a second is let in again however hard it pushed. Repeats of a known client
-            order id (which create nothing) and malformed requests (which raise) do not count.
+            the last second is rejected. Every submission these limits let through counts, whatever comes of it
+            (accepted, rejected by the instrument and account rules, or malformed: ``submit`` raises); those
+            rejected by these limits or because the account is halted do not, so a client that backs off for a
+            second is let in again however hard it pushed. Repeats of a known client order id (answered with the
+            original order, nothing created) do not count. Counting starts when a rate limit is set.
 
     A limit of 0 rejects every new order (halting the account, ``PaperBroker.halted``, says why).
 

@@ -28,8 +28,10 @@ met by an event yet) — the same events, in the same order, as visiting every o
 
 from __future__ import annotations
 
+import sys
 from collections import deque
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
@@ -138,9 +140,7 @@ class PaperBroker:
         rate_clock: the clock submissions per second are measured on, returning ns (a monotonic wall clock,
             live); ``None``: the ``ts`` passed to :meth:`submit` (market time, backtests).
 
-    Attributes:
-        halted: when not ``None``, the reason the account is halted: every new order is rejected with it
-            ("account halted: <reason>"); cancels, fills and expiries go on. ``None`` (the default) to resume.
+    A halted account (:attr:`halted`) rejects every new order; cancels still work.
     """
 
     def __init__(
@@ -163,19 +163,18 @@ class PaperBroker:
         self.fills: list[Fill] = []
         self.listeners: list[EventListener] = []
         self._open: dict[InstrumentId, list[WorkingOrder]] = {}
-        self._n_open = 0  # working orders, every instrument
         # the same working orders split for matching: those indexed by price (and day), and the rest (visited on
         # every event), both per instrument
         self._indexed: dict[InstrumentId, IndexedOrders] = {}
         self._active: dict[InstrumentId, list[WorkingOrder]] = {}
         self._seq = 0
         self._index_resting = index_resting
-        self._bar_scan_max = bar_scan_max
-        self.halted: str | None = None
+        self._bar_scan_max = bar_scan_max if index_resting else sys.maxsize
         self._rate_clock = rate_clock
         self._recent: deque[int] = deque()  # rate-clock times of the submissions counted, while a rate is set
+        self._halted: str | None = None
         self._limits = NO_LIMITS
-        self._limited = False  # any limit set
+        self._guarded = False  # halted or limited: submit checks them (one test on the hot path otherwise)
         self.limits = limits or NO_LIMITS
         self._by_client_id: dict[str, Order] = {}
         # cash committed to working buys: Σ leaves × ref × multiplier of those with a limit or stop price, kept
@@ -196,9 +195,20 @@ class PaperBroker:
     @limits.setter
     def limits(self, value: OrderLimits) -> None:
         self._limits = value
-        self._limited = value.any_set
+        self._guarded = value.any_set or self._halted is not None
         if value.max_submissions_per_second is None:
             self._recent.clear()
+
+    @property
+    def halted(self) -> str | None:
+        """Why the account is halted, or ``None`` (trading). While set, :meth:`submit` rejects every new order
+        with "account halted: <reason>"; cancels, fills and expiries go on. Set it to halt, ``None`` to resume."""
+        return self._halted
+
+    @halted.setter
+    def halted(self, reason: str | None) -> None:
+        self._halted = reason
+        self._guarded = reason is not None or self._limits.any_set
 
     # -- orders ---------------------------------------------------------------------------
     def has_open_orders(self, instrument_id: InstrumentId) -> bool:
@@ -222,33 +232,32 @@ class PaperBroker:
         before the broker sees it); by default the broker numbers it.
 
         A halted account (:attr:`halted`) or a broken :attr:`limits` rejects the order with that reason, before
-        the instrument and account rules beyond :meth:`OrderRequest.validate` are checked.
+        any instrument or account rule (a malformed request still raises).
 
         Raises:
             InvalidInputError: the request is malformed (see :meth:`OrderRequest.validate`).
         """
         if request.client_order_id is not None and request.client_order_id in self._by_client_id:
             return self._by_client_id[request.client_order_id]
+        if self._guarded:
+            refused = self._refuse(request, ts, order_id)
+            if refused is not None:
+                return refused
         instrument = self.instruments.get(request.instrument_id)
-        refusal = None
-        now = 0
-        if self._limited or self.halted is not None:
-            now = ts if self._rate_clock is None else self._rate_clock()
-            refusal = self._refusal(now)
         reason = None
         if instrument is None:
             reason = f"unknown instrument {request.instrument_id}"
         else:
             try:
                 request.validate(instrument)
-                if refusal is None:
-                    self._check_rules(request, instrument)
+                if request.quantity is not None and request.type is OrderType.MARKET and instrument.min_notional:
+                    last = self.last_price(instrument.id)  # a market order's value is known only at the last price
+                    if last is not None:
+                        instrument.check_notional(last, request.quantity)
+                self.account.check_instrument(instrument)
+                self._check_buying_power(request, instrument)
             except RejectedByRulesError as exc:
                 reason = str(exc)
-        if refusal is not None:
-            reason = refusal
-        elif self._limited and self._limits.max_submissions_per_second is not None:
-            self._recent.append(now)
         order = Order(order_id or OrderId(self._next_order_id()), request, ts_init=ts)
         self.orders[order.order_id] = order
         if request.client_order_id is not None:
@@ -261,28 +270,40 @@ class PaperBroker:
         self._work(order, instrument, 0)
         return order
 
-    def _check_rules(self, request: OrderRequest, instrument: Instrument) -> None:
-        """The instrument and account rules a valid request must also meet.
+    def _refuse(self, request: OrderRequest, ts: int, order_id: OrderId | None) -> Order | None:
+        """The order ``request`` makes, rejected, when the halt or the limits refuse it at ``ts`` (ns UTC); else
+        ``None`` (the submission is counted toward the rate, when one is set).
 
         Raises:
-            RejectedByRulesError: one is broken (minimum notional at the last price, instrument not tradable by
-                the account, buying power).
+            InvalidInputError: the request is malformed (checked even when refused).
         """
-        if request.quantity is not None and request.type is OrderType.MARKET and instrument.min_notional:
-            last = self.last_price(instrument.id)  # a market order's value is known only at the last price
-            if last is not None:
-                instrument.check_notional(last, request.quantity)
-        self.account.check_instrument(instrument)
-        self._check_buying_power(request, instrument)
+        now = ts if self._rate_clock is None else self._rate_clock()
+        reason = self._refusal(now)
+        if reason is None:
+            if self._limits.max_submissions_per_second is not None:
+                self._recent.append(now)
+            return None
+        instrument = self.instruments.get(request.instrument_id)
+        if instrument is not None:
+            with suppress(RejectedByRulesError):  # refused anyway: the limit is the reason given
+                request.validate(instrument)
+        order = Order(order_id or OrderId(self._next_order_id()), request, ts_init=ts)
+        self.orders[order.order_id] = order
+        if request.client_order_id is not None:
+            self._by_client_id[request.client_order_id] = order
+        self._emit(order, OrderRejected(self._next_event_id(), order.order_id, ts, ts, reason))
+        return order
 
     def _refusal(self, now: int) -> str | None:
         """Why a new order is refused by the halt or the limits at rate-clock time ``now`` (ns), or ``None``."""
-        if self.halted is not None:
-            return f"account halted: {self.halted}"
+        if self._halted is not None:
+            return f"account halted: {self._halted}"
         limits = self._limits
         cap = limits.max_open_orders
-        if cap is not None and self._n_open >= cap:
-            return f"too many open orders: {self._n_open} open, the limit is {cap} (risk limit max_open_orders)"
+        if cap is not None:
+            n_open = sum([len(working) for working in self._open.values()])
+            if n_open >= cap:
+                return f"too many open orders: {n_open} open, the limit is {cap} (risk limit max_open_orders)"
         rate = limits.max_submissions_per_second
         if rate is not None:
             recent = self._recent
@@ -342,7 +363,6 @@ class PaperBroker:
                 self._floating.append(working)
         self._open.setdefault(instrument.id, []).append(working)
         self._active.setdefault(instrument.id, []).append(working)
-        self._n_open += 1
 
     def forget(self, order_id: OrderId) -> None:
         """Drop a closed order (filled, canceled, rejected, expired) from memory, and its client order id with it;
@@ -435,7 +455,7 @@ class PaperBroker:
             return
         path = matching.bar_path(o, h, low, c)
         avail = None if self.config.participation is None else self._available(working[0].instrument, volume)
-        indexed = self._index_resting and len(working) > self._bar_scan_max
+        indexed = len(working) > self._bar_scan_max
         if indexed:
             bottom, top = min(path), max(path)
             todo = self._reached(instrument_id, top, bottom, bottom, top, ts // NS_PER_DAY)
@@ -699,7 +719,6 @@ class PaperBroker:
             for i, w in enumerate(lst):
                 if w.order is order:
                     del lst[i]  # in place: the engine holds this list
-                    self._n_open -= 1
                     where = w.where
                     if where == ACTIVE:
                         self._active[order.instrument_id].remove(w)

@@ -63,8 +63,9 @@ class Principal:
 
     @property
     def rate_key(self) -> str:
-        """What per-user rate limits count against: the API key when one is used, else the user."""
-        return f"key:{self.key_id}" if self.key_id else f"user:{self.user_id}"
+        """What per-user rate limits count against: the user, whichever credential (token or any of their API keys)
+        is used — more keys do not buy more requests."""
+        return f"user:{self.user_id}"
 
 
 @dataclass(frozen=True, slots=True)

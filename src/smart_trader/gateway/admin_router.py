@@ -16,7 +16,7 @@ from smart_trader.gateway.deps import CurrentPrincipal, PlatformDep
 from smart_trader.gateway.problems import ProblemError
 
 router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
-SECRET_SETTINGS = ("secret_key", "secret_key_previous", "metrics_token", "database_url", "redis_url")
+SECRET_MARKERS = ("secret", "token", "password", "key", "url")  # a setting whose name holds one is masked
 
 
 class AdminUserOut(BaseModel):
@@ -77,13 +77,16 @@ async def _user(platform: Any, user_id: str) -> users.User:
     return user
 
 
-@router.get("/users/{user_id}", response_model=AdminUserDetailOut)
+@router.get("/users/{user_id}", response_model=AdminUserDetailOut, responses={503: {"description": "Redis down"}})
 async def get_user(user_id: str, who: CurrentPrincipal, platform: PlatformDep) -> AdminUserDetailOut:
     """One user, with failed logins and lockout."""
     user = await _user(platform, user_id)
     login = None
     if platform.login_guard is not None:
-        failures, locked_until = await platform.login_guard.status(user.email)
+        try:
+            failures, locked_until = await platform.login_guard.status(user.email)
+        except Exception:
+            raise ProblemError(503, "the login throttling store (Redis) does not answer", "unavailable") from None
         login = LoginStatusOut(failures=failures, locked_until_s=locked_until)
     return AdminUserDetailOut(**_out(user).model_dump(), login=login)
 
@@ -111,20 +114,24 @@ async def update_user(user_id: str, body: UserPatchIn, who: CurrentPrincipal, pl
     return _out(user)
 
 
-@router.delete("/users/{user_id}/lockout", status_code=204)
+@router.delete("/users/{user_id}/lockout", status_code=204, responses={503: {"description": "Redis down"}})
 async def lift_lockout(user_id: str, who: CurrentPrincipal, platform: PlatformDep) -> Response:
     """Lift a login lockout and the backoff of a user's failed logins (the per-IP backoff stays)."""
     user = await _user(platform, user_id)
     if platform.login_guard is not None:
-        await platform.login_guard.lift(user.email)
+        try:
+            await platform.login_guard.lift(user.email)
+        except Exception:
+            raise ProblemError(503, "the login throttling store (Redis) does not answer", "unavailable") from None
     return Response(status_code=204)
 
 
 @router.get("/config")
 async def config(who: CurrentPrincipal, platform: PlatformDep) -> dict[str, Any]:
-    """The running configuration (environment variables' values; secrets and URLs with credentials masked)."""
+    """The running configuration (environment variables' values; every setting whose name says secret, token,
+    password, key or URL masked)."""
     values = platform.settings.model_dump(mode="json")
-    for name in SECRET_SETTINGS:
-        if values.get(name):
+    for name, value in values.items():
+        if isinstance(value, str) and value and any(m in name for m in SECRET_MARKERS):  # a new secret is masked too
             values[name] = "***"
     return values

@@ -10,9 +10,10 @@ Checking a request must not cost a database read, so each process caches:
 A change (key revoked, session revoked by logout, reuse or password change, user disabled or given other roles) is
 applied to this process's cache before the request that made it is answered, and published as an event on the
 hub's :data:`AUTH_TOPIC` — through Redis pub/sub to every other process when ``REDIS_URL`` is set — which drops the
-cached entries and closes the WebSockets opened with those credentials (code 1008). Pub/sub delivers at most once,
-so with Redis each process also reads what was revoked in the database every :data:`BACKSTOP_SECONDS` (a lost
-message is then late by seconds, never forgotten); without Redis there is one process and the event is local.
+cached entries and closes the WebSockets opened with those credentials (code 1008); a value being read from the
+database while an event arrives is read again and not cached. Pub/sub delivers at most once, so each process also
+reads what was revoked in the database every :data:`BACKSTOP_SECONDS` (a lost message, or a change made with
+``smart-trader users``, is then late by seconds, never forgotten).
 """
 
 from __future__ import annotations
@@ -92,12 +93,18 @@ class AuthState:
     _key_misses: dict[str, float] = field(default_factory=dict)
     revoked_sessions: dict[str, float] = field(default_factory=dict)  # sid → monotonic time it may be forgotten
     sockets: dict[object, tuple[Principal, Closer]] = field(default_factory=dict)
+    _changes: int = 0  # events applied so far: a value loaded while one arrived may be stale and is not kept
 
     async def user(self, user_id: str) -> UserState | None:
         """The user's state (cached until an event says it changed)."""
         if user_id in self.users:
             return self.users[user_id]
+        seen = self._changes
         state = await self.load_user(user_id)
+        if seen != self._changes:  # an event arrived during the read: it may predate it, so read again
+            state = await self.load_user(user_id)
+            if seen != self._changes:
+                return state  # answered, not cached
         if len(self.users) >= 100_000:
             self.users.clear()
         self.users[user_id] = state
@@ -112,7 +119,10 @@ class AuthState:
         missed = self._key_misses.get(key)
         if missed is not None and time.monotonic() - missed < NEGATIVE_KEY_SECONDS:
             return None
+        seen = self._changes
         owner = await self.load_key(key)
+        if seen != self._changes:  # an event arrived during the read: read again, and do not cache
+            return await self.load_key(key)
         if owner is None:
             if len(self._key_misses) >= MAX_CACHED_KEYS:
                 self._key_misses.clear()
@@ -135,6 +145,7 @@ class AuthState:
 
     def apply(self, change: AuthChange) -> None:
         """Drop what ``change`` makes stale and close the WebSockets it ends."""
+        self._changes += 1
         now = time.monotonic()
         for sid in change.session_ids:
             self.revoked_sessions[sid] = now + self.session_ttl_s

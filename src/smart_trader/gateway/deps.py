@@ -16,14 +16,11 @@ from smart_trader.app.platform import Platform, get_platform
 from smart_trader.gateway.access import Principal, Rule, rule_for
 from smart_trader.gateway.problems import ProblemError
 
-_CHALLENGE = {"WWW-Authenticate": "Bearer"}
-TOKEN_URL = "/api/v1/auth/token"
-PUBLIC_PATHS = {"/api/v1/auth/register", "/api/v1/auth/token", "/api/v1/auth/refresh"}
-KEY_TOUCH_SECONDS = 60.0  # an API key's last use is written at most this often per process
+CHALLENGE = {"WWW-Authenticate": "Bearer"}  # RFC 6750 §3: the scheme a 401 expects
 
 
 def _unauthorized(detail: str) -> ProblemError:
-    return ProblemError(401, detail, "unauthorized", _CHALLENGE)
+    return ProblemError(401, detail, "unauthorized", CHALLENGE)
 
 
 async def authenticate(platform: Platform, api_key: str | None, bearer: str | None) -> Principal:

@@ -6,7 +6,8 @@
   and a policy allowing only inline styles for the landing page. ``Strict-Transport-Security`` is sent only when the
   request came over TLS (scope scheme ``https``/``wss``, which uvicorn takes from a trusted proxy's
   ``X-Forwarded-Proto``): over plain HTTP a browser ignores it, and sending it on a laptop's ``http://127.0.0.1`` would
-  be wrong anyway. Responses that carry credentials (``/api/v1/auth/*``, ``/api/v1/api-keys*``) also get
+  be wrong anyway. Responses that carry credentials or users' data (``/api/v1/auth/*``, ``/api/v1/api-keys*``,
+  ``/api/v1/admin/*``) also get
   ``Cache-Control: no-store`` and ``Pragma: no-cache``. Every header list is built once, when the middleware is made.
 - :class:`BodySizeLimit` refuses request bodies over ``MAX_BODY_BYTES`` with a 413 problem document: at once from the
   declared ``Content-Length`` (the body is never read), or, for a chunked body, while it streams in (counted, never
@@ -37,7 +38,7 @@ LANDING_CSP: Final = (
     "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
 HSTS: Final = "max-age=31536000; includeSubDomains"
-CREDENTIAL_PREFIXES: Final = ("/api/v1/auth/", "/api/v1/api-keys")
+CREDENTIAL_PREFIXES: Final = ("/api/v1/auth/", "/api/v1/api-keys", "/api/v1/admin/")
 """Responses under these paths may carry tokens, keys or who the caller is: never stored by a cache."""
 OWN_CSP_PATHS: Final = frozenset({"/docs", "/docs/oauth2-redirect"})
 """Pages that set their own Content-Security-Policy (hashes of their inline scripts: ``gateway/docs.py``)."""

@@ -284,7 +284,7 @@ class RateLimiter:
         limits: dict[tuple[str, str], tuple[RateLimitItem, ...]] = {}
         for rate_class in LIMITED:
             for per in ("ip", "user"):
-                value = getattr(settings, f"rate_limit_{rate_class}_{per}", "")  # no RATE_LIMIT_AUTH_USER
+                value = getattr(settings, f"rate_limit_{rate_class}_{per}", "")
                 limits[(rate_class, per)] = parse_limits(value, f"RATE_LIMIT_{rate_class}_{per}".upper())
         on_close = None
         if storage is None and settings.redis_url:

@@ -9,9 +9,8 @@ sessions; the access tokens of a revoked session stop working at once in every p
 
 from __future__ import annotations
 
-import secrets
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
@@ -21,14 +20,15 @@ from smart_trader.app.platform import Platform
 from smart_trader.core.errors import InvalidInputError, NotFoundError
 from smart_trader.gateway import users
 from smart_trader.gateway.auth_state import AuthChange
-from smart_trader.gateway.deps import CurrentPrincipal, CurrentUser, PlatformDep
+from smart_trader.gateway.deps import CHALLENGE, CurrentPrincipal, CurrentUser, PlatformDep
+from smart_trader.gateway.hashing import PasswordHashing
 from smart_trader.gateway.passwords import MAX_LENGTH, check_password
 from smart_trader.gateway.problems import ProblemError
-from smart_trader.gateway.security import TokenPair, hash_password, verify_password
+from smart_trader.gateway.security import TokenPair
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
-_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 NS = 1_000_000_000
+BUSY: dict[int | str, dict[str, Any]] = {503: {"description": "the password-hashing pool is saturated (Retry-After)"}}
 
 
 class RegisterIn(BaseModel):
@@ -129,31 +129,17 @@ def _client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def _hash(platform: Platform, password: str) -> str:
-    if platform.hashing is not None:
-        return await platform.hashing.hash(password)
-    return await platform.in_thread(lambda: hash_password(password))
+def _pool(platform: Platform) -> PasswordHashing:
+    """The password-hashing pool (``gateway/hashing.py``): never the threads that read the database."""
+    assert platform.hashing is not None, "the app factory creates the hashing pool"
+    return platform.hashing
 
 
-async def _verify(platform: Platform, password_hash: str, password: str) -> bool:
-    if platform.hashing is not None:
-        return await platform.hashing.verify(password_hash, password)
-    return await platform.in_thread(lambda: verify_password(password_hash, password))
-
-
-_dummy: list[str] = []
-
-
-async def _dummy_hash(platform: Platform) -> str:
-    """A real hash to verify against when the email is unknown, so timing does not tell which emails exist."""
-    if not _dummy:
-        _dummy.append(await _hash(platform, secrets.token_urlsafe(16)))
-    return _dummy[0]
-
-
-def _policy(platform: Platform, password: str, email: str) -> None:
+async def _policy(platform: Platform, password: str, email: str) -> None:
+    """The password policy (zxcvbn: milliseconds of CPU, tens for long passwords) on the hashing pool, off the event
+    loop and bounded like hashing."""
     try:
-        check_password(password, email, platform.settings.password_min_score)
+        await _pool(platform).run(check_password, password, email, platform.settings.password_min_score)
     except InvalidInputError as exc:
         raise ProblemError(422, str(exc), "weak-password") from None
 
@@ -167,12 +153,14 @@ async def _open_session(platform: Platform, user_id: str) -> TokenPair:
     return pair
 
 
-@router.post("/auth/register", status_code=201, response_model=UserOut, responses={409: {"description": "taken"}})
+@router.post(
+    "/auth/register", status_code=201, response_model=UserOut, responses={409: {"description": "taken"}, **BUSY}
+)
 async def register(body: RegisterIn, platform: PlatformDep) -> UserOut:
     """Create a user with the ``trader`` role. 409 when the email is taken; 422 when the password is too short or
     too easy to guess (the detail says why)."""
-    _policy(platform, body.password, str(body.email))
-    password_hash = await _hash(platform, body.password)
+    await _policy(platform, body.password, str(body.email))
+    password_hash = await _pool(platform).hash(body.password)
     try:
         user = await platform.writer.run(lambda c: users.register(c, body.email, password_hash))
     except InvalidInputError as exc:
@@ -180,7 +168,9 @@ async def register(body: RegisterIn, platform: PlatformDep) -> UserOut:
     return _user_out(user)
 
 
-@router.post("/auth/token", response_model=TokenOut, responses={401: {"description": "wrong email or password"}})
+@router.post(
+    "/auth/token", response_model=TokenOut, responses={401: {"description": "wrong email or password"}, **BUSY}
+)
 async def token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()], request: Request, platform: PlatformDep
 ) -> TokenOut:
@@ -192,15 +182,15 @@ async def token(
     if guard is not None:
         await guard.before(email, ip)
     found = await platform.read(lambda c: users.credentials(c, email))
-    password_hash = found[1] if found is not None else await _dummy_hash(platform)
-    ok = await _verify(platform, password_hash, form.password) and found is not None
+    # an unknown email is checked against a real hash all the same: the time does not tell which emails exist
+    ok = await _pool(platform).verify(found[1] if found is not None else None, form.password)
     if not ok or found is None:
         if guard is not None:
             await guard.failed(email, ip)
-        raise ProblemError(401, "wrong email or password", "unauthorized", _CHALLENGE)
+        raise ProblemError(401, "wrong email or password", "unauthorized", CHALLENGE)
     user = found[0]
     if user.disabled_ns is not None:  # the same answer as a wrong password: a guess is not confirmed
-        raise ProblemError(401, "wrong email or password", "unauthorized", _CHALLENGE)
+        raise ProblemError(401, "wrong email or password", "unauthorized", CHALLENGE)
     if guard is not None:
         await guard.succeeded(email, ip)
     return _token_out(await _open_session(platform, user.id))
@@ -213,7 +203,7 @@ async def refresh(body: RefreshIn, platform: PlatformDep) -> TokenOut:
     been stolen): log in again."""
     claims = platform.tokens.decode(body.refresh_token, "refresh")
     if claims is None:
-        raise ProblemError(401, "invalid or expired refresh token", "unauthorized", _CHALLENGE)
+        raise ProblemError(401, "invalid or expired refresh token", "unauthorized", CHALLENGE)
     pair = platform.tokens.issue(claims.sub, claims.sid)
     expires_ns = pair.refresh_expires_s * NS
     rotation = await platform.writer.run(
@@ -225,13 +215,13 @@ async def refresh(body: RefreshIn, platform: PlatformDep) -> TokenOut:
             401,
             "this refresh token was already used: the session is revoked (a copy may have been stolen); log in again",
             "refresh-token-reused",
-            _CHALLENGE,
+            CHALLENGE,
         )
     if rotation.outcome != "ok":
-        raise ProblemError(401, "this session has ended: log in again", "unauthorized", _CHALLENGE)
+        raise ProblemError(401, "this session has ended: log in again", "unauthorized", CHALLENGE)
     state = await platform.auth.user(claims.sub)
     if state is None or state.disabled:
-        raise ProblemError(401, "the token's user is disabled or no longer exists", "unauthorized", _CHALLENGE)
+        raise ProblemError(401, "the token's user is disabled or no longer exists", "unauthorized", CHALLENGE)
     return _token_out(pair)
 
 
@@ -252,27 +242,35 @@ async def me(who: CurrentPrincipal, platform: PlatformDep) -> MeOut:
     """The caller: user, roles, and the credential used."""
     user = await platform.read(lambda c: users.get_user(c, who.user_id))
     if user is None:
-        raise ProblemError(401, "the token's user no longer exists", "unauthorized", _CHALLENGE)
+        raise ProblemError(401, "the token's user no longer exists", "unauthorized", CHALLENGE)
     return MeOut(
         **_user_out(user).model_dump(), session_id=who.session_id, api_key_id=who.key_id, expires_s=who.expires_s
     )
 
 
-@router.post("/auth/password", status_code=204, responses={401: {"description": "wrong current password"}})
-async def change_password(body: PasswordIn, who: CurrentPrincipal, platform: PlatformDep) -> Response:
+@router.post("/auth/password", status_code=204, responses={401: {"description": "wrong current password"}, **BUSY})
+async def change_password(body: PasswordIn, who: CurrentPrincipal, request: Request, platform: PlatformDep) -> Response:
     """Change the caller's password. Every other session ends (their tokens stop working at once); the session of
     this request goes on (all sessions end when the request was made with an API key; API keys stay valid). 401
-    when ``current_password`` is wrong; 422 when the new password is too weak."""
+    when ``current_password`` is wrong (counted as a failed login of the account: 429 while backing off); 422 when
+    the new password is too weak."""
     user_id = who.user_id
-    stored = await platform.read(lambda c: users.password_hash_of(c, user_id))
-    if stored is None or not await _verify(platform, stored, body.current_password):
-        raise ProblemError(401, "the current password is wrong", "unauthorized", _CHALLENGE)
     user = await platform.read(lambda c: users.get_user(c, user_id))
-    assert user is not None
-    _policy(platform, body.new_password, user.email)
+    stored = await platform.read(lambda c: users.password_hash_of(c, user_id))
+    if user is None or stored is None:
+        raise ProblemError(401, "the token's user no longer exists", "unauthorized", CHALLENGE)
+    # a wrong current password is a failed login of the account: a stolen token or key cannot guess it freely
+    guard, ip = platform.login_guard, _client_ip(request)
+    if guard is not None:
+        await guard.before(user.email, ip)
+    if not await _pool(platform).verify(stored, body.current_password):
+        if guard is not None:
+            await guard.failed(user.email, ip)
+        raise ProblemError(401, "the current password is wrong", "unauthorized", CHALLENGE)
+    await _policy(platform, body.new_password, user.email)
     if body.new_password == body.current_password:
         raise ProblemError(422, "the new password is the current one", "weak-password")
-    new_hash = await _hash(platform, body.new_password)
+    new_hash = await _pool(platform).hash(body.new_password)
     ended = await platform.writer.run(lambda c: users.set_password(c, user_id, new_hash, who.session_id))
     platform.auth.publish(AuthChange(user_id, tuple(ended)))
     return Response(status_code=204)

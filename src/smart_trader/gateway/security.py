@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import secrets
 import time
@@ -38,13 +37,6 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
-
-
-@functools.cache
-def dummy_hash() -> str:
-    """A real hash to verify against when the user does not exist, so timing does not tell which emails exist
-    (made on first use, not at import: hashing takes tens of milliseconds)."""
-    return hash_password(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from smart_trader.core.errors import InvalidInputError, NotFoundError
@@ -125,11 +125,6 @@ def list_users(conn: Connection, limit: int = 100, offset: int = 0) -> list[User
     """Users by registration time (oldest first)."""
     q = select(users).order_by(users.c.created_ns, users.c.id).limit(limit).offset(offset)
     return [_user(r) for r in conn.execute(q)]
-
-
-def count_users(conn: Connection) -> int:
-    """How many users are registered."""
-    return int(conn.execute(select(func.count()).select_from(users)).scalar() or 0)
 
 
 def update_user(

@@ -73,6 +73,7 @@ _BARS_SEEN = metrics.MARKET_EVENTS.labels("bar")
 FEED_ENDED_STATES = ("ended", "failed")
 CLOSED_IDS_KEPT = 100_000  # ids of recently closed orders remembered after the broker forgot them
 QUARANTINE_SECONDS = 30.0  # an account that failed to load is retried after this long
+LIMITS_RECHECK_SECONDS = 5.0  # changed risk limits and halts are re-read from the database this often
 
 
 def _json(obj: Any) -> str:
@@ -194,7 +195,7 @@ class TradingRuntime:
         self.time_floor_ns = await asyncio.to_thread(self._stored_clock)
         self.clock_ns = self.time_floor_ns
         await self._load_active_accounts()
-        loop_tasks = (self._take_orders_loop(), self._persist_loop(), self._snapshot_loop())
+        loop_tasks = (self._take_orders_loop(), self._persist_loop(), self._snapshot_loop(), self._limits_loop())
         self._tasks = [asyncio.create_task(c) for c in loop_tasks]
         self._orders_wanted.set()
 
@@ -371,12 +372,33 @@ class TradingRuntime:
         """An account's limits in force and halt reason (``None``: trading), from what a risk manager stored."""
         stored = risk_store.limits_of(conn, account_id)
         d = self.default_limits
-        limits = OrderLimits(
+        halted = (stored.reason or "halted by a risk manager") if stored.trading_state == risk_store.HALTED else None
+        limits = OrderLimits(  # the stored values where a risk manager set them (risk/limits.py), else the defaults
             d.max_open_orders if stored.max_open_orders is None else stored.max_open_orders,
             d.max_submissions_per_second if stored.max_orders_per_second is None else stored.max_orders_per_second,
         )
-        halted = (stored.reason or "halted by a risk manager") if stored.trading_state == risk_store.HALTED else None
         return limits, halted
+
+    async def _limits_loop(self, every: float = LIMITS_RECHECK_SECONDS) -> None:
+        """Re-read the limits changed in the database since the last look (a risk control event lost by pub/sub, or an
+        API process without Redis): a halt is late by seconds, never ignored."""
+        since = time.time_ns()
+        while True:
+            await asyncio.sleep(every)
+            now = time.time_ns()
+            try:
+                changed = await asyncio.to_thread(self._limits_changed_since, since - 2_000_000_000)
+            except Exception:
+                log.exception("could not re-read the accounts' risk limits")
+                continue
+            for account_id in changed:
+                if account_id in self.books:
+                    self.limits_changed(account_id)
+            since = now
+
+    def _limits_changed_since(self, since_ns: int) -> list[str]:
+        with self.engine.connect() as conn:
+            return risk_store.changed_since(conn, since_ns)
 
     def limits_changed(self, account_id: str) -> asyncio.Task[None]:
         """A risk manager changed an account's limits or trading state: re-read them (:meth:`reload_limits`) before

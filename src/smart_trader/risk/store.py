@@ -87,7 +87,7 @@ def set_state(conn: Connection, account_id: str, state: str, reason: str | None,
     return _upsert(conn, account_id, by, trading_state=state, reason=reason)
 
 
-def halted_accounts(conn: Connection) -> dict[str, str]:
-    """Halted accounts and why."""
-    q = select(account_limits.c.account_id, account_limits.c.reason).where(account_limits.c.trading_state == HALTED)
-    return {r.account_id: r.reason or "" for r in conn.execute(q)}
+def changed_since(conn: Connection, since_ns: int) -> list[str]:
+    """Accounts whose limits or trading state changed at or after ``since_ns``."""
+    q = select(account_limits.c.account_id).where(account_limits.c.updated_ns >= since_ns)
+    return [str(r.account_id) for r in conn.execute(q)]
