@@ -52,8 +52,9 @@ class Settings(BaseSettings):
             × 2^(n-1) for the n-th failure beyond those, at most ``login_backoff_max_seconds``;
             ``login_lockout_failures`` failures in a row lock the account for ``login_lockout_seconds`` (an admin can
             lift it).
-        hash_workers / hash_queue: threads hashing passwords (argon2id), and how many hashes may wait for them
-            before new logins get 503 (they never share the threads that read the database).
+        hash_workers / hash_queue: threads hashing passwords (argon2id, ~0.1-0.2 s of CPU each; default: half the
+            cores, so a login flood leaves the other half to trading), and how many hashes may wait for them before
+            new logins get 503 (they never share the threads that read the database).
         password_min_score: zxcvbn strength (0-4) a new password needs.
         max_open_orders / max_orders_per_second: default risk limits of every account (a risk manager may set
             others per account); ``max_accounts_per_user``: accounts one user may open (the open-order limit is per
@@ -94,7 +95,7 @@ class Settings(BaseSettings):
     login_backoff_max_seconds: float = Field(default=300.0, ge=0)
     login_lockout_failures: int = Field(default=20, gt=0)
     login_lockout_seconds: int = Field(default=900, gt=0)
-    hash_workers: int = Field(default=2, gt=0)
+    hash_workers: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), gt=0)
     hash_queue: int = Field(default=32, gt=0)
     password_min_score: int = Field(default=3, ge=0, le=4)
     max_open_orders: int = Field(default=500, gt=0)
