@@ -131,7 +131,8 @@ class RedactSecrets(logging.Filter):
 
 
 class RequestContextMiddleware:
-    """ASGI middleware: request id, one log line per request, response-time histogram."""
+    """ASGI middleware: request id, one log line per request (except 429 refusals: the histogram counts them),
+    response-time histogram."""
 
     def __init__(self, app: ASGIApp, log_requests: bool = True) -> None:
         self.app = app
@@ -166,8 +167,8 @@ class RequestContextMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             API_RESPONSE_DURATION.labels(scope["method"], template, str(status)).observe(elapsed)
-            if self.log_requests:
-                log.info(
+            if self.log_requests and status != 429:  # refusals are counted above, not logged one by one: a flood
+                log.info(  # of them would flood the logs and cost the CPU the limits are there to save
                     "request",
                     method=scope["method"],
                     path=scope["path"],
