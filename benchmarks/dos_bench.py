@@ -806,6 +806,11 @@ def markdown(info: dict[str, str], phases: list[Phase], args: argparse.Namespace
     return "\n".join(out)
 
 
+def write_json(path: Path, info: dict[str, str], args: argparse.Namespace, phases: list[Phase]) -> None:
+    data = {"info": info, "args": {k: str(v) for k, v in vars(args).items()}, "phases": [asdict(p) for p in phases]}
+    path.write_text(json.dumps(data, indent=1))
+
+
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--victim-worker":
         victim_worker(sys.argv[2])
@@ -832,7 +837,16 @@ def main() -> None:
     ap.add_argument("--flood-env", action="append", default=[], metavar="KEY=VALUE", help="more for 'flood'")
     ap.add_argument("--profile", type=Path, default=None, help="py-spy raw stacks of each attack phase here")
     ap.add_argument("--json", type=Path, default=None, help="write every figure here")
+    ap.add_argument("--report", type=Path, default=None, help="print the report of a --json file and exit")
     args = ap.parse_args()
+    if args.report is not None:
+        data = json.loads(args.report.read_text())
+        saved = [Phase(**{**d, "stats": {k: Stats(**v) for k, v in d["stats"].items()}}) for d in data["phases"]]
+        for key in ("speed", "victim_clients", "victim_rate", "read_rate", "warmup", "duration"):
+            setattr(args, key, type(getattr(args, key))(data["args"][key]))
+        print(markdown(data["info"], saved, args, "python benchmarks/dos_bench.py " + data["args"].get("argv", "")))
+        return
+    args.argv = " ".join(sys.argv[1:])
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk")
     if not TRADES.exists():
@@ -865,22 +879,15 @@ def main() -> None:
                             flush=True,
                         )
                         phases.append(p)
+                        if args.json is not None:  # after every phase: a run cut short keeps what it measured
+                            write_json(args.json, machine(), args, phases)
                 finally:
                     server.stop()
     command = "python benchmarks/dos_bench.py " + " ".join(sys.argv[1:])
     info = machine()
     print(markdown(info, phases, args, command.strip()))
     if args.json is not None:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "info": info,
-                    "args": {k: str(v) for k, v in vars(args).items()},
-                    "phases": [asdict(p) for p in phases],
-                },
-                indent=1,
-            )
-        )
+        write_json(args.json, info, args, phases)
 
 
 if __name__ == "__main__":
