@@ -10,7 +10,8 @@ DEV_STAMP := $(VENV)/.dev-installed-stamp
 COMPILED := build/compiled
 MYPYC_MODULES := execution/paper_broker.py execution/orders.py execution/events.py execution/matching.py \
 	execution/costs.py execution/resting.py portfolio/position.py portfolio/ledger.py portfolio/account.py \
-	strategy/round_trips.py strategy/engine.py strategy/results.py strategy/streams.py
+	strategy/round_trips.py strategy/engine.py strategy/results.py strategy/streams.py \
+	trading/session.py trading/dispatch.py core/clock.py
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)

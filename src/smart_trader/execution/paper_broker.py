@@ -283,9 +283,22 @@ class PaperBroker:
             if self._limits.max_submissions_per_second is not None:
                 self._recent.append(now)
             return None
+        return self.reject(request, ts, reason, order_id)
+
+    def reject(self, request: OrderRequest, ts: int, reason: str, order_id: OrderId | None = None) -> Order:
+        """Record ``request`` as an order rejected at ``ts`` (ns UTC) for ``reason`` without working it: a pre-trade
+        check's denial (:mod:`smart_trader.trading.session`) goes through the order's state machine and the
+        listeners like any venue rejection (an ``OrderRejected`` whose reason the trader reads). A client order id
+        already known returns that order unchanged.
+
+        Raises:
+            InvalidInputError: the request is malformed (checked even when rejected).
+        """
+        if request.client_order_id is not None and request.client_order_id in self._by_client_id:
+            return self._by_client_id[request.client_order_id]
         instrument = self.instruments.get(request.instrument_id)
         if instrument is not None:
-            with suppress(RejectedByRulesError):  # refused anyway: the limit is the reason given
+            with suppress(RejectedByRulesError):  # refused anyway: the reason given is the one that counts
                 request.validate(instrument)
         order = Order(order_id or OrderId(self._next_order_id()), request, ts_init=ts)
         self.orders[order.order_id] = order

@@ -147,6 +147,15 @@ class Account:
         """cash + marked-to-market positions (account currency)."""
         return EXACT.add(self.cash, self.market_value())
 
+    def equity_at(self, mark: Callable[[InstrumentId], Decimal | None]) -> Decimal:
+        """cash + positions marked at ``mark`` (account currency): the equity at prices other than the current ones
+        (a point of a bar's path).
+
+        Raises:
+            NotFoundError: an open position has no mark price.
+        """
+        return EXACT.add(self.cash, market_value(self.positions.values(), mark))
+
     @property
     def realized_pnl(self) -> Decimal:
         """Σ realized P&L over positions, before commissions."""

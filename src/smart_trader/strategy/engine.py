@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
+from smart_trader.core.clock import Alert, AlertCallback, MarketClock
 from smart_trader.core.errors import InvalidInputError, NotFoundError
 from smart_trader.core.ids import AccountId, InstrumentId, OrderId
 from smart_trader.core.instruments import Instrument
@@ -33,6 +34,7 @@ from smart_trader.data.schema import Kind
 from smart_trader.data.timeframes import Timeframe
 from smart_trader.execution.enums import OrderSide
 from smart_trader.execution.events import OrderEvent, OrderFilled
+from smart_trader.execution.matching import bar_path
 from smart_trader.execution.orders import Order, OrderRequest
 from smart_trader.execution.paper_broker import FillConfig, PaperBroker
 from smart_trader.portfolio.account import Account, AccountType
@@ -40,6 +42,8 @@ from smart_trader.strategy.api import IndicatorSeries, Strategy
 from smart_trader.strategy.indicators import Indicator
 from smart_trader.strategy.results import BacktestResult, build_result
 from smart_trader.strategy.streams import Stream, bars_stream, quotes_stream, trades_stream
+from smart_trader.trading.dispatch import MarketDispatcher
+from smart_trader.trading.session import AccountSession, SessionFactory
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -52,6 +56,8 @@ class BacktestEngine:
         currency: account currency; defaults to the quote currency of the first instrument added.
         fill_config: commission, slippage and participation of the paper broker.
         account_type: ``cash`` (default; no shorting) or ``margin``.
+        sessions: builds the account's trading pipeline (pre-trade checks and monitors, e.g. a challenge's rules);
+            default: the paper broker alone with ``fill_config``. The same factory the live platform uses.
     """
 
     def __init__(
@@ -61,6 +67,7 @@ class BacktestEngine:
         currency: str | None = None,
         fill_config: FillConfig | None = None,
         account_type: AccountType = AccountType.CASH,
+        sessions: SessionFactory | None = None,
     ) -> None:
         if starting_cash <= 0:
             raise InvalidInputError(f"starting cash must be positive, got {starting_cash}")
@@ -68,6 +75,7 @@ class BacktestEngine:
         self.currency = currency
         self.fill_config = fill_config or FillConfig()
         self.account_type = account_type
+        self.sessions = sessions or SessionFactory(self.fill_config)
         self.streams: list[Stream] = []
         self.instruments: dict[InstrumentId, Instrument] = {}
         self._primary: dict[InstrumentId, Stream] = {}
@@ -78,6 +86,9 @@ class BacktestEngine:
         self._instrument_index: dict[InstrumentId, int] = {}
         self.account: Account
         self.broker: PaperBroker
+        self.session: AccountSession
+        self.clock = _EngineClock(self)
+        self.dispatcher: MarketDispatcher
         self._strategy: Strategy | None = None
 
     # -- data -----------------------------------------------------------------------------
@@ -130,12 +141,12 @@ class BacktestEngine:
         return self._now
 
     def submit(self, request: OrderRequest) -> Order:
-        """Submit an order to the paper broker at the simulated time."""
-        return self.broker.submit(request, self._now)
+        """Submit an order through the account's pipeline (checks, then the paper broker) at the simulated time."""
+        return self.session.submit(request, self._now)
 
     def cancel(self, order_id: OrderId) -> Order:
         """Cancel a working order at the simulated time."""
-        return self.broker.cancel(order_id, self._now)
+        return self.session.cancel(order_id, self._now)
 
     def open_orders(self, instrument_id: InstrumentId | None = None) -> list[Order]:
         """Working orders."""
@@ -188,8 +199,12 @@ class BacktestEngine:
         first_ts = min(int(s.ts_event[0]) for s in self.streams if len(s))
         self.account = Account(AccountId("BACKTEST-001"), currency, self.account_type, mark_provider=self._mark)
         self.account.deposit(first_ts, self.starting_cash)
-        self.broker = PaperBroker(self.account, self.instruments, self.fill_config, last_price=self._mark)
+        self.clock = _EngineClock(self)
+        self.session = self.sessions(self.account, self.instruments, self.clock, last_price=self._mark)
+        self.broker = self.session.broker
         self.broker.listeners.append(self._on_order_event)
+        self.dispatcher = MarketDispatcher(self.instruments.__getitem__, self._mark)
+        self.dispatcher.watch(self.session)
         self._strategy = strategy
         self._fill_marks = []
         self._instrument_index = {iid: k for k, iid in enumerate(self.instruments)}
@@ -258,6 +273,7 @@ class BacktestEngine:
         on_bar = strategy.on_bar
         new = tuple.__new__
         chunk = max(n // 100, 10_000)
+        watched = bool(self.session.monitors)  # valuations and alerts only for a session with monitors
         i = 0
         for start in range(0, n, chunk):
             for row in islice(rows, chunk):
@@ -265,6 +281,10 @@ class BacktestEngine:
                     self._k = i
                     self._now = row[1]
                     broker_on_bar(iid, row[1], row[2], row[3], row[4], row[5], row[6])
+                if watched:
+                    self._k = i
+                    self._now = row[1]
+                    self._watch_bar(iid, row[1], row[2], row[3], row[4], row[5], inst.price_precision)
                 cursor.i = i
                 self._now = close_ts[i]
                 on_bar(new(Bar, row))
@@ -291,6 +311,7 @@ class BacktestEngine:
         on_bar = strategy.on_bar
         pp, sp = inst.price_precision, inst.size_precision
         n = len(stream)
+        watched = bool(self.session.monitors)
         i = 0
         k = 0
         while i < n:
@@ -299,7 +320,11 @@ class BacktestEngine:
                 cursor.i = i - 1  # marks seen from on_fill are the last close before this open
                 self._now = ts_open[i]
                 broker_on_bar(iid, ts_open[i], o[i], h[i], lo[i], c[i], v[i])  # type: ignore[arg-type]
-            elif wake[k] > i:
+            if watched and (working or self.dispatcher.exposed_sessions(iid)):
+                self._k = i
+                self._now = ts_open[i]
+                self._watch_bar(iid, ts_open[i], o[i], h[i], lo[i], c[i], pp)  # type: ignore[arg-type]
+            elif not working and wake[k] > i:
                 i = wake[k]  # nothing working and no signal before this bar: skip ahead
                 if i >= n:
                     break
@@ -328,6 +353,8 @@ class BacktestEngine:
         n = len(ts_all)
         step = max(n // 100, 1)
         broker = self.broker
+        watched = bool(self.session.monitors)
+        dispatcher = self.dispatcher
         for k, (t, sid, i) in enumerate(zip(ts_all.tolist(), sids.tolist(), rows.tolist(), strict=True)):
             self._k = k
             s = self.streams[sid]
@@ -341,6 +368,9 @@ class BacktestEngine:
                 if broker.has_open_orders(iid):
                     self._now = ts_open
                     broker.on_bar(*row[:7])
+                if watched:
+                    self._now = ts_open
+                    self._watch_bar(iid, ts_open, row[2], row[3], row[4], row[5], pp)
                 s.cursor.i = i
                 self._now = t
                 strategy.on_bar(Bar(*row))
@@ -351,6 +381,10 @@ class BacktestEngine:
                 if broker.has_open_orders(iid):
                     broker.on_trade(iid, t, price, size)
                 s.cursor.i = i
+                if watched:
+                    self.clock.advance_to(t)
+                    dispatcher.flush_stale(t)
+                    dispatcher.on_price(iid, t, from_raw(price, pp))
                 side, tid = c["aggressor_side"][i], c["trade_id"][i]
                 strategy.on_trade(Trade(iid, t, price, size, side, tid, pp, sp))
             else:
@@ -361,11 +395,27 @@ class BacktestEngine:
                 if broker.has_open_orders(iid):
                     broker.on_quote(iid, t, bid, ask, bs, asz)
                 s.cursor.i = i
+                if watched:
+                    self.clock.advance_to(t)
+                    dispatcher.flush_stale(t)
+                    mark = self._mark(iid)
+                    if mark is not None:
+                        dispatcher.on_price(iid, t, mark)
                 strategy.on_quote(Quote(iid, t, bid, ask, bs, asz, pp, sp))
             if progress is not None and k % step == 0:
                 progress(k, n)
         if progress is not None:
             progress(n, n)
+
+    def _watch_bar(self, iid: InstrumentId, ts: int, o: int, h: int, low: int, c: int, precision: int) -> None:
+        """A watched session (monitors) meets a bar at its open ``ts`` (ns UTC): alerts due run, fills just made are
+        valued, then the bar's path (:func:`~smart_trader.execution.matching.bar_path`, the broker's own) is valued
+        point by point, so the worst equity inside the bar (low for longs, high for shorts) is judged."""
+        self.clock.advance_to(ts)
+        dispatcher = self.dispatcher
+        dispatcher.flush_stale(ts)
+        if dispatcher.exposed_sessions(iid):
+            dispatcher.on_prices(iid, ts, [from_raw(p, precision) for p in bar_path(o, h, low, c)])
 
     @property
     def fill_marks(self) -> list[tuple[int, int, float, float]]:
@@ -387,3 +437,26 @@ def _check_precision(table: pa.Table, columns: tuple[str, ...], instrument: Inst
                 f"{name} of {instrument.id} has {scale} decimals but the instrument's prices have "
                 f"{instrument.price_precision} (tick {instrument.tick_size}); for quote data use bid or ask bars"
             )
+
+
+class _EngineClock:
+    """The backtest's market clock: its time is the engine's simulated time; alerts run as the engine reaches them
+    (:meth:`advance_to`, called only while the session has monitors)."""
+
+    __slots__ = ("_alerts", "_engine")
+
+    def __init__(self, engine: BacktestEngine) -> None:
+        self._engine = engine
+        self._alerts = MarketClock(0)
+
+    def now_ns(self) -> int:
+        """The engine's simulated time, ns since the epoch, UTC."""
+        return self._engine.now_ns
+
+    def set_alert(self, ts_ns: int, callback: AlertCallback) -> Alert:
+        """See :meth:`smart_trader.core.clock.Clock.set_alert`."""
+        return self._alerts.set_alert(ts_ns, callback)
+
+    def advance_to(self, ts_ns: int) -> None:
+        """Run the alerts due at or before ``ts_ns`` (ns UTC), each at its own time."""
+        self._alerts.advance_to(ts_ns)

@@ -1,0 +1,258 @@
+"""One account's trading pipeline, the same in backtests and live: pre-trade checks → paper broker → account →
+monitors, with a trading state (NautilusTrader's ``RiskEngine`` semantics, ``risk/engine.pyx``):
+
+- ``active``: every order goes through the checks to the broker;
+- ``reducing``: only orders that reduce an open position are accepted (a challenge locked until its reset, a risk
+  manager winding an account down);
+- ``halted``: every new order is rejected; cancels, fills and expiries go on.
+
+A denial is an ``OrderRejected`` event through the broker's state machine and listeners
+(:meth:`~smart_trader.execution.paper_broker.PaperBroker.reject`), with a reason the trader can read. Monitors (risk
+drawdown, challenge rules) see every order event and every valuation of the account; the market-event dispatcher
+(:mod:`smart_trader.trading.dispatch`) calls :meth:`AccountSession.value` when a price move may matter to them.
+
+Sessions are built in one place, :class:`SessionFactory`, for :class:`~smart_trader.strategy.engine.BacktestEngine`
+and the live :class:`~smart_trader.live.runtime.TradingRuntime` alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from enum import StrEnum
+from typing import Protocol
+
+from smart_trader.core.clock import Clock
+from smart_trader.core.ids import InstrumentId, OrderId
+from smart_trader.core.instruments import Instrument
+from smart_trader.execution.enums import OrderSide
+from smart_trader.execution.events import OrderEvent, OrderFilled
+from smart_trader.execution.limits import OrderLimits
+from smart_trader.execution.orders import Order, OrderRequest
+from smart_trader.execution.paper_broker import FillConfig, PaperBroker
+from smart_trader.portfolio.account import Account
+
+
+class TradingState(StrEnum):
+    """What an account may do (NautilusTrader ``TradingState``): ``active``, ``reducing`` (reduce-only) or
+    ``halted`` (no new orders)."""
+
+    ACTIVE = "active"
+    REDUCING = "reducing"
+    HALTED = "halted"
+
+
+class PreTradeCheck(Protocol):
+    """One pre-trade rule (``risk/checks.py``): the reason to deny ``request`` at ``ts`` (ns UTC), or ``None``."""
+
+    def check(self, request: OrderRequest, session: AccountSession, ts: int) -> str | None:
+        """Why ``request`` must be rejected now (a sentence naming the limit and the values), or ``None``."""
+        ...
+
+
+class Monitor(Protocol):
+    """Watches an account as it trades (challenge rules, the drawdown guard): order events as the broker emits them,
+    and valuations (equity in the account currency, exact) at ``ts`` (ns UTC)."""
+
+    def on_order_event(self, session: AccountSession, order: Order, event: OrderEvent) -> None:
+        """An event of one of the account's orders (after the account applied a fill)."""
+        ...
+
+    def on_valuation(self, session: AccountSession, ts: int, equity: Decimal) -> None:
+        """The account's equity at ``ts``: after a fill, on a price move that may matter (see
+        :meth:`equity_band`), and along a bar's path (its worst point included)."""
+        ...
+
+    def equity_band(self, session: AccountSession) -> tuple[Decimal | None, Decimal | None]:
+        """Equity values ``(low, high)`` between which (both excluded) a valuation cannot change anything for this
+        monitor; ``None`` for an open side. The dispatcher turns them into prices and skips the price moves
+        inside."""
+        ...
+
+
+class AccountSession:
+    """An account's pipeline: checks → broker → account → monitors (see the module docstring).
+
+    Args:
+        account: the exact account (cash, positions, ledger).
+        broker: its paper broker (already holding the account).
+        clock: the time source of the session (market clock in backtests and replays, wall clock live).
+        checks: pre-trade checks, in the order they run; the first denial wins.
+        monitors: watchers of order events and valuations.
+    """
+
+    __slots__ = (
+        "account",
+        "broker",
+        "checks",
+        "clock",
+        "monitors",
+        "new_events",
+        "on_stale",
+        "stale_reported",
+        "state",
+        "state_reason",
+    )
+
+    def __init__(
+        self,
+        account: Account,
+        broker: PaperBroker,
+        clock: Clock,
+        checks: Sequence[PreTradeCheck] = (),
+        monitors: Sequence[Monitor] = (),
+    ) -> None:
+        self.account = account
+        self.broker = broker
+        self.clock = clock
+        self.checks = tuple(checks)
+        self.monitors = tuple(monitors)
+        self.state = TradingState.ACTIVE
+        self.state_reason = ""
+        self.new_events: list[object] = []  # domain events of the monitors, collected by whoever persists them
+        self.on_stale: Callable[[AccountSession], None] | None = None  # set by the dispatcher watching it
+        self.stale_reported = False
+        if self.monitors:
+            broker.listeners.append(self._on_order_event)
+
+    @property
+    def account_id(self) -> str:
+        """The account's id."""
+        return self.account.account_id
+
+    # -- orders ---------------------------------------------------------------------------
+    def submit(self, request: OrderRequest, ts: int, order_id: OrderId | None = None) -> Order:
+        """Submit ``request`` at ``ts`` (ns UTC) through the trading state and the checks to the broker; a denial is
+        the order, rejected with the reason.
+
+        Raises:
+            InvalidInputError: the request is malformed (see :meth:`OrderRequest.validate`).
+        """
+        if self.state is not TradingState.ACTIVE or self.checks:
+            reason = self.denial(request, ts)
+            if reason is not None:
+                return self.broker.reject(request, ts, reason, order_id)
+        return self.broker.submit(request, ts, order_id)
+
+    def denial(self, request: OrderRequest, ts: int) -> str | None:
+        """Why ``request`` would be rejected at ``ts`` (ns UTC) before reaching the broker, or ``None``."""
+        if self.state is TradingState.HALTED:
+            return f"account halted: {self.state_reason}"
+        if self.state is TradingState.REDUCING and not self.reduces(request):
+            return f"account reducing: {self.state_reason}; only orders that reduce an open position are accepted"
+        for check in self.checks:
+            reason = check.check(request, self, ts)
+            if reason is not None:
+                return reason
+        return None
+
+    def reduces(self, request: OrderRequest) -> bool:
+        """Whether ``request`` only reduces the open position of its instrument (same size or less, opposite
+        side; a notional order never counts as reducing: its size is known only at the fill)."""
+        held = self.account.quantity(request.instrument_id)
+        qty = request.quantity
+        if qty is None or not held:
+            return False
+        if request.side is OrderSide.SELL:
+            return held > 0 and qty <= held
+        return held < 0 and qty <= -held
+
+    def cancel(self, order_id: OrderId, ts: int) -> Order:
+        """Cancel a working order at ``ts`` (ns UTC); allowed in every trading state.
+
+        Raises:
+            NotFoundError: unknown order.
+            RejectedByRulesError: the order is not open.
+        """
+        return self.broker.cancel(order_id, ts)
+
+    def cancel_all(self, ts: int) -> list[Order]:
+        """Cancel every working order at ``ts`` (ns UTC); returns them."""
+        return [self.broker.cancel(o.order_id, ts) for o in self.broker.open_orders()]
+
+    def set_state(self, state: TradingState, reason: str = "") -> None:
+        """Change the trading state (``reason`` is quoted in the rejections)."""
+        self.state = state
+        self.state_reason = reason if state is not TradingState.ACTIVE else ""
+
+    # -- valuation ------------------------------------------------------------------------
+    def value(self, ts: int, marks: Callable[[InstrumentId], Decimal | None] | None = None) -> Decimal:
+        """The account's equity at ``ts`` (ns UTC), at ``marks`` (default: the account's own marks), given to every
+        monitor.
+
+        Raises:
+            NotFoundError: an open position has no mark price.
+        """
+        account = self.account
+        equity = account.equity if marks is None else account.equity_at(marks)
+        for monitor in self.monitors:
+            monitor.on_valuation(self, ts, equity)
+        return equity
+
+    def mark_stale(self) -> None:
+        """Something a monitor judges by changed (a fill, a day reset): the dispatcher values the session again and
+        recomputes its band after the current event (once, however often this is called)."""
+        if not self.stale_reported and self.on_stale is not None:
+            self.stale_reported = True
+            self.on_stale(self)
+
+    def equity_band(self) -> tuple[Decimal | None, Decimal | None]:
+        """The narrowest equity band of the monitors (see :meth:`Monitor.equity_band`): ``(max of lows, min of
+        highs)``."""
+        low: Decimal | None = None
+        high: Decimal | None = None
+        for monitor in self.monitors:
+            lo, hi = monitor.equity_band(self)
+            if lo is not None and (low is None or lo > low):
+                low = lo
+            if hi is not None and (high is None or hi < high):
+                high = hi
+        return low, high
+
+    def _on_order_event(self, order: Order, event: OrderEvent) -> None:
+        for monitor in self.monitors:
+            monitor.on_order_event(self, order, event)
+        if type(event) is OrderFilled:
+            self.mark_stale()
+
+
+ChecksFor = Callable[[Account], Sequence[PreTradeCheck]]
+MonitorsFor = Callable[[Account], Sequence[Monitor]]
+
+
+class SessionFactory:
+    """The one place an account's pipeline is assembled (backtests and the live runtime).
+
+    Args:
+        config: commission, slippage and participation of the paper broker.
+        checks: the pre-trade checks of an account (default none).
+        monitors: the monitors of an account (default none).
+    """
+
+    def __init__(
+        self,
+        config: FillConfig | None = None,
+        checks: ChecksFor | None = None,
+        monitors: MonitorsFor | None = None,
+    ) -> None:
+        self.config = config or FillConfig()
+        self.checks = checks
+        self.monitors = monitors
+
+    def __call__(
+        self,
+        account: Account,
+        instruments: Mapping[InstrumentId, Instrument],
+        clock: Clock,
+        last_price: Callable[[InstrumentId], Decimal | None] | None = None,
+        ids: Callable[[str], Callable[[], str]] | None = None,
+        limits: OrderLimits | None = None,
+        rate_clock: Callable[[], int] | None = None,
+    ) -> AccountSession:
+        """A session for ``account`` with a new paper broker (see :class:`PaperBroker` for the arguments)."""
+        broker = PaperBroker(
+            account, instruments, self.config, last_price, ids=ids, limits=limits, rate_clock=rate_clock
+        )
+        checks = self.checks(account) if self.checks is not None else ()
+        monitors = self.monitors(account) if self.monitors is not None else ()
+        return AccountSession(account, broker, clock, checks, monitors)
