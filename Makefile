@@ -34,6 +34,7 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
 	$(VENV)/bin/mypy src
+	$(VENV)/bin/lint-imports --no-cache
 
 test: lint  ## lint, type-check, the whole suite, then the engine's tests again on the mypyc-compiled build
 	$(VENV)/bin/pytest -q -n 2

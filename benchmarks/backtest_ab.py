@@ -25,7 +25,6 @@ def child(n_bars: int) -> None:
     """One timed run in this process (the tree comes from ``PYTHONPATH``); prints JSON."""
     sys.path.insert(0, str(HERE))
     import run as bench  # benchmarks/run.py: the §1 data and strategy
-
     import smart_trader.strategy.engine as engine_module
 
     source = bench.read_file(bench.DATA / bench.BARS_FILE)

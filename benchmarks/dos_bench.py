@@ -422,7 +422,7 @@ async def victim_main(cfg: dict[str, Any]) -> dict[str, Any]:
     token: str = cfg["token"]
     warm_until = time.perf_counter() + cfg["warmup"]
     end = warm_until + cfg["duration"]
-    samples: dict[str, list[tuple[float, float]]] = {"order": [], "cancel": [], "health": [], "read": []}
+    samples: dict[str, list[tuple[float, float, float]]] = {"order": [], "cancel": [], "health": [], "read": []}
     statuses: dict[str, dict[str, int]] = {k: {} for k in samples}
     body = json.dumps(VICTIM_ORDER).encode()
     headers = {"Authorization": token, "Content-Type": "application/json"}
@@ -433,7 +433,7 @@ async def victim_main(cfg: dict[str, Any]) -> dict[str, Any]:
         if sent < warm_until:
             return
         if status in expected[kind]:  # latency of answers that did the work (a 429 is quick and did nothing)
-            samples[kind].append((done - sent, done - min(sent, due)))
+            samples[kind].append((done - sent, done - min(sent, due), sent - warm_until))  # + when sent (s)
         s = statuses[kind]
         s[str(status)] = s.get(str(status), 0) + 1
 
@@ -598,7 +598,7 @@ class Stats:
     statuses: dict[str, int]
 
     @staticmethod
-    def of(samples: list[tuple[float, float]], statuses: dict[str, int]) -> Stats:
+    def of(samples: list[list[float]], statuses: dict[str, int]) -> Stats:
         lat = sorted(s[0] for s in samples)
         sched = sorted(s[1] for s in samples)
         return Stats(
@@ -643,7 +643,9 @@ def run_phase(
     if name in ("login", "login-flood"):
         hammer = start_hammer(server, users.target_email, args.hammer_clients, args.warmup + args.duration + 1, workdir)
         time.sleep(0.5)
-    samples_file = workdir / f"victim-{server.database}-{server_name}-{name}.json"
+    keep = workdir if args.json is None else args.json.with_name(args.json.stem + "-samples")
+    keep.mkdir(parents=True, exist_ok=True)  # with --json: every sample kept beside it (latency, from schedule, when)
+    samples_file = keep / f"victim-{server.database}-{server_name}-{name}.json"
     victim = run_victim(server, users, args, samples_file)
     time.sleep(args.warmup)
     cpu0, events0, t0 = server.cpu_seconds(), server.market_events(), time.monotonic()

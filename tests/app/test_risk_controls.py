@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from smart_trader.risk import store as risk_store
+from smart_trader.trading.session import TradingState
 from tests.app.conftest import Harness
 from tests.app.security_support import write
 
@@ -21,16 +22,17 @@ def test_a_halt_written_without_its_event_still_reaches_the_runtime(platform: Ha
     while account not in platform.platform.runtime.books:
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    broker = platform.platform.runtime.books[account].broker
-    assert broker.halted is None
+    session = platform.platform.runtime.books[account].session
+    broker = session.broker
+    assert session.state is TradingState.ACTIVE
     # a risk manager's halt whose event never arrives (a lost pub/sub message, an API process without Redis)
     write(platform, lambda c: risk_store.set_state(c, account, risk_store.HALTED, "lost event", "risk-1"))
     write(platform, lambda c: risk_store.set_limits(c, account, 7, 3, "risk-1"))
     deadline = time.monotonic() + 15
-    while broker.halted is None or broker.limits.max_open_orders != 7:
+    while session.state is not TradingState.HALTED or broker.limits.max_open_orders != 7:
         assert time.monotonic() < deadline, "the runtime never re-read the account's limits"
         time.sleep(0.05)
-    assert broker.halted == "lost event" and broker.limits.max_submissions_per_second == 3
+    assert session.state_reason == "lost event" and broker.limits.max_submissions_per_second == 3
     order = platform.order(headers, account, **FAR)
     deadline = time.monotonic() + 10
     while True:

@@ -138,6 +138,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/accounts/{{account_id}}/halt"): _RISK_CONTROL,
     ("POST", f"{V1}/accounts/{{account_id}}/resume"): _RISK_CONTROL,
     ("GET", f"{V1}/risk/accounts"): Rule(roles=RISK),
+    ("GET", f"{V1}/accounts/{{account_id}}/risk"): _OWN_ACCOUNT_READ,
     # market data
     ("GET", f"{V1}/instruments"): _ANY_USER,
     ("GET", f"{V1}/market/bars"): _ANY_USER,

@@ -42,15 +42,18 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select, upda
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from smart_trader.core.clock import MarketClock
 from smart_trader.core.errors import NotFoundError
 from smart_trader.core.ids import InstrumentId, OrderId
 from smart_trader.core.instruments import Instrument
+from smart_trader.core.values import from_raw
 from smart_trader.data.model import Bar, Quote, Trade
 from smart_trader.db.outbox import event_row, outbox
 from smart_trader.db.writer import BatchWriter
 from smart_trader.execution import store as order_store
 from smart_trader.execution.events import OrderEvent, OrderFilled, OrderRejected
 from smart_trader.execution.limits import OrderLimits
+from smart_trader.execution.matching import bar_path
 from smart_trader.execution.orders import Order
 from smart_trader.execution.paper_broker import FillConfig, PaperBroker
 from smart_trader.execution.tables import fills as fills_table
@@ -64,6 +67,8 @@ from smart_trader.portfolio.account import Account
 from smart_trader.portfolio.tables import accounts as accounts_table
 from smart_trader.portfolio.tables import equity_snapshots, ledger_entries, positions
 from smart_trader.risk import store as risk_store
+from smart_trader.trading.dispatch import MarketDispatcher
+from smart_trader.trading.session import AccountSession, SessionFactory, TradingState
 
 log = structlog.get_logger("smart_trader.runtime")
 Publish = Callable[[str, str], None]
@@ -89,14 +94,24 @@ def durable_ids(prefix: str) -> Callable[[], str]:
 
 @dataclass(slots=True, eq=False)
 class AccountBook:
-    """One loaded account: its core account, its broker, and what of it is already stored."""
+    """One loaded account: its trading pipeline (:class:`AccountSession`: account, broker, checks, monitors), and what
+    of it is already stored."""
 
-    account: Account
-    broker: PaperBroker
+    session: AccountSession
     persisted_entries: int
     peak: Decimal
     dirty_instruments: set[InstrumentId] = field(default_factory=set)
     last_equity: Decimal | None = None
+
+    @property
+    def account(self) -> Account:
+        """The exact account."""
+        return self.session.account
+
+    @property
+    def broker(self) -> PaperBroker:
+        """The account's paper broker."""
+        return self.session.broker
 
 
 class _Change(NamedTuple):
@@ -154,6 +169,7 @@ class TradingRuntime:
         poll_seconds: float = 0.25,
         snapshot_seconds: float = 1.0,
         default_limits: OrderLimits | None = None,
+        sessions: SessionFactory | None = None,
     ) -> None:
         self.engine = engine
         self.writer = writer
@@ -161,6 +177,7 @@ class TradingRuntime:
         self.publish = publish
         self.wanted = wanted
         self.config = config or FillConfig()
+        self.sessions = sessions or SessionFactory(self.config)
         self.notify_outbox = notify_outbox
         self.poll_seconds = poll_seconds
         self.snapshot_seconds = snapshot_seconds
@@ -168,8 +185,8 @@ class TradingRuntime:
         self._reloads: dict[str, asyncio.Task[None]] = {}  # account id → re-read of its limits in progress
         self.market = MarketState()
         self.books: dict[str, AccountBook] = {}
-        self.working: dict[InstrumentId, set[AccountBook]] = {}
-        self.clock_ns = 0
+        self.clock = MarketClock()  # the feed's market time (a replay's too); alerts run as it reaches them
+        self.dispatch = MarketDispatcher(instrument, self.market.mark)
         self.time_floor_ns = 0
         self._shift = 0
         self._changes: list[_Change] = []
@@ -188,12 +205,19 @@ class TradingRuntime:
         self.feed_state = "starting"  # starting → running → ended | failed (see feed_ended)
         self.feed_detail = ""
         self._reject_ids = durable_ids("R")
+        self._session_books: dict[AccountSession, AccountBook] = {}
+
+    @property
+    def clock_ns(self) -> int:
+        """The market clock: the latest ``ts_event`` processed (shifted past the stored clock for a restarted replay),
+        ns since the epoch, UTC; the stored clock before the first event."""
+        return self.clock.now_ns()
 
     # -- life cycle -----------------------------------------------------------------------
     async def start(self) -> None:
         """Read the stored clock, then start taking orders, persisting and snapshotting."""
         self.time_floor_ns = await asyncio.to_thread(self._stored_clock)
-        self.clock_ns = self.time_floor_ns
+        self.clock.advance_to(self.time_floor_ns)
         await self._load_active_accounts()
         loop_tasks = (self._take_orders_loop(), self._persist_loop(), self._snapshot_loop(), self._limits_loop())
         self._tasks = [asyncio.create_task(c) for c in loop_tasks]
@@ -286,21 +310,21 @@ class TradingRuntime:
             ts = event.ts_event + self._shift
         if self._shift:
             event = event._replace(ts_event=ts)
-        if ts > self.clock_ns:
-            self.clock_ns = ts
+        self.clock.advance_to(ts)
         self.events_processed += 1
         if self.feed_state == "starting":
             self.feed_state = "running"
         iid = event.instrument_id
         last = self.market.get(iid)
-        books = self.working.get(iid)
+        dispatch = self.dispatch
+        books = dispatch.working.get(iid)
         if type(event) is Trade:
             last.price, last.size, last.trade_ts = event.price, event.size, ts
             _TRADES_SEEN.inc()
             self._publish(trades_topic(iid), "trade", _trade, event)
             if books:
-                for book in list(books):
-                    book.broker.on_trade(iid, ts, event.price_raw, event.size_raw)
+                for session in list(books):
+                    session.broker.on_trade(iid, ts, event.price_raw, event.size_raw)
         elif type(event) is Quote:
             last.bid, last.ask, last.quote_ts = event.bid, event.ask, ts
             last.bid_size, last.ask_size = event.bid_size, event.ask_size
@@ -308,19 +332,33 @@ class TradingRuntime:
             _QUOTES_SEEN.inc()
             self._publish(quotes_topic(iid), "quote", _quote, event, derived=self.quotes_derived)
             if books and not self.quotes_derived:
-                for book in list(books):
-                    book.broker.on_quote(iid, ts, event.bid_raw, event.ask_raw, event.bid_size_raw, event.ask_size_raw)
+                for session in list(books):
+                    b = session.broker
+                    b.on_quote(iid, ts, event.bid_raw, event.ask_raw, event.bid_size_raw, event.ask_size_raw)
         else:
             assert type(event) is Bar
             last.price, last.trade_ts = event.close, ts
             _BARS_SEEN.inc()
             self.publish_bar(event, timeframe or "bar")
             if books:
-                for book in list(books):
+                for session in list(books):
                     v = event.volume_raw
-                    book.broker.on_bar(iid, ts, event.open_raw, event.high_raw, event.low_raw, event.close_raw, v)
+                    session.broker.on_bar(iid, ts, event.open_raw, event.high_raw, event.low_raw, event.close_raw, v)
         if books:
-            self._unwork(iid, books)
+            dispatch.unwork(iid)
+        if dispatch.stale:
+            dispatch.flush_stale(ts)
+        if dispatch.exposed.get(iid):
+            if type(event) is Bar:
+                pp = event.price_precision
+                path = bar_path(event.open_raw, event.high_raw, event.low_raw, event.close_raw)
+                dispatch.on_prices(iid, ts, [from_raw(p, pp) for p in path])
+            else:
+                mark = self.market.mark(iid)
+                if mark is not None:
+                    dispatch.on_price(iid, ts, mark)
+        if self._changes:
+            self._dirty.set()
         return event
 
     def publish_bar(self, bar: Bar, timeframe: str) -> None:
@@ -334,13 +372,6 @@ class TradingRuntime:
         makes millions of them)."""
         if self.wanted(topic):
             self.publish(topic, _json({"type": kind, "topic": topic, **extra, **fields(record)}))
-
-    def _unwork(self, iid: InstrumentId, books: set[AccountBook]) -> None:
-        for book in list(books):
-            if not book.broker.has_open_orders(iid):
-                books.discard(book)
-        if self._changes:
-            self._dirty.set()
 
     # -- accounts and orders ----------------------------------------------------------------
     def _listener(self, book: AccountBook) -> Callable[[Order, OrderEvent], None]:
@@ -423,7 +454,7 @@ class TradingRuntime:
 
         limits, halted = await asyncio.to_thread(read)
         book.broker.limits = limits
-        book.broker.halted = halted
+        _apply_halt(book.session, halted)
 
     async def book(self, account_id: str) -> AccountBook | None:
         """The loaded account ``account_id`` (loading it from the database the first time), or ``None``."""
@@ -439,17 +470,19 @@ class TradingRuntime:
         account, working, peak, entries, (limits, halted) = loaded
         account.mark_provider = self.market.mark
         instruments = {o.instrument_id: self.instrument(o.instrument_id) for o in working}
-        broker = PaperBroker(
-            account, instruments, self.config, self.market.mark, ids=durable_ids, limits=limits,
+        session = self.sessions(
+            account, instruments, self.clock, self.market.mark, ids=durable_ids, limits=limits,
             rate_clock=time.monotonic_ns,  # submissions per wall-clock second, whatever the replay's speed
         )  # fmt: skip
-        broker.halted = halted
-        book = AccountBook(account, broker, entries, peak)
-        broker.listeners.append(self._listener(book))
+        _apply_halt(session, halted)
+        book = AccountBook(session, entries, peak)
+        self._session_books[session] = book
+        session.broker.listeners.append(self._listener(book))
         for order in working:
-            broker.restore(order)
-            self.working.setdefault(order.instrument_id, set()).add(book)
+            session.broker.restore(order)
+            self.dispatch.work(session, order.instrument_id)
         self.books[account_id] = book
+        self.dispatch.watch(session)
         return book
 
     async def take_orders(self) -> int:
@@ -503,7 +536,7 @@ class TradingRuntime:
         if row["status"] != "new" or known is not None or oid in self._closed_ids:
             # a cancel request, or an order taken already (its acceptance being written, or closed and stored)
             if known is not None and known.is_open and row["cancel_requested"]:
-                broker.cancel(oid, self.clock_ns)
+                book.session.cancel(oid, self.clock_ns)
                 return 1
             return 0
         request = order_store.request_of(row)
@@ -512,11 +545,13 @@ class TradingRuntime:
             return 1
         with contextlib.suppress(NotFoundError):  # the broker rejects an unknown instrument
             broker.instruments.setdefault(request.instrument_id, self.instrument(request.instrument_id))
-        order = broker.submit(request, self.clock_ns, oid)
+        order = book.session.submit(request, self.clock_ns, oid)
         if order.is_open:
-            self.working.setdefault(order.instrument_id, set()).add(book)
+            self.dispatch.work(book.session, order.instrument_id)
             if row["cancel_requested"]:
-                broker.cancel(oid, self.clock_ns)
+                book.session.cancel(oid, self.clock_ns)
+        if self.dispatch.stale:  # a market order filled at once: its monitors value the account now
+            self.dispatch.flush_stale(self.clock_ns)
         return 1
 
     def _feed_gone_reason(self) -> str:
@@ -587,8 +622,10 @@ class TradingRuntime:
         """Memory got ahead of the database: forget every account and every change not yet written, and load the
         active accounts again from what is stored (their working orders work on; events since the failed write
         are replayed by the market, not by memory)."""
+        for book in self.books.values():
+            self.dispatch.forget(book.session)
         self.books.clear()
-        self.working.clear()
+        self._session_books.clear()
         self._changes[:] = []
         self._poll_due = True
         await self._load_active_accounts()
@@ -835,3 +872,11 @@ def _bar(b: Bar) -> dict[str, Any]:
 
 
 __all__ = ["AccountBook", "MarketEvent", "TradingRuntime", "durable_ids"]
+
+
+def _apply_halt(session: AccountSession, halted: str | None) -> None:
+    """Set what a risk manager stored: halted with its reason, or trading."""
+    if halted is not None:
+        session.set_state(TradingState.HALTED, halted)
+    elif session.state is TradingState.HALTED:
+        session.set_state(TradingState.ACTIVE)

@@ -189,4 +189,3 @@ class MarketDispatcher:
         """The sessions holding ``instrument_id`` that are watched."""
         ex = self.exposed.get(instrument_id)
         return [] if ex is None else list(ex.members)
-
