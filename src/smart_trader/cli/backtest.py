@@ -6,6 +6,7 @@ command line is parsed (``smart-trader --help`` stays fast).
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -23,6 +24,7 @@ from .common import cli_errors, console, parse_decimal, parse_time, service
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from smart_trader.challenges.monitor import ChallengeMonitor
     from smart_trader.data.schema import PriceType
     from smart_trader.data.service import MarketDataService
     from smart_trader.execution.paper_broker import FillConfig
@@ -102,8 +104,10 @@ def run_backtest(
     fill_config: FillConfig,
     account_type: AccountType = AccountType.CASH,
     show_progress: bool = True,
+    challenge: ChallengeMonitor | None = None,
 ) -> BacktestResult:
-    """Run a built-in strategy over ``bars`` and return the result.
+    """Run a built-in strategy over ``bars`` and return the result; with ``challenge``, the account is judged by that
+    challenge's rules on every fill and along every bar's path (its orders refused once it fails or locks).
 
     Raises:
         NotFoundError: unknown strategy. InvalidInputError: bad parameters, no bars.
@@ -116,7 +120,12 @@ def run_backtest(
     strat = strategy_class(strategy)(**params)
     if bars.num_rows == 0:
         raise InvalidInputError(f"no bars of {instrument.id} in the chosen range")
-    engine = BacktestEngine(starting_cash=cash, fill_config=fill_config, account_type=account_type)
+    from smart_trader.trading.session import SessionFactory
+
+    sessions = SessionFactory(fill_config)
+    if challenge is not None:
+        sessions = SessionFactory(fill_config, checks=lambda _a: [challenge], monitors=lambda _a: [challenge])
+    engine = BacktestEngine(starting_cash=cash, fill_config=fill_config, account_type=account_type, sessions=sessions)
     engine.add_bars(instrument, bars, timeframe)
     if not show_progress:
         return engine.run(strat)
@@ -186,6 +195,23 @@ def print_summary(result: BacktestResult, title: str) -> None:
     console.print(table)
 
 
+def challenge_monitor(program_id: str, size: Decimal, bars: pa.Table) -> ChallengeMonitor:
+    """The monitor of a challenge ``program_id`` at ``size`` (the account's starting cash) starting at the first bar.
+
+    Raises:
+        NotFoundError: unknown program. InvalidInputError: a size the program does not offer, no bars.
+    """
+    from smart_trader.challenges.evaluator import ChallengeEvaluator
+    from smart_trader.challenges.monitor import ChallengeMonitor
+    from smart_trader.challenges.program import get_program
+    from smart_trader.data.schema import ts_ns
+
+    program = get_program(program_id)
+    if bars.num_rows == 0:
+        raise InvalidInputError("no bars in the chosen range")
+    return ChallengeMonitor(ChallengeEvaluator(program, 0, size, int(ts_ns(bars)[0])))
+
+
 def write_results(result: BacktestResult, bars: pa.Table, out: Path) -> dict[str, Path]:
     """Write the result files into ``out`` (see :meth:`BacktestResult.write`) and draw ``chart.png`` with the price,
     the entries and exits and a buy-and-hold benchmark of the traded bars. Returns the paths by name."""
@@ -228,6 +254,12 @@ def backtest(
     output: Annotated[
         Path, typer.Option(help="folder for stats.json, trades.csv, fills.csv, equity.csv, chart.png")
     ] = Path("backtest-output"),
+    challenge: Annotated[
+        str | None,
+        typer.Option(
+            help="judge the run by a challenge program (`smart-trader challenge programs`); --cash is its size"
+        ),
+    ] = None,
 ) -> None:
     """Backtest a strategy with the paper broker; writes the results into --output."""
     from smart_trader.data.schema import PriceType, between
@@ -272,10 +304,27 @@ def backtest(
             slippage=TickSlippage(slippage_ticks) if slippage_ticks else FillConfig().slippage,
             participation=parse_decimal(participation, "participation"),
         )
+        monitor = None
+        if challenge is not None:
+            monitor = challenge_monitor(challenge, starting, bars)
         result = run_backtest(
             strategy, parse_params(param or []), instrument, bars, tf, cash=starting, fill_config=fill_config,
-            account_type=account_type,
+            account_type=account_type, challenge=monitor,
         )  # fmt: skip
         paths = write_results(result, bars, output)
         print_summary(result, f"{strategy} on {instrument.id} {tf}")
+        if monitor is not None:
+            verdict = monitor.verdict()
+            stats = json.loads(paths["stats"].read_text())
+            stats["challenge"] = {"program": challenge, "size": str(starting), **verdict}
+            paths["stats"].write_text(json.dumps(stats, indent=2) + "\n")
+            breach = verdict["breach"]
+            console.print(
+                f"challenge {challenge}: {verdict['status']}"
+                + (
+                    f" — {breach['rule']} at {breach['ts']} (equity {breach['equity']}, floor {breach['floor']})"
+                    if breach
+                    else ""
+                )
+            )
         console.print("wrote " + ", ".join(str(p) for p in paths.values()))

@@ -320,7 +320,7 @@ class BacktestEngine:
                 cursor.i = i - 1  # marks seen from on_fill are the last close before this open
                 self._now = ts_open[i]
                 broker_on_bar(iid, ts_open[i], o[i], h[i], lo[i], c[i], v[i])  # type: ignore[arg-type]
-            if watched and (working or self.dispatcher.exposed_sessions(iid)):
+            if watched and (working or self.dispatcher.stale or self.dispatcher.exposed_sessions(iid)):
                 self._k = i
                 self._now = ts_open[i]
                 self._watch_bar(iid, ts_open[i], o[i], h[i], lo[i], c[i], pp)  # type: ignore[arg-type]
@@ -413,7 +413,9 @@ class BacktestEngine:
         point by point, so the worst equity inside the bar (low for longs, high for shorts) is judged."""
         self.clock.advance_to(ts)
         dispatcher = self.dispatcher
-        dispatcher.flush_stale(ts)
+        if dispatcher.stale:  # fills at this bar's open: valued at the open (the cursor is still on the last bar)
+            opening = from_raw(o, precision)
+            dispatcher.flush_stale(ts, lambda i: opening if i == iid else self._mark(i))
         if dispatcher.exposed_sessions(iid):
             dispatcher.on_prices(iid, ts, [from_raw(p, precision) for p in bar_path(o, h, low, c)])
 

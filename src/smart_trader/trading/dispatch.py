@@ -113,7 +113,6 @@ class MarketDispatcher:
         if low is None and high is None:
             return
         equity = session.account.equity
-        slope = pos.quantity * self.instruments(iid).multiplier  # equity change per unit of price
         instrument = self.instruments(iid)
         slope = pos.quantity * instrument.multiplier  # equity change per unit of price
         # edges rounded outwards far below the tick (Decimal division is rounded at 28 digits), so a price on or past
@@ -174,15 +173,17 @@ class MarketDispatcher:
         for p in prices:
             self.on_price(instrument_id, ts, p)
 
-    def flush_stale(self, ts: int) -> None:
-        """Value and re-index the sessions that reported a change (fills, resets) since the last call."""
+    def flush_stale(self, ts: int, marks: Marks | None = None) -> None:
+        """Run the deferred actions of the sessions that reported a change (fills, resets) since the last call, then
+        value them at ``marks`` (default: their own) and re-index them."""
         stale = self.stale
         while stale:
             batch = list(dict.fromkeys(stale))
             stale.clear()
             for s in batch:
                 s.stale_reported = False
-                s.value(ts, None)
+                s.settle(ts)
+                s.value(ts, marks)
                 self.reindex(s)
 
     def exposed_sessions(self, instrument_id: InstrumentId) -> list[AccountSession]:

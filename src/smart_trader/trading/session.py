@@ -86,6 +86,7 @@ class AccountSession:
         "broker",
         "checks",
         "clock",
+        "deferred",
         "monitors",
         "new_events",
         "on_stale",
@@ -111,9 +112,14 @@ class AccountSession:
         self.state_reason = ""
         self.new_events: list[object] = []  # domain events of the monitors, collected by whoever persists them
         self.on_stale: Callable[[AccountSession], None] | None = None  # set by the dispatcher watching it
+        self.deferred: list[Callable[[int], None]] = []
         self.stale_reported = False
         if self.monitors:
             broker.listeners.append(self._on_order_event)
+        for part in (*self.checks, *self.monitors):  # a challenge monitor sets its clock alerts on its session
+            attach = getattr(part, "attach", None)
+            if attach is not None:
+                attach(self)
 
     @property
     def account_id(self) -> str:
@@ -153,6 +159,12 @@ class AccountSession:
         qty = request.quantity
         if qty is None or not held:
             return False
+        for working in self.broker.open_orders(request.instrument_id):  # what already works on that side counts
+            if working.request.side is request.side:
+                leaves = working.leaves_qty
+                if leaves is None:
+                    return False
+                qty += leaves
         if request.side is OrderSide.SELL:
             return held > 0 and qty <= held
         return held < 0 and qty <= -held
@@ -188,6 +200,19 @@ class AccountSession:
         for monitor in self.monitors:
             monitor.on_valuation(self, ts, equity)
         return equity
+
+    def defer(self, action: Callable[[int], None]) -> None:
+        """Run ``action(ts)`` once the current market event is through the broker (:meth:`settle`, called by the
+        dispatcher): a monitor reacting inside a fill must not cancel or submit while the broker is matching."""
+        self.deferred.append(action)
+        self.mark_stale()
+
+    def settle(self, ts: int) -> None:
+        """Run the deferred actions at ``ts`` (ns UTC), in the order they were deferred."""
+        while self.deferred:
+            actions, self.deferred = self.deferred, []
+            for action in actions:
+                action(ts)
 
     def mark_stale(self) -> None:
         """Something a monitor judges by changed (a fill, a day reset): the dispatcher values the session again and
