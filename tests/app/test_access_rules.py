@@ -140,6 +140,9 @@ BODIES: dict[Route, Callable[[World, str], dict[str, Any]]] = {
         "json": {"name": "sample", "starting_balance": "1000", "currency": "USDT"}
     },
     ("POST", f"{V1}/accounts/{{account_id}}/orders"): lambda w, a: {"json": dict(ORDER)},
+    ("POST", f"{V1}/challenges"): lambda w, a: {
+        "json": {"program": "ftmo-2step", "account_size": "10000", "currency": "USDT"}
+    },
     ("PUT", f"{V1}/accounts/{{account_id}}/limits"): lambda w, a: {
         "json": {"max_open_orders": 1000, "max_orders_per_second": 1000}
     },
@@ -154,7 +157,7 @@ QUERIES: dict[Route, dict[str, str]] = {
 }
 """Values of every required query parameter (``test_every_required_query_parameter_has_a_sample``)."""
 
-PATH_PARAMETERS = {"account_id", "order_id", "key_id", "user_id"}
+PATH_PARAMETERS = {"account_id", "order_id", "key_id", "user_id", "challenge_id"}
 SESSION_ENDING = {("POST", f"{V1}/auth/logout"), ("POST", f"{V1}/auth/password")}
 """Routes that end the caller's sessions: called by a user made for the call."""
 
@@ -182,6 +185,7 @@ class World:
     keys: dict[str, dict[str, Any]] = field(default_factory=dict)  # user name → an API key (id, key)
     accounts: dict[str, str] = field(default_factory=dict)  # trader name → account id
     orders: dict[str, str] = field(default_factory=dict)  # trader name → a working order id
+    challenges: dict[str, str] = field(default_factory=dict)  # trader name → a challenge id
     refused: dict[str, dict[str, str]] = field(default_factory=dict)  # credentials that must get 401
 
     def request(
@@ -194,6 +198,7 @@ class World:
         order_id: str | None = None,
         key_id: str | None = None,
         user_id: str | None = None,
+        challenge_id: str | None = None,
     ) -> Any:
         """Call ``route`` with its samples, the path naming alice's account and order, ``actor``'s API key and tess
         (the users admins act on) unless given."""
@@ -203,6 +208,7 @@ class World:
             "order_id": order_id or self.orders["alice"],
             "key_id": key_id or self.keys[actor]["id"],
             "user_id": user_id or self.ids["tess"],
+            "challenge_id": challenge_id or self.challenges.get("alice", "none"),
         }
         for name in re.findall(r"{(\w+)}", template):
             if name not in PATH_PARAMETERS:
@@ -242,6 +248,10 @@ def _build_world(h: Harness) -> World:
         w.keys[name] = api_key(h, w.headers[name], f"{name}'s key")
     for trader in ("alice", "mallory"):
         w.accounts[trader] = h.account(w.headers[trader])
+        body = {"program": "ftmo-2step", "account_size": "10000", "currency": "USDT"}
+        r = h.client.post(f"{V1}/challenges", headers=w.headers[trader], json=body)
+        assert r.status_code == 201, r.text
+        w.challenges[trader] = r.json()["id"]
     h.push_trades(50)  # a market: quotes, marks
     h.settle()
     for trader in ("alice", "mallory"):

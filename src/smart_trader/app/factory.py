@@ -126,6 +126,7 @@ def create_app(
     from smart_trader.ops.router import router as ops_router
 
     if role in ("all", "api"):
+        from smart_trader.challenges.router import router as challenges_router
         from smart_trader.data.router import router as data_router
         from smart_trader.execution.router import router as orders_router
         from smart_trader.gateway.admin_router import router as admin_router
@@ -135,7 +136,8 @@ def create_app(
         from smart_trader.risk.router import router as risk_router
 
         # routes are matched in order, one regular expression each: the order routes (the hot path) come first
-        for r in (orders_router, accounts_router, risk_router, data_router, auth_router, admin_router, ws_router):
+        routers = (orders_router, accounts_router, risk_router, challenges_router, data_router, auth_router)
+        for r in (*routers, admin_router, ws_router):
             app.include_router(r)
     app.include_router(ops_router)
     docs.install(app)

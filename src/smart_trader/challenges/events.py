@@ -10,9 +10,9 @@ Money fields are :class:`~decimal.Decimal` in the account currency.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from uuid_utils import uuid7
 
@@ -115,3 +115,17 @@ class DayClosed(ChallengeEvent):
     counted_trading_day: bool
     daily_floor: Decimal | None
     max_loss_floor: Decimal | None
+
+
+def to_payload(event: ChallengeEvent) -> dict[str, Any]:
+    """The event as a JSON-able dict: its fields (decimals as strings, ``None`` kept) plus ``event_type`` and
+    ``version``; the shape stored in ``challenge_events.payload`` and sent on the ``challenges`` WebSocket topic."""
+    out: dict[str, Any] = {"event_type": event.event_type, "version": event.version}
+    for f in fields(event):
+        value = getattr(event, f.name)
+        if isinstance(value, Decimal):
+            value = str(value)
+        elif isinstance(value, Mapping):
+            value = {str(k): str(v) for k, v in value.items()}
+        out[f.name] = value
+    return out

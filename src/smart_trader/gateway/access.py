@@ -139,6 +139,12 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/accounts/{{account_id}}/resume"): _RISK_CONTROL,
     ("GET", f"{V1}/risk/accounts"): Rule(roles=RISK),
     ("GET", f"{V1}/accounts/{{account_id}}/risk"): _OWN_ACCOUNT_READ,
+    # challenges (a challenge id names the caller's own challenge; risk managers read every one)
+    ("GET", f"{V1}/challenges/programs"): _ANY_USER,
+    ("POST", f"{V1}/challenges"): Rule(roles=TRADER, rate="orders"),
+    ("GET", f"{V1}/challenges"): Rule(roles=TRADER),
+    ("GET", f"{V1}/challenges/{{challenge_id}}"): Rule(roles=TRADER | RISK),
+    ("GET", f"{V1}/challenges/{{challenge_id}}/events"): Rule(roles=TRADER | RISK),
     # market data
     ("GET", f"{V1}/instruments"): _ANY_USER,
     ("GET", f"{V1}/market/bars"): _ANY_USER,

@@ -112,7 +112,7 @@ class AccountSession:
         self.state_reason = ""
         self.new_events: list[object] = []  # domain events of the monitors, collected by whoever persists them
         self.on_stale: Callable[[AccountSession], None] | None = None  # set by the dispatcher watching it
-        self.deferred: list[Callable[[int], None]] = []
+        self.deferred: list[Callable[[int], object]] = []
         self.stale_reported = False
         if self.monitors:
             broker.listeners.append(self._on_order_event)
@@ -201,7 +201,7 @@ class AccountSession:
             monitor.on_valuation(self, ts, equity)
         return equity
 
-    def defer(self, action: Callable[[int], None]) -> None:
+    def defer(self, action: Callable[[int], object]) -> None:
         """Run ``action(ts)`` once the current market event is through the broker (:meth:`settle`, called by the
         dispatcher): a monitor reacting inside a fill must not cancel or submit while the broker is matching."""
         self.deferred.append(action)

@@ -1,0 +1,159 @@
+"""Storage of challenges: rows of ``challenges`` and ``challenge_events`` (``challenges/tables.py``), opened with their
+paper account (``portfolio/store.py``). Functions take a SQLAlchemy connection; writes run inside the caller's
+transaction (the platform's batch writer). Timestamps are ns since the epoch, UTC; money is exact."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from smart_trader.challenges.events import ChallengeEvent, to_payload
+from smart_trader.challenges.program import Program
+from smart_trader.challenges.tables import challenge_events, challenges
+from smart_trader.core.clock import now_ns
+from smart_trader.core.errors import InvalidInputError
+from smart_trader.portfolio import store as account_store
+from smart_trader.portfolio.account import AccountType
+
+OPEN_STATUSES = ("active", "locked")  # the runtime judges these; passed, failed and promoted are over
+
+
+def create_challenge(
+    conn: Connection,
+    user_id: str,
+    program: Program,
+    account_size: Decimal,
+    currency: str | None = None,
+    phase_index: int = 0,
+    previous_id: str | None = None,
+) -> dict[str, Any]:
+    """Open a challenge of ``program`` at ``account_size`` for ``user_id``: a fresh margin paper account funded with the
+    size (in ``currency``, default the program's) and the challenge row (status ``active``, no evaluator state yet:
+    the trading runtime starts judging it at its market clock). Returns the challenge row.
+
+    Raises:
+        InvalidInputError: a size the program does not offer (the message lists the sizes), a phase it has not.
+    """
+    if account_size not in program.sizes:
+        sizes = ", ".join(str(s) for s in program.sizes)
+        raise InvalidInputError(f"account_size {account_size} is not offered by {program.id}: one of {sizes}")
+    if not 0 <= phase_index < len(program.phases):
+        raise InvalidInputError(f"{program.id} has no phase {phase_index}")
+    phase = program.phases[phase_index]
+    name = f"{program.name} — {phase.name}"[:200]
+    account = account_store.create_account(
+        conn, user_id, name, currency or program.currency, account_size, AccountType.MARGIN
+    )
+    now = now_ns()
+    row = {
+        "id": str(uuid.uuid4()),
+        "user_id": user_id,
+        "program_id": program.id,
+        "account_size": account_size,
+        "phase_index": phase_index,
+        "account_id": account["id"],
+        "status": "active",
+        "state": None,
+        "breach": None,
+        "previous_id": previous_id,
+        "created_ns": now,
+        "updated_ns": now,
+    }
+    conn.execute(insert(challenges), [row])
+    return row
+
+
+def get_challenge(conn: Connection, challenge_id: str) -> Row[Any] | None:
+    """The challenge row, or ``None``."""
+    return conn.execute(select(challenges).where(challenges.c.id == challenge_id)).first()
+
+
+def challenges_of(conn: Connection, user_id: str) -> list[Row[Any]]:
+    """A user's challenges, oldest first."""
+    q = select(challenges).where(challenges.c.user_id == user_id).order_by(challenges.c.created_ns, challenges.c.id)
+    return list(conn.execute(q))
+
+
+def challenge_of_account(conn: Connection, account_id: str) -> Row[Any] | None:
+    """The challenge whose phase trades on ``account_id``, or ``None`` (a plain paper account)."""
+    return conn.execute(select(challenges).where(challenges.c.account_id == account_id)).first()
+
+
+def open_challenge_accounts(conn: Connection) -> list[str]:
+    """Accounts of the challenges still being judged (the runtime loads them at start: their day resets and flat-by
+    times run even without orders or positions)."""
+    q = select(challenges.c.account_id).where(challenges.c.status.in_(OPEN_STATUSES))
+    return [str(r.account_id) for r in conn.execute(q)]
+
+
+def save_state(
+    conn: Connection, challenge_id: str, status: str, state: dict[str, Any], breach: dict[str, Any] | None
+) -> None:
+    """Store the evaluator's snapshot, status and breach evidence of a challenge."""
+    values = {
+        "status": status,
+        "state": json.dumps(state, separators=(",", ":")),
+        "breach": None if breach is None else json.dumps(breach, separators=(",", ":")),
+        "updated_ns": now_ns(),
+    }
+    conn.execute(update(challenges).where(challenges.c.id == challenge_id).values(**values))
+
+
+def event_rows(challenge_id: str, events: Sequence[ChallengeEvent]) -> list[dict[str, Any]]:
+    """Rows of ``challenge_events`` for ``events``."""
+    return [
+        {
+            "challenge_id": challenge_id,
+            "event_id": e.event_id,
+            "event_type": e.event_type,
+            "version": e.version,
+            "ts_event": e.ts_event,
+            "ts_init": e.ts_init,
+            "payload": json.dumps(to_payload(e), separators=(",", ":")),
+        }
+        for e in events
+    ]
+
+
+def append_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Append event rows, skipping those whose ``event_id`` is already stored (a batch written twice)."""
+    if not rows:
+        return
+    known = {
+        str(r.event_id)
+        for r in conn.execute(
+            select(challenge_events.c.event_id).where(challenge_events.c.event_id.in_([r["event_id"] for r in rows]))
+        )
+    }
+    fresh = [r for r in rows if r["event_id"] not in known]
+    if fresh:
+        conn.execute(insert(challenge_events), fresh)
+
+
+def events_of(conn: Connection, challenge_id: str, after_id: int = 0, limit: int = 500) -> list[Row[Any]]:
+    """A challenge's events in the order they were stored, after the row id ``after_id``, at most ``limit``."""
+    q = (
+        select(challenge_events)
+        .where(challenge_events.c.challenge_id == challenge_id, challenge_events.c.id > after_id)
+        .order_by(challenge_events.c.id)
+        .limit(limit)
+    )
+    return list(conn.execute(q))
+
+
+def promote(conn: Connection, row: Row[Any], program: Program) -> dict[str, Any] | None:
+    """A passed phase moves on: the row becomes ``promoted`` and the next phase opens on a fresh account at the same
+    size (CHALLENGES.md §1: each phase restarts at B0). Returns the new challenge row, or ``None`` after the last
+    phase."""
+    nxt = int(row.phase_index) + 1
+    if nxt >= len(program.phases):
+        return None
+    conn.execute(update(challenges).where(challenges.c.id == row.id).values(status="promoted", updated_ns=now_ns()))
+    account = account_store.get_account(conn, row.account_id)
+    currency = None if account is None else str(account.currency)
+    return create_challenge(conn, row.user_id, program, row.account_size, currency, nxt, previous_id=row.id)
