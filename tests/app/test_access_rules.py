@@ -454,6 +454,7 @@ CHANNEL_SAMPLES: dict[str, Callable[[World, str], dict[str, Any]]] = {
     "bars": lambda w, account: {"symbol": "BTC/USDT", "venue": "BINANCE", "timeframe": "1m"},
     "orders": lambda w, account: {"account_id": account},
     "accounts": lambda w, account: {"account_id": account},
+    "challenges": lambda w, account: {"account_id": account},
 }
 CHANNEL_ROLES = [(c, role) for c in sorted(WS_CHANNELS) for role in Role]
 

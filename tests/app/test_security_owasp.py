@@ -177,7 +177,7 @@ def test_api1_another_users_objects_by_id_are_not_found_and_untouched(platform: 
     assert theirs["id"] != a_order["id"] and theirs["account_id"] == m_acct
     assert [a["id"] for a in c.get(f"{V1}/accounts", headers=mallory).json()] == [m_acct]
     with ws_connect(h, f"/ws?token={mallory['Authorization'][7:]}") as ws:
-        for channel in ("orders", "accounts"):
+        for channel in ("orders", "accounts", "challenges"):
             reply = ws_request(ws, {"op": "subscribe", "channel": channel, "account_id": a_acct})
             assert reply["type"] == "error" and reply["message"] == "account not found", reply
     # nothing of alice's changed
@@ -1020,7 +1020,7 @@ def test_api7_no_operation_takes_a_url_from_the_client(platform: Harness) -> Non
     assert found == [], f"operations taking a URL-like value (SSRF review needed): {found}"
     from smart_trader.gateway.ws import MAX_FIELD_LENGTH  # the WebSocket's fields: symbol, venue, timeframe, account_id
 
-    assert MAX_FIELD_LENGTH <= 128 and set(WS_CHANNELS) == {"quotes", "trades", "bars", "orders", "accounts"}
+    assert MAX_FIELD_LENGTH <= 128 and set(WS_CHANNELS) == {"quotes", "trades", "bars", "orders", "accounts", "challenges"}
 
 
 # ======================================================================================================================

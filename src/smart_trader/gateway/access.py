@@ -174,6 +174,7 @@ WS_CHANNELS: dict[str, Rule] = {
     "bars": _ANY_USER,
     "orders": _OWN_ACCOUNT_READ,
     "accounts": _OWN_ACCOUNT_READ,
+    "challenges": _OWN_ACCOUNT_READ,
 }
 """Access rule of every WebSocket channel (``account`` rules: the request's ``account_id``)."""
 

@@ -63,6 +63,12 @@ def accounts_topic(account_id: str) -> str:
     return f"accounts.{account_id}"
 
 
+def challenges_topic(account_id: str) -> str:
+    """Topic of the challenge updates of one challenge account (``"challenges.{account_id}"``): status, floors, room
+    left, objectives, warnings and breaches."""
+    return f"challenges.{account_id}"
+
+
 class Subscriber:
     """One consumer of the hub (one WebSocket connection): a bounded FIFO of messages and its topics.
 

@@ -47,6 +47,7 @@ from smart_trader.gateway.hub import (
     Subscriber,
     accounts_topic,
     bars_topic,
+    challenges_topic,
     orders_topic,
     quotes_topic,
     trades_topic,
@@ -69,7 +70,7 @@ CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_INTERNAL_ERROR = 1011
 
-CHANNELS = ("quotes", "trades", "bars", "orders", "accounts")
+CHANNELS = ("quotes", "trades", "bars", "orders", "accounts", "challenges")
 _PONG = '{"type":"pong"}'
 _AUTHENTICATED = '{"type":"authenticated"}'
 _DISCONNECTED = (WebSocketDisconnect, WebSocketDisconnected, OSError)  # OSError: uvicorn's ClientDisconnected
@@ -312,7 +313,7 @@ class _Connection:
             except InvalidInputError as exc:
                 raise _BadRequestError(str(exc)) from None
             return bars_topic(iid, str(timeframe))
-        if channel in ("orders", "accounts"):
+        if channel in ("orders", "accounts", "challenges"):
             account_id = _field(request, "account_id")
             if check_owner:
                 try:
@@ -323,7 +324,8 @@ class _Connection:
                 reaches_all = self.principal.has(WS_CHANNELS[channel].any_account)
                 if owner is None or (owner != self.user_id and not reaches_all):
                     raise _BadRequestError("account not found")
-            return orders_topic(account_id) if channel == "orders" else accounts_topic(account_id)
+            topic = {"orders": orders_topic, "accounts": accounts_topic, "challenges": challenges_topic}[channel]
+            return topic(account_id)
         if channel is None:
             raise _BadRequestError("missing field 'channel'")
         raise _BadRequestError(f"unknown channel {channel!r}: expected one of {', '.join(CHANNELS)}")
