@@ -1020,7 +1020,8 @@ def test_api7_no_operation_takes_a_url_from_the_client(platform: Harness) -> Non
     assert found == [], f"operations taking a URL-like value (SSRF review needed): {found}"
     from smart_trader.gateway.ws import MAX_FIELD_LENGTH  # the WebSocket's fields: symbol, venue, timeframe, account_id
 
-    assert MAX_FIELD_LENGTH <= 128 and set(WS_CHANNELS) == {"quotes", "trades", "bars", "orders", "accounts", "challenges"}
+    channels = {"quotes", "trades", "bars", "orders", "accounts", "challenges"}
+    assert MAX_FIELD_LENGTH <= 128 and set(WS_CHANNELS) == channels
 
 
 # ======================================================================================================================

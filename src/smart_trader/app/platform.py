@@ -49,6 +49,8 @@ class OrdersNotifier(Protocol):
 
 LAST_PRICES_KEY = "smart-trader:last"
 API_KEY_TOUCH_SECONDS = 60.0
+BLOCK_CACHE_SECONDS = 1.0
+"""How long a challenge account's trading block (:meth:`Platform.trading_block`) is reused before it is read again."""
 
 
 @dataclass(eq=False)
@@ -70,6 +72,7 @@ class Platform:
     shared_marks: dict[InstrumentId, Decimal] = field(default_factory=dict)  # refreshed from Redis (api role)
     auth: AuthState = field(init=False)  # credential caches kept current by revocation events
     _owners: dict[str, str] = field(default_factory=dict)
+    _blocks: dict[str, tuple[float, str | None]] = field(default_factory=dict)  # account id → (monotonic s, reason)
     _key_touched: dict[str, float] = field(default_factory=dict)  # API key id → monotonic time of the last write
     _instruments: dict[InstrumentId, Instrument] = field(default_factory=dict)
     limiter: RateLimiter | None = None  # gateway/ratelimit.py; None: rate limits off
@@ -108,6 +111,20 @@ class Platform:
             if owner is not None:
                 self._owners[account_id] = owner
         return owner
+
+    async def trading_block(self, account_id: str) -> str | None:
+        """Why ``account_id`` takes no new orders because of its challenge (failed, locked, phase over), or ``None``:
+        read from the database at most once a second per account and process (the trading runtime rejects such orders
+        anyway; this answers the client at once with the rule)."""
+        now = time.monotonic()
+        cached = self._blocks.get(account_id)
+        if cached is not None and now - cached[0] < BLOCK_CACHE_SECONDS:
+            return cached[1]
+        from smart_trader.challenges.store import block_reason
+
+        reason = await self.read(lambda c: block_reason(c, account_id))
+        self._blocks[account_id] = (now, reason)
+        return reason
 
     def touch_api_key(self, key_id: str) -> None:
         """Record an API key's use (``last_used_ns``), at most once a minute per key and process, without waiting."""

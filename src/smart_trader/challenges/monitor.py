@@ -14,11 +14,13 @@
   flat-by time) halts and flattens it until the evaluator unlocks it at the next reset. The breach's evidence gets
   the positions and marks at the breach.
 
-The evaluator's events go to ``session.new_events`` for whoever persists and publishes them.
+The evaluator's events wait in the monitor (:meth:`ChallengeMonitor.drain_events`) for whoever persists and publishes
+them (``challenges/persist.py`` on the platform); ``on_change`` tells it the monitor has something to store.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -38,12 +40,25 @@ class ChallengeMonitor:
 
     Args:
         evaluator: the phase's evaluator, started at the account's start (``start_ts``).
+        on_change: called after every input the evaluator processed (its state changed), with the monitor and the
+            session.
     """
 
-    def __init__(self, evaluator: ChallengeEvaluator) -> None:
+    def __init__(
+        self,
+        evaluator: ChallengeEvaluator,
+        on_change: Callable[[ChallengeMonitor, AccountSession], None] | None = None,
+    ) -> None:
         self.evaluator = evaluator
+        self.on_change = on_change
+        self.events: list[ChallengeEvent] = []  # produced and not drained yet
         self._alert: Alert | None = None
         self._session: AccountSession | None = None
+
+    def drain_events(self) -> list[ChallengeEvent]:
+        """The events produced since the last call, oldest first."""
+        events, self.events = self.events, []
+        return events
 
     # -- wiring ---------------------------------------------------------------------------
     def attach(self, session: AccountSession) -> None:
@@ -131,10 +146,12 @@ class ChallengeMonitor:
 
     # -- consequences ---------------------------------------------------------------------
     def _handle(self, session: AccountSession, ts: int, events: list[ChallengeEvent]) -> None:
+        if self.on_change is not None:
+            self.on_change(self, session)
         if not events:
             self._schedule(session)
             return
-        session.new_events.extend(events)
+        self.events.extend(events)
         for e in events:
             if type(e) is ChallengeBreached:
                 self.evaluator.add_breach_evidence(_evidence(session))

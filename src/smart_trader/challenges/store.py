@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, insert, select, update
 
+from smart_trader.challenges.days import iso_utc
 from smart_trader.challenges.events import ChallengeEvent, to_payload
 from smart_trader.challenges.program import Program
 from smart_trader.challenges.tables import challenge_events, challenges
@@ -157,3 +158,25 @@ def promote(conn: Connection, row: Row[Any], program: Program) -> dict[str, Any]
     account = account_store.get_account(conn, row.account_id)
     currency = None if account is None else str(account.currency)
     return create_challenge(conn, row.user_id, program, row.account_size, currency, nxt, previous_id=row.id)
+
+
+def block_reason(conn: Connection, account_id: str) -> str | None:
+    """Why ``account_id`` takes no new orders because of its challenge, as stored (``None``: it trades, or it is no
+    challenge account): a failed phase names the rule, the floor, the equity and the instant; a locked one the rule
+    and when it unlocks; a passed or promoted phase says so."""
+    row = challenge_of_account(conn, account_id)
+    if row is None or row.status == "active":
+        return None
+    if row.status == "failed":
+        breach = json.loads(row.breach) if row.breach else {}
+        rule = breach.get("rule", "a rule")
+        floor = breach.get("floor")
+        where = "" if floor is None else f" (equity {breach.get('equity')} vs floor {floor})"
+        return f"challenge failed: {rule}{where} at {breach.get('ts', '?')}"
+    if row.status == "locked":
+        state = json.loads(row.state).get("state", {}) if row.state else {}
+        until = state.get("lock_until")
+        return f"challenge locked by {state.get('lock_rule') or 'a soft rule'}" + (
+            f" until {iso_utc(int(until))}" if until is not None else ""
+        )
+    return f"challenge phase {row.status}: this account takes no more orders"

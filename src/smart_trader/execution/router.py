@@ -122,10 +122,14 @@ async def place(account_id: str, body: OrderIn, request: Request) -> tuple[bytes
     Raises:
         ProblemError: 401/404 as :func:`~smart_trader.gateway.deps.owned_account`; 422 for an unknown instrument or
             an order breaking its tick size, lot size or minimum notional; 409 when the ``client_order_id`` names a
-            stored order whose content differs (:func:`differences`). Nothing is stored then.
+            stored order whose content differs (:func:`differences`), or when the account's challenge takes no orders
+            (failed: the message names the rule; locked; phase over). Nothing is stored then.
     """
     await owned_account(account_id, request)
     platform: Platform = request.app.state.platform
+    blocked = await platform.trading_block(account_id)
+    if blocked is not None:
+        raise ProblemError(409, blocked, "trading-blocked")
     iid = instrument_id(body.symbol, body.venue)
     try:
         instrument = platform.instrument(iid)
