@@ -18,7 +18,7 @@ from smart_trader.data.timeframes import Timeframe
 from smart_trader.execution.costs import BpsCommission
 from smart_trader.execution.enums import OrderSide, OrderStatus
 from smart_trader.execution.events import OrderEvent, OrderRejected
-from smart_trader.execution.matching import bar_path
+from smart_trader.execution.matching import bar_path, bar_path_offsets
 from smart_trader.execution.orders import Order, OrderRequest
 from smart_trader.execution.paper_broker import FillConfig
 from smart_trader.portfolio.account import Account
@@ -92,7 +92,8 @@ def orcl(shared_data: Path):  # type: ignore[no-untyped-def]
 
 
 def path_equities(r, instrument, cash: Decimal, quantity: Decimal, first: int) -> list[tuple[int, Decimal]]:  # type: ignore[no-untyped-def]
-    """(bar open ts, equity) at every point of every bar's path from bar ``first`` on, holding ``quantity``."""
+    """(ts, equity) at every point of every bar's path from bar ``first`` on, holding ``quantity``; the points at the
+    bar's open + ``bar_path_offsets`` of its length (the next bar's open less this one's: daily bars)."""
     t = r.table
     pp = instrument.price_precision
     ts = t.column(0).cast("int64").to_pylist()
@@ -104,8 +105,9 @@ def path_equities(r, instrument, cash: Decimal, quantity: Decimal, first: int) -
     for i in range(first, len(ts)):
         o, h, low, c = (col[i] for col in cols)
         raw = bar_path(*(int(x.scaleb(pp)) for x in (o, h, low, c)))
-        for p in raw:
-            out.append((ts[i], cash + quantity * from_raw(p, pp) * instrument.multiplier))
+        offsets = bar_path_offsets(r.timeframe.ns)
+        for k, p in enumerate(raw):
+            out.append((ts[i] + offsets[k], cash + quantity * from_raw(p, pp) * instrument.multiplier))
     return out
 
 

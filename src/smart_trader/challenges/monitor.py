@@ -27,6 +27,7 @@ from typing import Any
 from smart_trader.challenges.days import iso_utc
 from smart_trader.challenges.evaluator import ChallengeEvaluator
 from smart_trader.challenges.events import ChallengeBreached, ChallengeEvent, ChallengeLocked, ChallengeUnlocked
+from smart_trader.challenges.program import to_cents
 from smart_trader.challenges.state import Status
 from smart_trader.core.clock import Alert
 from smart_trader.execution.enums import OrderSide, OrderType
@@ -84,7 +85,7 @@ class ChallengeMonitor:
         self._alert = None
         account = session.account
         equity = account.equity
-        events = self.evaluator.on_time(ts, balance=_balance(session), equity=equity)
+        events = self.evaluator.on_time(ts, balance=_balance(session), equity=to_cents(equity))
         self._handle(session, ts, events)
 
     # -- PreTradeCheck ----------------------------------------------------------------------
@@ -94,7 +95,7 @@ class ChallengeMonitor:
         deadline = evaluator.next_deadline_ns()
         if deadline is not None and deadline <= ts:  # a reset due before this order: the alert has not run yet
             equity = session.account.equity
-            self._handle(session, ts, evaluator.on_time(ts, balance=_balance(session), equity=equity))
+            self._handle(session, ts, evaluator.on_time(ts, balance=_balance(session), equity=to_cents(equity)))
         account = session.account
         held = account.quantity(request.instrument_id)
         qty = request.quantity
@@ -120,11 +121,14 @@ class ChallengeMonitor:
         after = account.quantity(fill.instrument_id)
         before = after - fill.quantity if fill.side is OrderSide.BUY else after + fill.quantity
         opened = abs(after) > abs(before) or (before != 0 and after != 0 and (before > 0) != (after > 0))
-        equity = account.equity
+        # right after a fill its instrument is worth the fill price (the account's own mark may still be the last
+        # bar's close, a price the market is no longer at)
+        iid, price = fill.instrument_id, fill.price
+        equity = account.equity_at(lambda i: price if i == iid else account.mark(i))
         events = self.evaluator.on_fill(
             event.ts_event,
             balance=_balance(session),
-            equity=equity,
+            equity=to_cents(equity),
             opened=opened,
             flat=_flat(session),
             position_size=abs(after),
@@ -135,7 +139,9 @@ class ChallengeMonitor:
         """A valuation (a price move outside the band, a point of a bar's path)."""
         if self.evaluator.status in (Status.FAILED, Status.PASSED):
             return
-        events = self.evaluator.on_valuation(ts, balance=_balance(session), equity=equity, flat=_flat(session))
+        events = self.evaluator.on_valuation(
+            ts, balance=_balance(session), equity=to_cents(equity), flat=_flat(session)
+        )
         self._handle(session, ts, events)
 
     def equity_band(self, session: AccountSession) -> tuple[Decimal | None, Decimal | None]:
@@ -214,14 +220,15 @@ def verdict(evaluator: ChallengeEvaluator) -> dict[str, Any]:
 
 
 def _balance(session: AccountSession) -> Decimal:
-    """Closed balance (account currency): cash plus the open positions at their average price (= equity less the
-    floating P&L; commissions already booked in cash), independent of the marks."""
+    """Closed balance (account currency, quantized to cents as every amount the rules compare, CHALLENGES.md §7): cash
+    plus the open positions at their average price (= equity less the floating P&L; commissions already booked in
+    cash), independent of the marks."""
     account = session.account
     total = account.cash
     for pos in account.positions.values():
         if pos.quantity:
             total += pos.cost_basis
-    return total
+    return to_cents(total)
 
 
 def _flat(session: AccountSession) -> bool:

@@ -362,9 +362,9 @@ def bar_marks(
     ``t0 + ⌊tf/3⌋`` and ``t0 + ⌊2·tf/3⌋``, the close at ``t0 + tf − 1`` ns (all at ``t0`` when ``timeframe_ns``
     is ``None``). ``price_precision`` is the prices' decimals (they become exact raw integers for ``bar_path``)."""
     from smart_trader.challenges.replay import Mark
-    from smart_trader.execution.matching import bar_path
+    from smart_trader.execution.matching import bar_path, bar_path_offsets
 
-    offsets = (0, 0, 0, 0) if timeframe_ns is None else (0, timeframe_ns // 3, 2 * timeframe_ns // 3, timeframe_ns - 1)
+    offsets = bar_path_offsets(timeframe_ns)
     out: list[Mark] = []
     for t0, *prices in zip(ts, o, h, low, c, strict=True):
         raw = [int(p.scaleb(price_precision)) for p in prices]

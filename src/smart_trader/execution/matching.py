@@ -28,6 +28,16 @@ def bar_path(o: int, h: int, low: int, c: int) -> tuple[int, int, int, int]:
     return (o, low, h, c) if c >= o else (o, h, low, c)
 
 
+def bar_path_offsets(timeframe_ns: int | None) -> tuple[int, int, int, int]:
+    """When the four points of :func:`bar_path` are taken to happen, in ns after the bar's open: the open at 0, the two
+    extremes at ⌊tf/3⌋ and ⌊2·tf/3⌋, the close at tf − 1 (all at 0 when the bar's length is unknown). One convention
+    for every judge of a bar's path (challenge rules in backtests, on the platform and in ``challenge evaluate``), so
+    they agree on the instant of a breach."""
+    if not timeframe_ns:
+        return (0, 0, 0, 0)
+    return (0, timeframe_ns // 3, 2 * timeframe_ns // 3, timeframe_ns - 1)
+
+
 def match_limit_bar(buy: bool, limit: int, path: tuple[int, int, int, int]) -> int | None:
     """Fill price of a limit order in a bar, or ``None``."""
     o = path[0]

@@ -34,7 +34,7 @@ from smart_trader.data.schema import Kind
 from smart_trader.data.timeframes import Timeframe
 from smart_trader.execution.enums import OrderSide
 from smart_trader.execution.events import OrderEvent, OrderFilled
-from smart_trader.execution.matching import bar_path
+from smart_trader.execution.matching import bar_path, bar_path_offsets
 from smart_trader.execution.orders import Order, OrderRequest
 from smart_trader.execution.paper_broker import FillConfig, PaperBroker
 from smart_trader.portfolio.account import Account, AccountType
@@ -284,7 +284,7 @@ class BacktestEngine:
                 if watched:
                     self._k = i
                     self._now = row[1]
-                    self._watch_bar(iid, row[1], row[2], row[3], row[4], row[5], inst.price_precision)
+                    self._watch_bar(iid, row[1], row[2], row[3], row[4], row[5], inst.price_precision, close_ts[i])
                 cursor.i = i
                 self._now = close_ts[i]
                 on_bar(new(Bar, row))
@@ -323,7 +323,7 @@ class BacktestEngine:
             if watched and (working or self.dispatcher.stale or self.dispatcher.exposed_sessions(iid)):
                 self._k = i
                 self._now = ts_open[i]
-                self._watch_bar(iid, ts_open[i], o[i], h[i], lo[i], c[i], pp)  # type: ignore[arg-type]
+                self._watch_bar(iid, ts_open[i], o[i], h[i], lo[i], c[i], pp, close_ts[i])  # type: ignore[arg-type]
             elif not working and wake[k] > i:
                 i = wake[k]  # nothing working and no signal before this bar: skip ahead
                 if i >= n:
@@ -370,7 +370,7 @@ class BacktestEngine:
                     broker.on_bar(*row[:7])
                 if watched:
                     self._now = ts_open
-                    self._watch_bar(iid, ts_open, row[2], row[3], row[4], row[5], pp)
+                    self._watch_bar(iid, ts_open, row[2], row[3], row[4], row[5], pp, t)
                 s.cursor.i = i
                 self._now = t
                 strategy.on_bar(Bar(*row))
@@ -407,17 +407,25 @@ class BacktestEngine:
         if progress is not None:
             progress(n, n)
 
-    def _watch_bar(self, iid: InstrumentId, ts: int, o: int, h: int, low: int, c: int, precision: int) -> None:
-        """A watched session (monitors) meets a bar at its open ``ts`` (ns UTC): alerts due run, fills just made are
-        valued, then the bar's path (:func:`~smart_trader.execution.matching.bar_path`, the broker's own) is valued
-        point by point, so the worst equity inside the bar (low for longs, high for shorts) is judged."""
+    def _watch_bar(
+        self, iid: InstrumentId, ts: int, o: int, h: int, low: int, c: int, precision: int, close_ts: int
+    ) -> None:
+        """A watched session (monitors) meets a bar opening at ``ts`` and known at ``close_ts`` (ns UTC): alerts due
+        run, fills just made are valued, then the bar's path (:func:`~smart_trader.execution.matching.bar_path`, the
+        broker's own) is valued point by point at the times of
+        :func:`~smart_trader.execution.matching.bar_path_offsets` (alerts between them run in between), so the worst
+        equity inside the bar (low for longs, high for shorts) is judged."""
         self.clock.advance_to(ts)
         dispatcher = self.dispatcher
         if dispatcher.stale:  # fills at this bar's open: valued at the open (the cursor is still on the last bar)
             opening = from_raw(o, precision)
             dispatcher.flush_stale(ts, lambda i: opening if i == iid else self._mark(i))
         if dispatcher.exposed_sessions(iid):
-            dispatcher.on_prices(iid, ts, [from_raw(p, precision) for p in bar_path(o, h, low, c)])
+            offsets = bar_path_offsets(close_ts - ts)
+            for k, p in enumerate(bar_path(o, h, low, c)):
+                at = ts + offsets[k]
+                self.clock.advance_to(at)
+                dispatcher.on_price(iid, at, from_raw(p, precision))
 
     @property
     def fill_marks(self) -> list[tuple[int, int, float, float]]:
