@@ -7,44 +7,56 @@ import time
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
-from smart_trader.live import runtime as runtime_module
+from smart_trader.execution.events import Fill, OrderFilled
+from smart_trader.execution.persist import OrderChange
 from smart_trader.portfolio.tables import ledger_entries
+from smart_trader.trading.session import AccountSession
 from tests.app.conftest import Harness
 
 
-def test_a_failed_write_rebuilds_the_accounts_and_the_fill_happens_once(
-    platform: Harness, monkeypatch: pytest.MonkeyPatch
-) -> None:
+class FailFirstFill:
+    """A persistence contributor whose write fails for the first batch with a fill, every time that batch is tried
+    (the writer retries it once); later batches write nothing of it."""
+
+    def __init__(self) -> None:
+        self.failing: list[list[Fill]] = []  # the fills of the batch that failed
+
+    def collect(self, changes: list[OrderChange], accounts: list[AccountSession], snapshot: bool) -> list[Fill] | None:
+        fills = [c.event.fill for c in changes if isinstance(c.event, OrderFilled)]
+        return fills or None
+
+    def write(self, conn: Any, rows: list[Fill]) -> None:
+        if not self.failing or rows is self.failing[0]:
+            self.failing[:] = [rows]
+            raise RuntimeError("disk full (simulated)")
+
+    def after_commit(self, rows: list[Fill]) -> None:
+        pass
+
+
+def test_a_failed_write_rebuilds_the_accounts_and_the_fill_happens_once(platform: Harness) -> None:
     h = platform.user()
     acct = platform.account(h)
     platform.push_trades(2)
     order = platform.order(h, acct, side="buy", type="market", qty="0.01")
     platform.wait_status(h, acct, order["id"], "accepted")
 
-    real_write = runtime_module._write
-    failing: list[Any] = []  # the first batch with a fill fails every time it is tried (the writer retries once)
-
-    def failing_once(conn: Any, batch: Any) -> None:
-        if batch.fills and (not failing or batch is failing[0]):
-            failing[:] = [batch]
-            raise RuntimeError("disk full (simulated)")
-        real_write(conn, batch)
-
-    monkeypatch.setattr(runtime_module, "_write", failing_once)
+    runtime = platform.platform.runtime
+    failer = FailFirstFill()  # a contributor of the runtime's batches: the whole batch with the first fill fails
+    runtime.uow.register(failer)
+    failing = failer.failing
     lost = platform.push_trades(1)[0]  # fills in memory; the write of that fill fails
     platform.settle()
-    runtime = platform.platform.runtime
     deadline = time.monotonic() + 10
-    while not (failing and acct in runtime.books and not runtime._write_lock.locked()):
+    while not (failing and acct in runtime.books and not runtime.uow.writing):
         assert time.monotonic() < deadline, "the runtime did not rebuild the account after the failed write"
         time.sleep(0.01)
     assert runtime.books[acct].broker.orders[order["id"]].status.value == "accepted"  # rebuilt as stored
     deadline_trades = platform.push_trades(1)  # working again: it fills on this one
     filled = platform.wait_status(h, acct, order["id"], "filled")
-    assert len(failing) == 1 and failing[0].fills[0]["price"] == lost.price  # the lost fill was at this trade
+    assert len(failing) == 1 and failing[0][0].price == lost.price  # the lost fill was at this trade
     assert Decimal(filled["avg_fill_price"]) == deadline_trades[0].price  # filled again, once, on the next one
     fills = platform.client.get(f"/api/v1/accounts/{acct}/fills", headers=h).json()
     assert len(fills) == 1 and fills[0]["order_id"] == order["id"]

@@ -32,6 +32,11 @@ def test_order_events_show_each_state_in_turn(platform: Harness) -> None:
     fill = orders["fill"]
     assert fill["order"]["status"] == "filled" and Decimal(fill["order"]["avg_fill_price"]) == trade.price
     assert fill["order"]["client_order_id"] == "ws-1" and fill["order"]["symbol"] == "BTC/USDT"
+    # the same order document as REST's: the runtime's events carry cancel_requested and created_ns too
+    assert all(m["order"]["cancel_requested"] is False for m in orders.values())
+    assert {m["order"]["created_ns"] for m in orders.values()} == {orders["submitted"]["order"]["created_ns"]}
+    rest = platform.client.get(f"/api/v1/accounts/{acct}/orders/{order['id']}", headers=h).json()
+    assert set(fill["order"]) == set(rest) and fill["order"]["created_ns"] == rest["created_ns"]
     assert Decimal(fill["fill"]["price"]) == trade.price and Decimal(fill["fill"]["quantity"]) == Decimal("0.01")
     assert all(isinstance(m["outbox_id"], int) for m in orders.values())
     assert [m["outbox_id"] for m in seen if m["type"] == "order"] == sorted(m["outbox_id"] for m in orders.values())

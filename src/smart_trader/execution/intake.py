@@ -7,13 +7,14 @@ received during one batch and it writes them with one executemany per table.
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, tuple_
 
+from smart_trader.core.clock import now_ns as wall_clock_ns
 from smart_trader.db.outbox import event_row, outbox
 from smart_trader.execution.enums import OrderStatus
 from smart_trader.execution.orders import OrderRequest
@@ -75,9 +76,12 @@ def _event(row: dict[str, Any]) -> dict[str, Any]:
     return event_row(topic, "order.submitted", body, row["created_ns"])
 
 
-def store_orders(conn: Connection, received: list[Received]) -> list[tuple[Any, bool]]:
+def store_orders(
+    conn: Connection, received: list[Received], now_ns: Callable[[], int] = wall_clock_ns
+) -> list[tuple[Any, bool]]:
     """Store each received order unless its account already has one with its ``client_order_id`` (also within
-    this call); returns, per item, the stored row (a mapping) and whether it was created.
+    this call), created at ``now_ns()`` (wall clock, ns UTC); returns, per item, the stored row (a mapping) and
+    whether it was created.
 
     Raises:
         IntegrityError: a client order id stored meanwhile by another process (the writer then retries each
@@ -88,7 +92,7 @@ def store_orders(conn: Connection, received: list[Received]) -> list[tuple[Any, 
     if keyed:
         q = select(orders).where(tuple_(orders.c.account_id, orders.c.client_order_id).in_(list(keyed)))
         existing = {(row.account_id, row.client_order_id): row._mapping for row in conn.execute(q)}
-    now = time.time_ns()
+    now = now_ns()
     out: list[tuple[Any, bool]] = []
     new_rows: list[dict[str, Any]] = []
     for r in received:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 from uuid_utils import uuid7
 
 from smart_trader.core.ids import AccountId, ClientOrderId, InstrumentId, OrderId
@@ -182,6 +182,59 @@ def order_view(row: Row[Any] | Mapping[str, Any]) -> dict[str, Any]:
         "created_ns": r["created_ns"],
         "ts_last": r["ts_last"],
     }
+
+
+def order_row(
+    order: Order, account_id: str, symbol: str, venue: str, created_ns: int, cancel_requested: bool
+) -> dict[str, Any]:
+    """The ``orders`` row of an order in memory, as it will be once its changes are stored (``symbol``, ``venue``,
+    ``created_ns`` wall clock ns UTC and ``cancel_requested`` are what the stored row holds and the core order does
+    not); :func:`order_view` of it is the order as the REST API shows it."""
+    r = order.request
+    return {
+        "id": order.order_id,
+        "account_id": account_id,
+        "client_order_id": r.client_order_id,
+        "instrument_id": r.instrument_id,
+        "symbol": symbol,
+        "venue": venue,
+        "side": r.side.value,
+        "type": r.type.value,
+        "time_in_force": r.time_in_force.value,
+        "notional": r.notional,
+        "limit_price": r.limit_price,
+        "stop_price": r.stop_price,
+        "cancel_requested": cancel_requested,
+        "created_ns": created_ns,
+        **order_changes(order),
+    }
+
+
+_ORDER_UPDATE = update(orders).where(orders.c.id == bindparam("_id"))
+
+
+def update_orders(conn: Connection, changes: Sequence[Mapping[str, Any]]) -> None:
+    """Rewrite the columns the broker changes (:func:`order_changes` plus the order id as ``_id``) of several orders,
+    one executemany statement."""
+    if changes:
+        conn.execute(_ORDER_UPDATE, list(changes))
+
+
+def insert_fills(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append ``fills`` rows (:func:`fill_row`), one executemany statement."""
+    if rows:
+        conn.execute(insert(fills), list(rows))
+
+
+def latest_ts(conn: Connection) -> int:
+    """The latest market time an order event was stored at (``ts_last``, ns UTC); 0 when none was."""
+    return int(conn.execute(select(func.max(orders.c.ts_last))).scalar() or 0)
+
+
+def accounts_with_open_orders(conn: Connection) -> set[str]:
+    """Ids of the accounts that have working orders."""
+    q = select(orders.c.account_id).where(orders.c.status.in_(OPEN_STATUSES)).distinct()
+    return {str(r.account_id) for r in conn.execute(q)}
 
 
 def fill_row(fill: Fill, account_id: AccountId | str) -> dict[str, Any]:

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Callable
 
 import structlog
 from sqlalchemy import Connection, select, update
 
+from smart_trader.core.clock import now_ns as wall_clock_ns
 from smart_trader.db.outbox import outbox
 from smart_trader.db.writer import BatchWriter
 
@@ -52,10 +52,20 @@ class OutboxRelay:
         writer: the group-commit writer (the relay's read-and-mark runs as one of its jobs).
         deliver: publishes a list of (topic, JSON text); runs in the writer thread and must be thread-safe.
         batch: events per transaction.
+        poll_seconds: how often the outbox is read when nobody wakes the relay.
+        now_ns: the wall clock of ``published_ns`` (ns UTC).
     """
 
-    def __init__(self, writer: BatchWriter, deliver: Deliver, batch: int = 500, poll_seconds: float = 0.5) -> None:
+    def __init__(
+        self,
+        writer: BatchWriter,
+        deliver: Deliver,
+        batch: int = 500,
+        poll_seconds: float = 0.5,
+        now_ns: Callable[[], int] = wall_clock_ns,
+    ) -> None:
         self.writer = writer
+        self.now_ns = now_ns
         self.deliver = deliver
         self.batch = batch
         self.poll_seconds = poll_seconds
@@ -97,7 +107,7 @@ class OutboxRelay:
             return 0
         self.deliver([(r.topic, _with_id(r.payload, r.id)) for r in rows])
         ids = [r.id for r in rows]
-        conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(published_ns=time.time_ns()))
+        conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(published_ns=self.now_ns()))
         return len(rows)
 
     async def _loop(self) -> None:

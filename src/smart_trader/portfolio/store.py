@@ -8,14 +8,16 @@ connection inside the caller's transaction; only the portfolio tables are used (
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select
+from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from smart_trader.core.clock import now_ns as wall_clock_ns
 from smart_trader.core.errors import DataValidationError
 from smart_trader.core.ids import AccountId, ClientOrderId, FillId, InstrumentId, OrderId
 from smart_trader.core.instruments import Instrument
@@ -36,14 +38,16 @@ def create_account(
     currency: str,
     starting_balance: Decimal,
     account_type: AccountType = AccountType.CASH,
+    now_ns: Callable[[], int] = wall_clock_ns,
 ) -> dict[str, Any]:
-    """Open an account and deposit ``starting_balance`` (through the core ledger's rules); returns the row.
+    """Open an account and deposit ``starting_balance`` (through the core ledger's rules) at ``now_ns()`` (wall clock,
+    ns UTC); returns the row.
 
     Raises:
         InvalidInputError: the starting balance is not a positive finite amount.
     """
     account_id = str(uuid.uuid4())
-    now = time.time_ns()
+    now = now_ns()
     core = Account(AccountId(account_id), currency, account_type)
     core.deposit(now, starting_balance)
     row = {
@@ -113,6 +117,72 @@ def ledger_row(account_id: str, e: LedgerEntry) -> dict[str, Any]:
         "balance": e.balance,
         "ref": e.ref,
     }
+
+
+def insert_ledger_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append ``ledger_entries`` rows (:func:`ledger_row`), one executemany statement."""
+    if rows:
+        conn.execute(insert(ledger_entries), list(rows))
+
+
+def position_row(account_id: str, pos: Position, last_fill_price: Decimal | None) -> dict[str, Any]:
+    """The ``positions`` row of a core position (``last_fill_price`` in the quote currency)."""
+    return {
+        "account_id": account_id,
+        "instrument_id": pos.instrument_id,
+        "quantity": pos.quantity,
+        "cost_basis": pos.cost_basis,
+        "multiplier": pos.multiplier,
+        "realized_pnl": pos.realized_pnl,
+        "commissions": pos.commissions,
+        "fills": pos.fills,
+        "ts_opened": pos.ts_opened,
+        "ts_last": pos.ts_last,
+        "last_fill_price": last_fill_price,
+    }
+
+
+_POSITION_KEYS = ("account_id", "instrument_id")
+
+
+def upsert_positions(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert or replace ``positions`` rows (:func:`position_row`) by account and instrument, one executemany
+    statement (``INSERT ... ON CONFLICT DO UPDATE`` in the connection's dialect: SQLite or PostgreSQL)."""
+    if not rows:
+        return
+    stmt = (sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert)(positions)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(_POSITION_KEYS),
+        set_={c.name: stmt.excluded[c.name] for c in positions.c if c.name not in _POSITION_KEYS},
+    )
+    conn.execute(stmt, list(rows))
+
+
+_ACCOUNT_UPDATE = update(accounts).where(accounts.c.id == bindparam("_id"))
+
+
+def update_accounts(conn: Connection, changes: Sequence[Mapping[str, Any]]) -> None:
+    """Rewrite the summary columns (cash, realized P&L, commissions, equity peak, ``updated_ns``) of several accounts,
+    each given with its id as ``_id``; one executemany statement."""
+    if changes:
+        conn.execute(_ACCOUNT_UPDATE, list(changes))
+
+
+def insert_snapshots(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append ``equity_snapshots`` rows (account id, ``ts`` ns UTC, cash, equity, unrealized P&L, drawdown)."""
+    if rows:
+        conn.execute(insert(equity_snapshots), list(rows))
+
+
+def latest_snapshot_ts(conn: Connection) -> int:
+    """The market time of the latest equity snapshot stored (ns UTC); 0 when none was."""
+    return int(conn.execute(select(func.max(equity_snapshots.c.ts))).scalar() or 0)
+
+
+def accounts_with_positions(conn: Connection) -> set[str]:
+    """Ids of the accounts holding an open (non-zero) position."""
+    # filtered here: quantities are exact decimals (canonical text on SQLite), not numbers SQL compares with 0
+    return {str(r.account_id) for r in conn.execute(select(positions.c.account_id, positions.c.quantity)) if r.quantity}
 
 
 def write_ledger(conn: Connection, account_id: str, entries: list[LedgerEntry]) -> None:

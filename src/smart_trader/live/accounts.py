@@ -1,0 +1,314 @@
+"""The runtime's loaded accounts: each one's trading pipeline (:class:`AccountSession`) built from the database, an
+account that fails to load left in quarantine, the risk manager's limits and halts applied when it loads and when
+they change, and the rebuild of every account after a failed write.
+
+Reads go through the subpackages' storage functions (``execution/store.py``, ``portfolio/store.py``,
+``risk/store.py``), never their tables. Times: ns since the epoch, UTC (``time_floor_ns`` market clock,
+``changed_since`` wall clock); quarantine on the monotonic clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, Engine
+
+from smart_trader.core.clock import MarketClock
+from smart_trader.core.clock import now_ns as wall_clock_ns
+from smart_trader.core.errors import NotFoundError
+from smart_trader.core.ids import InstrumentId
+from smart_trader.core.instruments import Instrument
+from smart_trader.execution import store as order_store
+from smart_trader.execution.events import OrderEvent
+from smart_trader.execution.limits import OrderLimits
+from smart_trader.execution.orders import Order
+from smart_trader.execution.paper_broker import PaperBroker
+from smart_trader.execution.persist import OrderPersister
+from smart_trader.live.market_state import MarketState
+from smart_trader.ops import metrics
+from smart_trader.portfolio import store as account_store
+from smart_trader.portfolio.account import Account
+from smart_trader.portfolio.persist import PortfolioPersister, StoredAccount
+from smart_trader.risk import store as risk_store
+from smart_trader.trading.dispatch import MarketDispatcher
+from smart_trader.trading.session import AccountSession, SessionFactory, TradingState
+
+log = structlog.get_logger("smart_trader.runtime")
+QUARANTINE_SECONDS = 30.0  # an account that failed to load is retried after this long
+LIMITS_RECHECK_SECONDS = 5.0  # changed risk limits and halts are re-read from the database this often
+Listener = Callable[[Order, OrderEvent], None]
+
+
+def durable_ids(prefix: str) -> Callable[[], str]:
+    """Ids unique across processes and restarts: ``<prefix>-<12 random hex>-<n, 12 digits>`` (zero-padded, so
+    one run's ids sort in the order they were made)."""
+    run = uuid.uuid4().hex[:12]
+    return map(f"{prefix}-{run}-{{:012d}}".format, itertools.count(1)).__next__
+
+
+@dataclass(slots=True, eq=False)
+class AccountBook:
+    """One loaded account: its trading pipeline (:class:`AccountSession`: account, broker, checks, monitors), and what
+    of it is already stored."""
+
+    session: AccountSession
+    stored: StoredAccount
+
+    @property
+    def account(self) -> Account:
+        """The exact account."""
+        return self.session.account
+
+    @property
+    def broker(self) -> PaperBroker:
+        """The account's paper broker."""
+        return self.session.broker
+
+    @property
+    def peak(self) -> Decimal:
+        """The stored equity peak (account currency)."""
+        return self.stored.peak
+
+
+_Loaded = tuple[Account, list[Any], Decimal, int, tuple[OrderLimits, str | None]]
+
+
+class AccountRegistry:
+    """Every account the runtime has loaded, by id.
+
+    Args:
+        engine: the database (reads run in threads).
+        instrument: looks an instrument up by id (raises :class:`NotFoundError` when unknown).
+        sessions: builds each account's pipeline.
+        clock: the market clock the sessions run on.
+        market: the last prices (the accounts' marks).
+        dispatch: the market-event dispatcher the sessions are indexed in.
+        orders: execution's contributor (remembers the restored orders' stored fields, listens to the brokers).
+        portfolio: portfolio's contributor (follows what of each account is stored).
+        listener: the broker listener of a new session (the batch's change list).
+        default_limits: pre-trade limits of an account a risk manager set none for.
+        now_ns: the wall clock (ns UTC) the limits' change times are compared with.
+        loaders: read with each account's connection as it loads, before its session is built (e.g. a challenge
+            contributor preparing the account's monitor).
+        resets: called when every account is dropped to be rebuilt from the database, before they load again.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        instrument: Callable[[InstrumentId], Instrument],
+        sessions: SessionFactory,
+        clock: MarketClock,
+        market: MarketState,
+        dispatch: MarketDispatcher,
+        orders: OrderPersister,
+        portfolio: PortfolioPersister,
+        listener: Callable[[AccountSession], Listener],
+        default_limits: OrderLimits | None = None,
+        now_ns: Callable[[], int] = wall_clock_ns,
+        loaders: Sequence[Callable[[Connection, str], None]] = (),
+        resets: Sequence[Callable[[], None]] = (),
+    ) -> None:
+        self.engine = engine
+        self.instrument = instrument
+        self.sessions = sessions
+        self.clock = clock
+        self.market = market
+        self.dispatch = dispatch
+        self.orders = orders
+        self.portfolio = portfolio
+        self.listener = listener
+        self.default_limits = default_limits or OrderLimits()
+        self.now_ns = now_ns
+        self.loaders = list(loaders)
+        self.resets = list(resets)
+        self.books: dict[str, AccountBook] = {}
+        self.reloads: dict[str, asyncio.Task[None]] = {}  # account id → re-read of its limits in progress
+        self._quarantine: dict[str, float] = {}  # account id → monotonic time it failed to load
+
+    def sessions_loaded(self) -> Iterator[AccountSession]:
+        """The sessions of every loaded account."""
+        return (b.session for b in self.books.values())
+
+    # -- loading --------------------------------------------------------------------------
+    def stored_clock(self) -> int:
+        """The latest market time stored (order events, equity snapshots), ns UTC; 0 for an empty database."""
+        with self.engine.connect() as conn:
+            return max(order_store.latest_ts(conn), account_store.latest_snapshot_ts(conn))
+
+    def _active_accounts(self) -> list[str]:
+        """Accounts with working orders (to restore them) or open positions (their equity moves with prices)."""
+        with self.engine.connect() as conn:
+            return sorted(order_store.accounts_with_open_orders(conn) | account_store.accounts_with_positions(conn))
+
+    async def load_active(self) -> None:
+        """Load every account with working orders or open positions (quarantining those that fail)."""
+        for account_id in await asyncio.to_thread(self._active_accounts):
+            await self.book_or_quarantine(account_id)
+
+    async def book_or_quarantine(self, account_id: str) -> AccountBook | None:
+        """:meth:`book`, but an account that fails to load (a damaged ledger, an instrument gone from the catalog)
+        is logged and left alone for ``QUARANTINE_SECONDS`` instead of stopping everyone else's orders."""
+        failed = self._quarantine.get(account_id)
+        if failed is not None and time.monotonic() - failed < QUARANTINE_SECONDS:
+            return None
+        try:
+            book = await self.book(account_id)
+        except Exception:
+            self._quarantine[account_id] = time.monotonic()
+            log.exception("account could not be loaded; its orders wait", account_id=account_id)
+            return None
+        self._quarantine.pop(account_id, None)
+        return book
+
+    def _load(self, account_id: str) -> _Loaded | None:
+        with self.engine.connect() as conn:
+            row = account_store.get_account(conn, account_id)
+            if row is None:
+                return None
+            fills = order_store.fills_by_id(conn, account_id)
+            account = account_store.load_account(conn, row, fills, self.instrument)
+            working = order_store.open_orders_of(conn, account_id)
+            controls = self._controls(conn, account_id)
+            for load in self.loaders:
+                load(conn, account_id)
+        return account, working, row.equity_peak, len(account.ledger.entries), controls
+
+    async def book(self, account_id: str) -> AccountBook | None:
+        """The loaded account ``account_id`` (loading it from the database the first time), or ``None`` when there is
+        no such account.
+
+        Raises:
+            DataValidationError: its stored ledger does not replay to itself.
+            NotFoundError: an instrument of its working orders is not in the catalog.
+        """
+        book = self.books.get(account_id)
+        if book is not None:
+            return book
+        loaded = await asyncio.to_thread(self._load, account_id)
+        if loaded is None:
+            return None
+        book = self.books.get(account_id)  # loaded meanwhile by another task
+        if book is not None:
+            return book
+        account, rows, peak, entries, (limits, halted) = loaded
+        working = [order_store.order_of(r) for r in rows]
+        account.mark_provider = self.market.mark
+        instruments = {o.instrument_id: self.instrument(o.instrument_id) for o in working}
+        session = self.sessions(
+            account, instruments, self.clock, self.market.mark, ids=durable_ids, limits=limits,
+            rate_clock=time.monotonic_ns,  # submissions per wall-clock second, whatever the replay's speed
+        )  # fmt: skip
+        apply_halt(session, halted)
+        book = AccountBook(session, self.portfolio.track(account_id, entries, peak))
+        session.broker.listeners.append(self.listener(session))
+        for row, order in zip(rows, working, strict=True):
+            self.orders.remember(row._mapping)
+            session.broker.restore(order)
+            self.dispatch.work(session, order.instrument_id)
+        self.books[account_id] = book
+        self.dispatch.watch(session)
+        return book
+
+    async def reset(self) -> None:
+        """Forget every account and load the active ones again from what is stored."""
+        for book in self.books.values():
+            self.dispatch.forget(book.session)
+        self.books.clear()
+        self.orders.clear()
+        self.portfolio.clear()
+        for reset in self.resets:
+            reset()
+        await self.load_active()
+
+    # -- risk limits and halts --------------------------------------------------------------
+    def _controls(self, conn: Connection, account_id: str) -> tuple[OrderLimits, str | None]:
+        """An account's limits in force and halt reason (``None``: trading), from what a risk manager stored."""
+        stored = risk_store.limits_of(conn, account_id)
+        d = self.default_limits
+        halted = (stored.reason or "halted by a risk manager") if stored.trading_state == risk_store.HALTED else None
+        limits = OrderLimits(  # the stored values where a risk manager set them (risk/limits.py), else the defaults
+            d.max_open_orders if stored.max_open_orders is None else stored.max_open_orders,
+            d.max_submissions_per_second if stored.max_orders_per_second is None else stored.max_orders_per_second,
+        )
+        return limits, halted
+
+    async def limits_loop(self, every: float = LIMITS_RECHECK_SECONDS) -> None:
+        """Re-read the limits changed in the database since the last look (a risk control event lost by pub/sub, or an
+        API process without Redis): a halt is late by seconds, never ignored."""
+        since = self.now_ns()
+        while True:
+            await asyncio.sleep(every)
+            now = self.now_ns()
+            try:
+                changed = await asyncio.to_thread(self._limits_changed_since, since - 2_000_000_000)
+            except Exception:
+                log.exception("could not re-read the accounts' risk limits")
+                continue
+            for account_id in changed:
+                if account_id in self.books:
+                    self.limits_changed(account_id)
+            since = now
+
+    def _limits_changed_since(self, since_ns: int) -> list[str]:
+        with self.engine.connect() as conn:
+            return risk_store.changed_since(conn, since_ns)
+
+    def limits_changed(self, account_id: str) -> asyncio.Task[None]:
+        """A risk manager changed an account's limits or trading state: re-read them (:meth:`reload_limits`); the
+        order taker waits for the task (:attr:`reloads`) before it takes any further order of that account."""
+        task = asyncio.get_running_loop().create_task(self.reload_limits(account_id))
+        self.reloads[account_id] = task
+        task.add_done_callback(
+            lambda t: self.reloads.pop(account_id, None) if self.reloads.get(account_id) is t else None
+        )
+        return task
+
+    async def reload_limits(self, account_id: str) -> None:
+        """Apply an account's limits and trading state as stored now (a risk manager changed them); an account not
+        loaded gets them when it loads."""
+        book = self.books.get(account_id)
+        if book is None:
+            return
+
+        def read() -> tuple[OrderLimits, str | None]:
+            with self.engine.connect() as conn:
+                return self._controls(conn, account_id)
+
+        limits, halted = await asyncio.to_thread(read)
+        book.broker.limits = limits
+        apply_halt(book.session, halted)
+
+    # -- metrics ----------------------------------------------------------------------------
+    def update_gauges(self) -> None:
+        """Set the P&L (realized + unrealized, per account currency) and worst drawdown gauges."""
+        pnl: dict[str, Decimal] = {}
+        worst = Decimal(0)
+        for book in self.books.values():
+            a = book.account
+            try:
+                total = a.realized_pnl + a.unrealized_pnl
+                equity = a.equity
+            except NotFoundError:
+                continue
+            pnl[a.currency] = pnl.get(a.currency, Decimal(0)) + total
+            worst = max(worst, account_store.drawdown(equity, max(book.peak, equity)))
+        for currency, value in pnl.items():
+            metrics.TRADING_PNL.labels(currency).set(float(value))
+        metrics.PORTFOLIO_DRAWDOWN.set(float(worst))
+
+
+def apply_halt(session: AccountSession, halted: str | None) -> None:
+    """Set what a risk manager stored: halted with its reason, or trading."""
+    if halted is not None:
+        session.set_state(TradingState.HALTED, halted)
+    elif session.state is TradingState.HALTED:
+        session.set_state(TradingState.ACTIVE)
