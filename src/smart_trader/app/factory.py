@@ -30,6 +30,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
 from smart_trader.app.platform import LAST_PRICES_KEY, Platform
+from smart_trader.challenges import store as challenge_store
+from smart_trader.challenges.persist import ChallengeBinder
+from smart_trader.core.clock import MarketClock
 from smart_trader.core.ids import InstrumentId
 from smart_trader.data.model import Bar, Trade
 from smart_trader.data.service import MarketDataService
@@ -59,6 +62,7 @@ from smart_trader.live.top_of_book import DerivedTopOfBook
 from smart_trader.ops.logging import RequestContextMiddleware
 from smart_trader.risk.limits import RISK_CONTROL_TOPIC
 from smart_trader.settings import Settings
+from smart_trader.trading.session import SessionFactory
 
 Role = Literal["all", "api", "feed"]
 ORDERS_CONTROL_TOPIC = "_control.orders"  # an API process tells the feed process that orders are waiting
@@ -245,6 +249,10 @@ async def _running(
     runtime_lock = RuntimeLock(engine)
     if role in ("all", "feed"):
         await asyncio.to_thread(runtime_lock.acquire)
+        # challenge accounts: their sessions get the challenge's monitor; its state, events and promotions are
+        # written with each batch (challenges/persist.py)
+        clock = MarketClock()
+        challenges = ChallengeBinder(clock)
         runtime = TradingRuntime(
             engine,
             writer,
@@ -255,7 +263,14 @@ async def _running(
             # with Redis, other processes may subscribe; without, only this process's WebSockets can
             wanted=lambda topic: hub.bus is not None or hub.subscriber_count(topic) > 0,
             default_limits=OrderLimits(settings.max_open_orders, settings.max_orders_per_second),
+            sessions=SessionFactory(fill_config, challenges.checks, challenges.monitors_of),
+            persisters=[challenges],
+            loaders=[challenges.load],
+            resets=[challenges.clear],
+            actives=[challenge_store.open_challenge_accounts],
+            clock=clock,
         )
+        challenges.wake = runtime.write_due
         platform.runtime = runtime
         platform.market = runtime.market
         rt = runtime

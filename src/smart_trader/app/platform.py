@@ -49,8 +49,6 @@ class OrdersNotifier(Protocol):
 
 LAST_PRICES_KEY = "smart-trader:last"
 API_KEY_TOUCH_SECONDS = 60.0
-BLOCK_CACHE_SECONDS = 1.0
-"""How long a challenge account's trading block (:meth:`Platform.trading_block`) is reused before it is read again."""
 
 
 @dataclass(eq=False)
@@ -72,7 +70,7 @@ class Platform:
     shared_marks: dict[InstrumentId, Decimal] = field(default_factory=dict)  # refreshed from Redis (api role)
     auth: AuthState = field(init=False)  # credential caches kept current by revocation events
     _owners: dict[str, str] = field(default_factory=dict)
-    _blocks: dict[str, tuple[float, str | None]] = field(default_factory=dict)  # account id → (monotonic s, reason)
+    _plain_accounts: set[str] = field(default_factory=set)  # accounts known to be no challenge accounts
     _key_touched: dict[str, float] = field(default_factory=dict)  # API key id → monotonic time of the last write
     _instruments: dict[InstrumentId, Instrument] = field(default_factory=dict)
     limiter: RateLimiter | None = None  # gateway/ratelimit.py; None: rate limits off
@@ -113,17 +111,18 @@ class Platform:
         return owner
 
     async def trading_block(self, account_id: str) -> str | None:
-        """Why ``account_id`` takes no new orders because of its challenge (failed, locked, phase over), or ``None``:
-        read from the database at most once a second per account and process (the trading runtime rejects such orders
-        anyway; this answers the client at once with the rule)."""
-        now = time.monotonic()
-        cached = self._blocks.get(account_id)
-        if cached is not None and now - cached[0] < BLOCK_CACHE_SECONDS:
-            return cached[1]
-        from smart_trader.challenges.store import block_reason
+        """Why ``account_id`` takes no new orders because of its challenge (failed, locked, phase over), or ``None``.
+        A plain paper account is remembered as such (it never becomes a challenge account); a challenge account's
+        status is read from the database at each order, so an order placed after a breach is refused at once with the
+        rule (the trading runtime would reject it anyway)."""
+        if account_id in self._plain_accounts:
+            return None
+        from smart_trader.challenges.store import NOT_A_CHALLENGE, block_reason
 
         reason = await self.read(lambda c: block_reason(c, account_id))
-        self._blocks[account_id] = (now, reason)
+        if reason == NOT_A_CHALLENGE:
+            self._plain_accounts.add(account_id)
+            return None
         return reason
 
     def touch_api_key(self, key_id: str) -> None:

@@ -35,6 +35,8 @@ from smart_trader.execution.events import OrderEvent, OrderFilled
 from smart_trader.execution.orders import Order, OrderRequest
 from smart_trader.trading.session import AccountSession, TradingState
 
+HALF_CENT = Decimal("0.005")
+
 
 class ChallengeMonitor:
     """Judges one account against one challenge phase as it trades (see the module docstring).
@@ -148,7 +150,9 @@ class ChallengeMonitor:
         """The evaluator's quiet band; none once the phase is over (no valuation can change it)."""
         if self.evaluator.status in (Status.FAILED, Status.PASSED):
             return None, None
-        return self.evaluator.equity_band()
+        low, high = self.evaluator.equity_band()
+        # the rules see equity in cents, rounded half up: an exact equity under low + ½ cent is already "low" to them
+        return (None if low is None else low + HALF_CENT, None if high is None else high - HALF_CENT)
 
     # -- consequences ---------------------------------------------------------------------
     def _handle(self, session: AccountSession, ts: int, events: list[ChallengeEvent]) -> None:

@@ -60,12 +60,22 @@ class ChallengeBinder:
     # -- loading --------------------------------------------------------------------------
     def load(self, conn: Connection, account_id: str) -> None:
         """Read ``account_id``'s challenge (if it is a challenge account still being judged) and prepare its monitor;
-        called where the runtime reads the account, before its session is built."""
+        called where the runtime reads the account, before its session is built. A challenge judged for the first
+        time starts at the market clock (its first load: at the runtime's start for an open challenge, else with the
+        account's first order).
+
+        Raises:
+            RuntimeError: a challenge to start while the market clock reads 0 (no market event yet).
+        """
         row = store.challenge_of_account(conn, account_id)
         if row is None or row.status not in store.OPEN_STATUSES:
             self.monitors.pop(account_id, None)
             return
         program = get_program(row.program_id)
+        if row.state is None and self.clock.now_ns() <= 0:
+            # its first day would start at the epoch; the account is quarantined briefly and loads again with its
+            # next order, once the market clock runs
+            raise RuntimeError(f"challenge account {account_id}: the market clock has not started yet")
         if row.state is not None:
             evaluator = ChallengeEvaluator.restore(program, json.loads(row.state))
         else:

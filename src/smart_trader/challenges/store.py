@@ -160,12 +160,18 @@ def promote(conn: Connection, row: Row[Any], program: Program) -> dict[str, Any]
     return create_challenge(conn, row.user_id, program, row.account_size, currency, nxt, previous_id=row.id)
 
 
+NOT_A_CHALLENGE = "not a challenge account"
+"""What :func:`block_reason` answers for a plain paper account (it never becomes a challenge account)."""
+
+
 def block_reason(conn: Connection, account_id: str) -> str | None:
-    """Why ``account_id`` takes no new orders because of its challenge, as stored (``None``: it trades, or it is no
-    challenge account): a failed phase names the rule, the floor, the equity and the instant; a locked one the rule
-    and when it unlocks; a passed or promoted phase says so."""
+    """Why ``account_id`` takes no new orders because of its challenge, as stored: ``None`` while it trades, or
+    :data:`NOT_A_CHALLENGE`; a failed phase names the rule, the floor, the equity and the instant; a locked one the
+    rule and when it unlocks; a passed or promoted phase says so."""
     row = challenge_of_account(conn, account_id)
-    if row is None or row.status == "active":
+    if row is None:
+        return NOT_A_CHALLENGE
+    if row.status == "active":
         return None
     if row.status == "failed":
         breach = json.loads(row.breach) if row.breach else {}

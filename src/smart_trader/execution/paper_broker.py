@@ -215,6 +215,10 @@ class PaperBroker:
         """True when orders are working on ``instrument_id``."""
         return bool(self._open.get(instrument_id))
 
+    def working_instruments(self) -> list[InstrumentId]:
+        """The instruments with orders working on them."""
+        return [iid for iid, working in self._open.items() if working]
+
     def working_list(self, instrument_id: InstrumentId) -> list[WorkingOrder]:
         """The live list of working orders of an instrument (mutated in place; empty when none). An event
         loop may keep it and test its truth on every event, the cheapest "anything to match?" check."""

@@ -20,6 +20,7 @@ from smart_trader.db.outbox import event_row, outbox
 from smart_trader.execution import store
 from smart_trader.execution.events import OrderEvent, OrderFilled
 from smart_trader.execution.orders import Order
+from smart_trader.execution.tables import orders as orders_table
 from smart_trader.gateway.hub import orders_topic
 from smart_trader.ops import metrics
 from smart_trader.trading.session import AccountSession
@@ -47,6 +48,7 @@ class _Stored(NamedTuple):
 class OrderRows:
     """What one batch writes to execution's tables and the outbox."""
 
+    order_inserts: list[dict[str, Any]] = field(default_factory=list)  # orders the runtime made (a flattening)
     order_updates: list[dict[str, Any]] = field(default_factory=list)
     fills: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
@@ -145,13 +147,22 @@ class OrderPersister:
             payload["order"] = view
             rows.outbox.append(event_row(topic, f"order.{payload['event']}", payload, now))
         for oid, (session, order) in last.items():
+            if oid not in self._stored:  # made in the runtime (a challenge's flattening), never stored by the API
+                symbol, _, venue = order.request.instrument_id.rpartition(".")
+                rows.order_inserts.append(store.order_row(order, session.account_id, symbol, venue, now, False))
+                self._stored[oid] = _Stored(symbol, venue, now, False)
+                if not order.is_open:
+                    rows.closed.append((session, order))
+                continue
             rows.order_updates.append({"_id": oid, **store.order_changes(order)})
             if not order.is_open:
                 rows.closed.append((session, order))
         return rows
 
     def write(self, conn: Connection, rows: OrderRows) -> None:
-        """Write the batch's order updates, fills and order events in the caller's transaction."""
+        """Write the batch's new orders, order updates, fills and order events in the caller's transaction."""
+        if rows.order_inserts:
+            conn.execute(insert(orders_table), rows.order_inserts)
         store.update_orders(conn, rows.order_updates)
         store.insert_fills(conn, rows.fills)
         if rows.outbox:

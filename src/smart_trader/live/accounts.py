@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -99,6 +99,8 @@ class AccountRegistry:
         loaders: read with each account's connection as it loads, before its session is built (e.g. a challenge
             contributor preparing the account's monitor).
         resets: called when every account is dropped to be rebuilt from the database, before they load again.
+        actives: more sources of the accounts to load at start, read with a connection (e.g. the challenge accounts
+            still judged: their day resets run without orders or positions).
     """
 
     def __init__(
@@ -116,8 +118,10 @@ class AccountRegistry:
         now_ns: Callable[[], int] = wall_clock_ns,
         loaders: Sequence[Callable[[Connection, str], None]] = (),
         resets: Sequence[Callable[[], None]] = (),
+        actives: Sequence[Callable[[Connection], Iterable[str]]] = (),
     ) -> None:
         self.engine = engine
+        self.actives = list(actives)
         self.instrument = instrument
         self.sessions = sessions
         self.clock = clock
@@ -147,7 +151,10 @@ class AccountRegistry:
     def _active_accounts(self) -> list[str]:
         """Accounts with working orders (to restore them) or open positions (their equity moves with prices)."""
         with self.engine.connect() as conn:
-            return sorted(order_store.accounts_with_open_orders(conn) | account_store.accounts_with_positions(conn))
+            ids = order_store.accounts_with_open_orders(conn) | account_store.accounts_with_positions(conn)
+            for source in self.actives:
+                ids |= set(source(conn))
+            return sorted(ids)
 
     async def load_active(self) -> None:
         """Load every account with working orders or open positions (quarantining those that fail)."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -80,6 +80,8 @@ class TradingRuntime:
         now_ns: the wall clock, ns since the epoch, UTC (outbox and account ``created_ns`` / ``updated_ns``, the
             risk limits' change times).
         loaders: read with each account's connection as it loads, before its session is built.
+        actives: more sources of the accounts to load at start (see :class:`AccountRegistry`).
+        clock: the market clock (default a new one; given when a contributor built beforehand needs it).
         resets: called when every account is dropped after a failed write, before they load again.
     """
 
@@ -100,13 +102,16 @@ class TradingRuntime:
         now_ns: Callable[[], int] = wall_clock_ns,
         loaders: Sequence[Callable[[Connection, str], None]] = (),
         resets: Sequence[Callable[[], None]] = (),
+        actives: Sequence[Callable[[Connection], Iterable[str]]] = (),
+        clock: MarketClock | None = None,
     ) -> None:
         self.engine = engine
         self.instrument = instrument
         self.config = config or FillConfig()
         self.snapshot_seconds = snapshot_seconds
         self.market = MarketState()
-        self.clock = MarketClock()  # the feed's market time (a replay's too); alerts run as it reaches them
+        # the feed's market time (a replay's too); alerts run as it reaches them
+        self.clock = clock if clock is not None else MarketClock()
         self.dispatch = MarketDispatcher(instrument, self.market.mark)
         self.publisher = MarketPublisher(publish, wanted)
         self.orders = OrderPersister(self._order_closed, now_ns)
@@ -116,7 +121,7 @@ class TradingRuntime:
         self.accounts = AccountRegistry(
             engine, instrument, sessions or SessionFactory(self.config), self.clock, self.market, self.dispatch,
             self.orders, self.portfolio, lambda s: self.orders.listener(s, self.uow.changes), default_limits, now_ns,
-            loaders, resets,
+            loaders, resets, actives,
         )  # fmt: skip
         self.taker = OrderTaker(engine, self.accounts, self.dispatch, self.clock, instrument, self.orders,
                                 self._feed_gone, poll_seconds, self._changed)  # fmt: skip

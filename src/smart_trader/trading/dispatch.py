@@ -166,6 +166,8 @@ class MarketDispatcher:
         for s in visit:
             s.value(ts, mark)
             self.reindex(s)
+            if s.stale_reported and not s.deferred:  # just valued and re-indexed: nothing left for flush_stale
+                s.stale_reported = False
         self.flush_stale(ts)
 
     def on_prices(self, instrument_id: InstrumentId, ts: int, prices: Iterable[Decimal]) -> None:
@@ -181,8 +183,13 @@ class MarketDispatcher:
             batch = list(dict.fromkeys(stale))
             stale.clear()
             for s in batch:
+                if not s.stale_reported:  # handled since it reported (valued and re-indexed by on_price)
+                    continue
                 s.stale_reported = False
-                s.settle(ts)
+                if s.deferred:
+                    s.settle(ts)
+                    for iid in s.broker.working_instruments():  # orders the deferred actions submitted work too
+                        self.work(s, iid)
                 s.value(ts, marks)
                 self.reindex(s)
 
