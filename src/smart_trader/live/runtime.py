@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -31,13 +32,15 @@ from sqlalchemy import Connection, Engine
 
 from smart_trader.core.clock import MarketClock
 from smart_trader.core.clock import now_ns as wall_clock_ns
+from smart_trader.core.errors import InvalidInputError
 from smart_trader.core.ids import InstrumentId
 from smart_trader.core.instruments import Instrument
 from smart_trader.core.values import from_raw
 from smart_trader.data.model import Bar, Quote, Trade
+from smart_trader.data.timeframes import Timeframe
 from smart_trader.db.writer import BatchWriter
 from smart_trader.execution.limits import OrderLimits
-from smart_trader.execution.matching import bar_path
+from smart_trader.execution.matching import bar_path, bar_path_offsets
 from smart_trader.execution.orders import Order
 from smart_trader.execution.paper_broker import FillConfig
 from smart_trader.execution.persist import OrderPersister
@@ -262,9 +265,13 @@ class TradingRuntime:
         if dispatch.stale:
             dispatch.flush_stale(ts)
         if dispatch.exposed.get(iid):
-            if type(event) is Bar:
+            if type(event) is Bar:  # the bar's path at the times every judge of a bar uses (bar_path_offsets)
                 path = bar_path(event.open_raw, event.high_raw, event.low_raw, event.close_raw)
-                dispatch.on_prices(iid, ts, [from_raw(p, event.price_precision) for p in path])
+                offsets = bar_path_offsets(_timeframe_ns(timeframe))
+                for k, p in enumerate(path):
+                    at = ts + offsets[k]
+                    self.clock.advance_to(at)
+                    dispatch.on_price(iid, at, from_raw(p, event.price_precision))
             else:
                 mark = self.market.mark(iid)
                 if mark is not None:
@@ -322,3 +329,14 @@ class TradingRuntime:
 
 
 __all__ = ["FEED_ENDED_STATES", "AccountBook", "MarketEvent", "TradingRuntime", "durable_ids"]
+
+
+@functools.cache
+def _timeframe_ns(timeframe: str | None) -> int | None:
+    """Length of a bar of ``timeframe`` (``"1m"``...) in ns, ``None`` when unknown."""
+    if timeframe is None:
+        return None
+    try:
+        return Timeframe.parse(timeframe).ns
+    except InvalidInputError:
+        return None
