@@ -196,17 +196,23 @@ def print_summary(result: BacktestResult, title: str) -> None:
 
 
 def challenge_monitor(program_id: str, size: Decimal, bars: pa.Table) -> ChallengeMonitor:
-    """The monitor of a challenge ``program_id`` at ``size`` (the account's starting cash) starting at the first bar.
+    """The monitor of a challenge ``program_id`` (a built-in id or a program YAML file) at ``size`` (the account's
+    starting cash) starting at the first bar.
 
     Raises:
-        NotFoundError: unknown program. InvalidInputError: a size the program does not offer, no bars.
+        InvalidInputError: unknown program (the message lists them), an invalid YAML program (naming the field), a
+            size the program does not offer, no bars.
     """
     from smart_trader.challenges.evaluator import ChallengeEvaluator
     from smart_trader.challenges.monitor import ChallengeMonitor
-    from smart_trader.challenges.program import get_program
     from smart_trader.data.schema import ts_ns
 
-    program = get_program(program_id)
+    from .challenge import resolve_program
+
+    program = resolve_program(program_id, "--challenge")
+    if size not in program.sizes:
+        sizes = ", ".join(str(s) for s in program.sizes)
+        raise InvalidInputError(f"--cash {size} is not a size of {program.id}: one of {sizes}")
     if bars.num_rows == 0:
         raise InvalidInputError("no bars in the chosen range")
     return ChallengeMonitor(ChallengeEvaluator(program, 0, size, int(ts_ns(bars)[0])))

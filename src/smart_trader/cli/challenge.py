@@ -69,7 +69,7 @@ def squash(name: str) -> str:
 # ---------------------------------------------------------------------------------------------------- resolving
 
 
-def resolve_program(text: str) -> Program:
+def resolve_program(text: str, option: str = "--program") -> Program:
     """A built-in program by id, or a program YAML file when ``text`` names an existing ``.yaml``/``.yml`` file.
 
     Raises:
@@ -83,7 +83,7 @@ def resolve_program(text: str) -> Program:
     try:
         return get_program(text)
     except NotFoundError as exc:
-        raise InvalidInputError(f"--program: {exc}") from None
+        raise InvalidInputError(f"{option}: {exc}") from None
 
 
 def resolve_size(program: Program, text: str) -> Decimal:
