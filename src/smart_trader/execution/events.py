@@ -1,7 +1,8 @@
 """Order events: small frozen records; an order's status changes only by applying one.
 
 Every event carries ``event_id``, ``ts_event`` (when it happened at the venue, ns since the
-epoch, UTC) and ``ts_init`` (when Smart Trader learned of it, same unit).
+epoch, UTC) and ``ts_init`` (when Smart Trader learned of it, same unit), and the class-level ``version`` and
+``event_type``.
 """
 
 from __future__ import annotations
@@ -13,15 +14,30 @@ from typing import NamedTuple
 from smart_trader.core.ids import ClientOrderId, FillId, InstrumentId, OrderId
 from smart_trader.execution.enums import LiquiditySide, OrderSide
 
+EVENT_VERSION = 1
+"""Version of the order events' shape."""
+
 
 @dataclass(frozen=True, slots=True)
 class OrderEvent:
-    """Base of all order events."""
+    """Base of all order events: typed and versioned (``version`` of the event's shape, ``event_type`` its class
+    name), like the challenges' events (:mod:`smart_trader.challenges.events`)."""
 
     event_id: str
     order_id: OrderId
     ts_event: int
     ts_init: int
+
+    @property
+    def event_type(self) -> str:
+        """The event's type name (``"OrderAccepted"``, ``"OrderFilled"``...)."""
+        return type(self).__name__
+
+    @property
+    def version(self) -> int:
+        """Version of the event's shape (a property, not a class variable: mypyc's dataclasses take those for
+        fields)."""
+        return EVENT_VERSION
 
 
 @dataclass(frozen=True, slots=True)
