@@ -30,6 +30,7 @@ from smart_trader.challenges.events import ChallengeBreached, ChallengeEvent, Ch
 from smart_trader.challenges.program import to_cents
 from smart_trader.challenges.state import Status
 from smart_trader.core.clock import Alert
+from smart_trader.core.ids import InstrumentId
 from smart_trader.execution.enums import OrderSide, OrderType
 from smart_trader.execution.events import OrderEvent, OrderFilled
 from smart_trader.execution.orders import Order, OrderRequest
@@ -126,16 +127,24 @@ class ChallengeMonitor:
         # right after a fill its instrument is worth the fill price (the account's own mark may still be the last
         # bar's close, a price the market is no longer at)
         iid, price = fill.instrument_id, fill.price
-        equity = account.equity_at(lambda i: price if i == iid else account.mark(i))
-        events = self.evaluator.on_fill(
-            event.ts_event,
-            balance=_balance(session),
-            equity=to_cents(equity),
-            opened=opened,
-            flat=_flat(session),
-            position_size=abs(after),
-        )
-        self._handle(session, event.ts_event, events)
+
+        def marks(i: InstrumentId) -> Decimal | None:
+            return price if i == iid else account.mark(i)
+
+        equity = account.equity_at(marks)
+        before_marks, session.valuing = session.valuing, marks  # the breach's evidence quotes the fill price
+        try:
+            events = self.evaluator.on_fill(
+                event.ts_event,
+                balance=_balance(session),
+                equity=to_cents(equity),
+                opened=opened,
+                flat=_flat(session),
+                position_size=abs(after),
+            )
+            self._handle(session, event.ts_event, events)
+        finally:
+            session.valuing = before_marks
 
     def on_valuation(self, session: AccountSession, ts: int, equity: Decimal) -> None:
         """A valuation (a price move outside the band, a point of a bar's path)."""
@@ -240,9 +249,12 @@ def _flat(session: AccountSession) -> bool:
 
 
 def _evidence(session: AccountSession) -> dict[str, str]:
+    """The positions and the prices they were valued at when the rule broke (the point of a bar's path being valued,
+    else the account's marks)."""
     account = session.account
+    mark = session.valuing or account.mark
     held = {str(i): p for i, p in account.positions.items() if p.quantity}
     return {
         "positions": "; ".join(f"{i} {p.quantity} @ avg {p.avg_entry_price}" for i, p in held.items()) or "flat",
-        "marks": "; ".join(f"{i} {account.mark(p.instrument_id)}" for i, p in held.items()) or "none",
+        "marks": "; ".join(f"{i} {mark(p.instrument_id)}" for i, p in held.items()) or "none",
     }

@@ -253,7 +253,9 @@ class TradingRuntime:
                     b.on_quote(iid, ts, event.bid_raw, event.ask_raw, event.bid_size_raw, event.ask_size_raw)
         else:
             assert type(event) is Bar
-            last.price, last.trade_ts = event.close, ts
+            # the bar's path starts at its open: fills made at the open are valued there; the mark follows the path
+            # and ends at the close (a breach's evidence quotes the price it was valued at)
+            last.price, last.trade_ts = event.open, ts
             _BARS_SEEN.inc()
             self.publisher.bar(event, timeframe or "bar")
             if sessions:
@@ -271,11 +273,14 @@ class TradingRuntime:
                 for k, p in enumerate(path):
                     at = ts + offsets[k]
                     self.clock.advance_to(at)
-                    dispatch.on_price(iid, at, from_raw(p, event.price_precision))
+                    last.price = from_raw(p, event.price_precision)
+                    dispatch.on_price(iid, at, last.price)
             else:
                 mark = self.market.mark(iid)
                 if mark is not None:
                     dispatch.on_price(iid, ts, mark)
+        if type(event) is Bar:
+            last.price = event.close
         if self.uow.changes:
             self._dirty.set()
         return event

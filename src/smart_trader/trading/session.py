@@ -93,6 +93,7 @@ class AccountSession:
         "stale_reported",
         "state",
         "state_reason",
+        "valuing",
     )
 
     def __init__(
@@ -113,6 +114,8 @@ class AccountSession:
         self.new_events: list[object] = []  # domain events of the monitors, collected by whoever persists them
         self.on_stale: Callable[[AccountSession], None] | None = None  # set by the dispatcher watching it
         self.deferred: list[Callable[[int], object]] = []
+        # the marks of the valuation in progress (a bar's path point), for monitors quoting the price they judged
+        self.valuing: Callable[[InstrumentId], Decimal | None] | None = None
         self.stale_reported = False
         if self.monitors:
             broker.listeners.append(self._on_order_event)
@@ -197,8 +200,12 @@ class AccountSession:
         """
         account = self.account
         equity = account.equity if marks is None else account.equity_at(marks)
-        for monitor in self.monitors:
-            monitor.on_valuation(self, ts, equity)
+        self.valuing = marks
+        try:
+            for monitor in self.monitors:
+                monitor.on_valuation(self, ts, equity)
+        finally:
+            self.valuing = None
         return equity
 
     def defer(self, action: Callable[[int], object]) -> None:
