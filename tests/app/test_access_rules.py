@@ -119,6 +119,22 @@ ORDER = {
 }
 
 
+def custom_program(program_id: str) -> dict[str, Any]:
+    """A valid custom challenge program (the JSON shape of a preset YAML file)."""
+    return {
+        "firm": "Example",
+        "id": program_id,
+        "name": "Example 1-Step",
+        "currency": "USDT",
+        "sizes": ["10000"],
+        "tz": "America/New_York",
+        "reset_time": "17:00",
+        "sources": [{"id": "S1", "url": "https://academy.ftmo.com/lesson/maximum-daily-loss"}],
+        "verified_on": "2026-12-02",
+        "phases": [{"name": "Evaluation", "profit_target": {"pct": 8}}],
+    }
+
+
 def _strong_password() -> str:
     return f"new-{secrets.token_hex(8)}-horse"
 
@@ -140,6 +156,7 @@ BODIES: dict[Route, Callable[[World, str], dict[str, Any]]] = {
         "json": {"name": "sample", "starting_balance": "1000", "currency": "USDT"}
     },
     ("POST", f"{V1}/accounts/{{account_id}}/orders"): lambda w, a: {"json": dict(ORDER)},
+    ("POST", f"{V1}/challenges/programs"): lambda w, a: {"json": custom_program(f"custom-{uuid.uuid4().hex[:8]}")},
     ("POST", f"{V1}/challenges"): lambda w, a: {
         "json": {"program": "ftmo-2step", "account_size": "10000", "currency": "USDT"}
     },

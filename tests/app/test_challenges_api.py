@@ -72,3 +72,35 @@ def test_someone_elses_challenge_is_404_as_if_it_did_not_exist(platform: Harness
         b = assert_problem(platform.client.get(f"{V1}/challenges/{nowhere}{path}", headers=mallory), 404)
         assert a["detail"].replace(theirs, "X") == b["detail"].replace(nowhere, "X")
     assert platform.client.get(f"{V1}/challenges", headers=mallory).json() == []
+
+
+def test_a_risk_manager_defines_a_custom_program_that_traders_then_take(platform: Harness) -> None:
+    from smart_trader.gateway.access import Role
+    from tests.app.security_support import bearer, login, make_user
+    from tests.app.test_access_rules import custom_program
+
+    alice = platform.user("alice@example.com")
+    make_user(platform, "rita@example.com", Role.RISK_MANAGER)
+    rita = bearer(login(platform, "rita@example.com")["access_token"])
+    program = custom_program("firm-x-1step")
+    program["phases"][0]["daily_loss"] = {"amount": {"pct": 3}, "reference": "max"}
+    r = platform.client.post(f"{V1}/challenges/programs", headers=rita, json=program)
+    assert r.status_code == 201, r.text
+    listed = platform.client.get(f"{V1}/challenges/programs", headers=alice).json()
+    assert "firm-x-1step" in [p["id"] for p in listed]
+    # a trader takes it: the floors are the custom rules' (3 % of the day's max(balance, equity) reference)
+    r = platform.client.post(
+        f"{V1}/challenges", headers=alice, json={"program": "firm-x-1step", "account_size": "10000"}
+    )
+    assert r.status_code == 201, r.text
+    assert D(r.json()["daily_floor"]) == D("9700") and r.json()["max_loss_floor"] is None
+    # traders cannot define programs; a field breaking a rule is named; ids are never redefined
+    assert platform.client.post(f"{V1}/challenges/programs", headers=alice, json=program).status_code == 403
+    bad = custom_program("firm-x-bad")
+    bad["phases"][0]["daily_loss"] = {"amount": {"pct": 3}, "reference": "banana"}
+    problem = assert_problem(platform.client.post(f"{V1}/challenges/programs", headers=rita, json=bad), 422)
+    assert "phases[0].daily_loss.reference" in problem["detail"]
+    for taken in ("firm-x-1step", "ftmo-2step"):
+        again = custom_program(taken)
+        problem = assert_problem(platform.client.post(f"{V1}/challenges/programs", headers=rita, json=again), 409)
+        assert taken in problem["detail"]

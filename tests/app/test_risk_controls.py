@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from smart_trader.execution.limits import OrderLimits
 from smart_trader.risk import store as risk_store
 from smart_trader.trading.session import TradingState
 from tests.app.conftest import Harness
@@ -29,10 +30,12 @@ def test_a_halt_written_without_its_event_still_reaches_the_runtime(platform: Ha
     write(platform, lambda c: risk_store.set_state(c, account, risk_store.HALTED, "lost event", "risk-1"))
     write(platform, lambda c: risk_store.set_limits(c, account, 7, 3, "risk-1"))
     deadline = time.monotonic() + 15
-    while session.state is not TradingState.HALTED or broker.limits.max_open_orders != 7:
+    risk = platform.platform.runtime.books[account].risk
+    while session.state is not TradingState.HALTED or risk.limits.max_open_orders != 7:
         assert time.monotonic() < deadline, "the runtime never re-read the account's limits"
         time.sleep(0.05)
-    assert session.state_reason == "lost event" and broker.limits.max_submissions_per_second == 3
+    assert session.state_reason == "lost event" and risk.limits.max_orders_per_second == 3
+    assert broker.limits == OrderLimits()  # the session enforces the limits, not the broker: each is checked once
     order = platform.order(headers, account, **FAR)
     deadline = time.monotonic() + 10
     while True:

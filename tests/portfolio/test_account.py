@@ -116,6 +116,22 @@ def test_without_a_mark_the_last_fill_price_marks_the_position() -> None:
     assert account.equity == D("100000") - D("30750.025") + D("29250")
 
 
+def test_equity_at_other_prices_marks_an_instrument_they_lack_as_the_account_does() -> None:
+    """A valuation at one instrument's new price, the market knowing nothing of the other (a restart before it
+    traded): the other is marked at its last fill price instead of failing (the feed's dispatch must not stop)."""
+    market: dict[InstrumentId, Decimal] = {}
+    fill = FillMaker()
+    account = make_account("100000", account_type=AccountType.MARGIN, mark_provider=market.get)
+    account.apply_fill(fill(BTC, BUY, "0.5", "40000"), BTC)
+    account.apply_fill(fill(ES, SELL, "1", "5000.25"), ES)
+
+    def btc_moves(iid: InstrumentId) -> Decimal | None:
+        return D("41000") if iid == BTC.id else market.get(iid)
+
+    expected = account.cash + D("0.5") * D("41000") - D("1") * D("5000.25") * ES.multiplier
+    assert account.equity_at(btc_moves) == expected
+
+
 def test_equity_sums_positions_in_several_instruments() -> None:
     fill = FillMaker()
     account = make_account("50000")

@@ -22,8 +22,11 @@ from smart_trader.risk.checks import (
     OpenOrdersLimit,
     OrderRateLimit,
     PriceCollar,
+    RiskChecks,
     checks_for,
 )
+from smart_trader.risk.limits import halt_reason, risk_limits
+from smart_trader.risk.store import HALTED, StoredLimits
 from tests.execution.builders import BUY, ORCL, SELL, Feed, account, at, give_position, limit, market, request, stop
 from tests.risk.kit import ES, reason, reasons, session
 
@@ -325,3 +328,57 @@ def test_no_limits_no_checks() -> None:
 def test_limits_of_the_wrong_kind_or_sign_are_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(InvalidInputError):
         AccountRiskLimits(**kwargs)
+
+
+# -- one account's limits as one swappable check (the live sessions') --------------------------------------------------
+def test_risk_checks_run_the_limits_checks_and_take_new_limits_in_place() -> None:
+    risk = RiskChecks(AccountRiskLimits(max_order_quantity=D(10)))
+    s = session(risk)
+    assert reason(s.submit(limit(BUY, "12", "50.00"), at(0))).endswith("(risk limit max_order_quantity)")
+
+    risk.limits = AccountRiskLimits(max_order_notional=D(100))  # the session and its check object stay
+
+    assert s.checks == (risk,) and [type(c).__name__ for c in risk.checks] == ["MaxOrderNotional"]
+    assert s.submit(limit(BUY, "1", "50.00"), at(1)).status is S.ACCEPTED
+    assert reason(s.submit(limit(BUY, "12", "50.00"), at(1))).endswith("(risk limit max_order_notional)")
+    risk.limits = AccountRiskLimits()
+    assert risk.checks == () and s.submit(limit(BUY, "12", "50.00"), at(2)).status is S.ACCEPTED
+
+
+def test_risk_checks_keep_the_last_seconds_submissions_across_a_change_of_limits() -> None:
+    clock = [0]
+    risk = RiskChecks(AccountRiskLimits(max_orders_per_second=3), rate_clock=lambda: clock[0])
+    s = session(risk)
+    for _ in range(3):
+        assert s.submit(limit(BUY, "1", "50.00"), at(0)).status is S.ACCEPTED
+
+    risk.limits = AccountRiskLimits(max_orders_per_second=4, max_open_orders=100)  # raised: one more this second
+
+    assert s.submit(limit(BUY, "1", "50.00"), at(0)).status is S.ACCEPTED
+    assert reason(s.submit(limit(BUY, "1", "50.00"), at(0))).startswith("too many orders: 4 submitted")
+    risk.limits = AccountRiskLimits(max_orders_per_second=2)  # lowered: applies at once
+    assert reason(s.submit(limit(BUY, "1", "50.00"), at(0))).startswith("too many orders: 4 submitted")
+    clock[0] = NS_PER_SECOND
+    assert s.submit(limit(BUY, "1", "50.00"), at(0)).status is S.ACCEPTED
+
+
+def test_risk_checks_read_the_shared_halted_instruments() -> None:
+    halted: set[InstrumentId] = set()
+    s = session(RiskChecks(AccountRiskLimits(), halted))
+    assert s.submit(limit(BUY, "1", "50.00"), at(0)).status is S.ACCEPTED
+    halted.add(ORCL.id)
+    assert reason(s.submit(limit(BUY, "1", "50.00"), at(0))) == (
+        f"instrument {ORCL.id} is halted (risk limit halted_instruments)"
+    )
+
+
+def test_stored_limits_become_the_checks_limits_with_the_platform_defaults() -> None:
+    stored = StoredLimits("a", max_orders_per_second=7, max_order_quantity=D("0.5"), price_collar_bps=D(50))
+    limits = risk_limits(stored, 200, 10)
+    assert limits == AccountRiskLimits(
+        max_order_quantity=D("0.5"), price_collar_bps=D(50), max_open_orders=200, max_orders_per_second=7
+    )
+    assert risk_limits(StoredLimits("a"), None, None) == AccountRiskLimits()
+    assert halt_reason(stored) is None
+    assert halt_reason(StoredLimits("a", trading_state=HALTED, reason="margin call")) == "margin call"
+    assert halt_reason(StoredLimits("a", trading_state=HALTED)) == "halted by a risk manager"

@@ -14,6 +14,7 @@ import pytest
 from smart_trader.core.errors import InvalidInputError
 from smart_trader.risk.var import (
     VAR_CONTEXT,
+    DailyCloses,
     empirical_quantile,
     historical_var,
     mean_and_stdev,
@@ -105,3 +106,25 @@ def test_empirical_quantile_picks_the_ceil_n_p_th_smallest_value() -> None:
 def test_what_cannot_be_estimated_raises_saying_why(call: object, words: str) -> None:
     with pytest.raises(InvalidInputError, match=words):
         call()  # type: ignore[operator]
+
+
+# -- daily closes kept in memory (the runtime's VaR gauge) -------------------------------------------------------------
+def test_daily_closes_take_a_seeded_day_in_progress_and_close_days_as_the_clock_moves() -> None:
+    seeded = [(10 + d, D(100) + d % 3) for d in range(22)]  # days 10..31; day 31 is today: still in progress
+    closes = DailyCloses(seeded, today=31, window=250, min_returns=20)
+    assert list(closes.closes) == [e for _d, e in seeded[:-1]] and (closes.day, closes.last) == seeded[-1]
+    assert closes.var_95 == historical_var(simple_returns(list(closes.closes)), D(1))  # 20 returns
+
+    closes.observe(31, D(90))
+    closes.observe(31, D(95))  # the last equity of the day is its close
+    closes.observe(30, D(1))  # an earlier day is ignored
+    closes.observe(32, D(96))
+    assert list(closes.closes)[-1] == D(95) and (closes.day, closes.last) == (32, D(96))
+    assert closes.var_95 == historical_var(simple_returns([e for _d, e in seeded[:-1]] + [D(95)]), D(1))
+
+
+def test_daily_closes_give_no_var_with_too_few_returns_or_a_close_at_zero() -> None:
+    assert DailyCloses([(d, D(100 + d)) for d in range(20)], today=99).var_95 is None  # 19 returns
+    window = DailyCloses([(d, D(100 + d)) for d in range(5)], today=99, window=3, min_returns=2)
+    assert len(window.closes) == 4 and window.var_95 is not None  # the window's last 4 closes, 3 returns
+    assert DailyCloses([(d, D(d % 2)) for d in range(30)], today=99).var_95 is None

@@ -59,6 +59,7 @@ from smart_trader.live.feeds import MarketFeed, is_new_market_data
 from smart_trader.live.relay import OutboxRelay, redis_deliver
 from smart_trader.live.runtime import TradingRuntime
 from smart_trader.live.top_of_book import DerivedTopOfBook
+from smart_trader.ops import metrics
 from smart_trader.ops.logging import RequestContextMiddleware
 from smart_trader.risk.limits import RISK_CONTROL_TOPIC
 from smart_trader.settings import Settings
@@ -263,6 +264,7 @@ async def _running(
             # with Redis, other processes may subscribe; without, only this process's WebSockets can
             wanted=lambda topic: hub.bus is not None or hub.subscriber_count(topic) > 0,
             default_limits=OrderLimits(settings.max_open_orders, settings.max_orders_per_second),
+            # the registry adds each session's risk limits (a check after these) and its high-water mark monitor
             sessions=SessionFactory(fill_config, challenges.checks, challenges.monitors_of),
             persisters=[challenges],
             loaders=[challenges.load],
@@ -284,6 +286,8 @@ async def _running(
         platform.notify_orders = notify
         await runtime.start()
         tasks.append(asyncio.create_task(_listen_for_risk_controls(hub, runtime)))
+        # portfolio_var_95 / portfolio_drawdown over the loaded accounts, every few seconds (live/accounts.py)
+        tasks.append(asyncio.create_task(runtime.accounts.risk_gauges_loop(metrics.RISK_GAUGES)))
         if role == "feed":
             tasks.append(asyncio.create_task(_listen_for_orders(hub, runtime)))
         if feed is not None:

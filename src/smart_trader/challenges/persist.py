@@ -22,7 +22,6 @@ from smart_trader.challenges import store
 from smart_trader.challenges.evaluator import ChallengeEvaluator
 from smart_trader.challenges.events import ChallengeEvent, ChallengePassed, to_payload
 from smart_trader.challenges.monitor import ChallengeMonitor, verdict
-from smart_trader.challenges.program import get_program
 from smart_trader.core.clock import Clock
 from smart_trader.core.clock import now_ns as wall_clock_ns
 from smart_trader.db.outbox import event_row, outbox
@@ -71,7 +70,7 @@ class ChallengeBinder:
         if row is None or row.status not in store.OPEN_STATUSES:
             self.monitors.pop(account_id, None)
             return
-        program = get_program(row.program_id)
+        program = store.program_of(conn, row.program_id)
         if row.state is None and self.clock.now_ns() <= 0:
             # its first day would start at the epoch; the account is quarantined briefly and loads again with its
             # next order, once the market clock runs
@@ -156,7 +155,7 @@ class ChallengeBinder:
         for challenge_id in rows.promote:
             row = store.get_challenge(conn, challenge_id)
             if row is not None and row.status == "passed":
-                store.promote(conn, row, get_program(row.program_id))
+                store.promote(conn, row, store.program_of(conn, row.program_id))
 
     def after_commit(self, rows: ChallengeRows) -> None:
         """Nothing to forget: monitors of failed or passed phases stay until their session goes."""

@@ -52,6 +52,8 @@ def _parse_hhmm(value: object) -> dt.time:
     if not isinstance(value, str):
         raise ValueError("must be a 'HH:MM' string")
     parts = value.split(":")
+    if len(parts) == 3 and parts[2] == "00":  # 'HH:MM:00', as a program dumped to JSON writes it
+        parts = parts[:2]
     if len(parts) != 2 or not all(p.isdigit() and len(p) == 2 for p in parts):
         raise ValueError(f"must be 'HH:MM' (24 h), got {value!r}")
     hour, minute = int(parts[0]), int(parts[1])
@@ -281,7 +283,7 @@ class Program(_Frozen):
     firm: str = Field(min_length=1)
     id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_\-]*$")
     name: str = Field(min_length=1)
-    currency: str = Field(min_length=3, max_length=3)
+    currency: str = Field(min_length=3, max_length=16)  # ISO 4217 or a crypto code (USDT)
     sizes: tuple[Decimal, ...] = Field(min_length=1)
     tz: str
     reset_time: dt.time

@@ -19,8 +19,8 @@ from sqlalchemy import Connection
 from smart_trader.challenges import store
 from smart_trader.challenges.days import iso_utc
 from smart_trader.challenges.evaluator import ChallengeEvaluator
-from smart_trader.challenges.program import Program, get_program, programs
-from smart_trader.core.errors import NotFoundError
+from smart_trader.challenges.program import Program, programs
+from smart_trader.core.errors import InvalidInputError, NotFoundError, RejectedByRulesError
 from smart_trader.gateway.access import Role
 from smart_trader.gateway.deps import CurrentPrincipal, CurrentUser, PlatformDep
 from smart_trader.gateway.problems import ProblemError
@@ -120,18 +120,34 @@ def program_out(p: Program) -> ProgramOut:
 
 
 @router.get("/challenges/programs", response_model=list[ProgramOut])
-async def list_programs(who: CurrentPrincipal) -> list[ProgramOut]:
-    """Every built-in challenge program, with its rules and sources."""
+async def list_programs(who: CurrentPrincipal, platform: PlatformDep) -> list[ProgramOut]:
+    """Every challenge program: the built-in presets, then those defined through the API, with rules and sources."""
     del who  # any signed-in user
-    return [program_out(p) for p in programs().values()]
+    custom = await platform.read(store.custom_programs)
+    return [program_out(p) for p in (*programs().values(), *custom)]
 
 
-def _program(program_id: str) -> Program:
+@router.post("/challenges/programs", status_code=201, response_model=ProgramOut)
+async def define_program(definition: dict[str, Any], who: CurrentPrincipal, platform: PlatformDep) -> ProgramOut:
+    """Define a custom program (risk managers and admins): the JSON shape of a program YAML file (see the presets,
+    ``GET /challenges/programs``). 422 names each field that breaks a rule (``phases[0].daily_loss.reference: must be
+    one of balance, equity, max``); 409 for an id already taken (a program is never redefined: the challenges taken
+    under it are judged by it)."""
     try:
-        return get_program(program_id)
-    except NotFoundError:
-        known = ", ".join(programs())
-        raise ProblemError(422, f"unknown program {program_id!r}: one of {known}", "invalid-input") from None
+        program = await platform.writer.run(lambda c: store.save_program(c, definition, who.user_id))
+    except InvalidInputError as exc:
+        raise ProblemError(422, str(exc), "invalid-program") from None
+    except RejectedByRulesError as exc:
+        raise ProblemError(409, str(exc), "program-id-taken") from None
+    return program_out(program)
+
+
+async def _program(platform: Any, program_id: str) -> Program:
+    try:
+        program: Program = await platform.read(lambda c: store.program_of(c, program_id))
+    except NotFoundError as exc:
+        raise ProblemError(422, str(exc), "invalid-input") from None
+    return program
 
 
 @router.post("/challenges", status_code=201, response_model=ChallengeOut)
@@ -139,7 +155,7 @@ async def take_challenge(body: ChallengeIn, user_id: CurrentUser, platform: Plat
     """Take a challenge: opens its paper account (a margin account funded with ``account_size``) and starts the first
     phase; the trading runtime judges it from its market clock on. 409 when the user already has
     ``MAX_ACCOUNTS_PER_USER`` accounts; 422 for a program or size that does not exist (the message lists them)."""
-    program = _program(body.program)
+    program = await _program(platform, body.program)
     most = platform.settings.max_accounts_per_user
 
     def create(conn: Connection) -> dict[str, Any]:
@@ -214,7 +230,7 @@ async def _view(platform: Any, challenge_id: str) -> ChallengeOut:
     row, account_row, positions = await platform.read(load)
     if row is None or account_row is None:
         raise ProblemError(404, f"no challenge {challenge_id}", "not-found")
-    program = get_program(row.program_id)
+    program = await _program(platform, row.program_id)
     account = account_view(platform, account_row, positions)
     if row.state is not None:
         evaluator = ChallengeEvaluator.restore(program, json.loads(row.state))

@@ -14,10 +14,10 @@ from sqlalchemy import Connection, Row, insert, select, update
 
 from smart_trader.challenges.days import iso_utc
 from smart_trader.challenges.events import ChallengeEvent, to_payload
-from smart_trader.challenges.program import Program
-from smart_trader.challenges.tables import challenge_events, challenges
+from smart_trader.challenges.program import Program, program_from_dict, programs
+from smart_trader.challenges.tables import challenge_events, challenge_programs, challenges
 from smart_trader.core.clock import now_ns
-from smart_trader.core.errors import InvalidInputError
+from smart_trader.core.errors import InvalidInputError, NotFoundError, RejectedByRulesError
 from smart_trader.portfolio import store as account_store
 from smart_trader.portfolio.account import AccountType
 
@@ -95,14 +95,17 @@ def open_challenge_accounts(conn: Connection) -> list[str]:
 def save_state(
     conn: Connection, challenge_id: str, status: str, state: dict[str, Any], breach: dict[str, Any] | None
 ) -> None:
-    """Store the evaluator's snapshot, status and breach evidence of a challenge."""
+    """Store the evaluator's snapshot, status and breach evidence of a challenge; a ``promoted`` phase keeps that
+    status (a batch written twice, or a change after the promotion, must not make it ``passed`` again and promote it
+    twice)."""
     values = {
-        "status": status,
         "state": json.dumps(state, separators=(",", ":")),
         "breach": None if breach is None else json.dumps(breach, separators=(",", ":")),
         "updated_ns": now_ns(),
     }
-    conn.execute(update(challenges).where(challenges.c.id == challenge_id).values(**values))
+    row = challenges.c
+    conn.execute(update(challenges).where(row.id == challenge_id).values(**values))
+    conn.execute(update(challenges).where(row.id == challenge_id, row.status != "promoted").values(status=status))
 
 
 def event_rows(challenge_id: str, events: Sequence[ChallengeEvent]) -> list[dict[str, Any]]:
@@ -186,3 +189,48 @@ def block_reason(conn: Connection, account_id: str) -> str | None:
             f" until {iso_utc(int(until))}" if until is not None else ""
         )
     return f"challenge phase {row.status}: this account takes no more orders"
+
+
+def program_of(conn: Connection, program_id: str) -> Program:
+    """A built-in preset or a program defined through the API, by id.
+
+    Raises:
+        NotFoundError: no such program (the message lists the known ids).
+    """
+    built_in = programs()
+    if program_id in built_in:
+        return built_in[program_id]
+    row = conn.execute(select(challenge_programs).where(challenge_programs.c.id == program_id)).first()
+    if row is None:
+        known = sorted([*built_in, *(str(r.id) for r in conn.execute(select(challenge_programs.c.id)))])
+        raise NotFoundError(f"unknown challenge program {program_id!r} (known: {', '.join(known)})")
+    return program_from_dict(json.loads(row.definition))
+
+
+def custom_programs(conn: Connection) -> list[Program]:
+    """The programs defined through the API, by id."""
+    rows = conn.execute(select(challenge_programs).order_by(challenge_programs.c.id))
+    return [program_from_dict(json.loads(r.definition)) for r in rows]
+
+
+def save_program(conn: Connection, definition: dict[str, Any], user_id: str | None) -> Program:
+    """Validate and store a program defined through the API (a risk manager's or an admin's).
+
+    Raises:
+        InvalidInputError: a field breaks a rule (each problem names its field path).
+        RejectedByRulesError: the id is a built-in preset's or already defined (programs are never redefined: the
+            challenges taken under one are judged by it).
+    """
+    program = program_from_dict(definition)
+    taken = (
+        program.id in programs()
+        or conn.execute(select(challenge_programs.c.id).where(challenge_programs.c.id == program.id)).first()
+    )
+    if taken:
+        raise RejectedByRulesError(f"program id {program.id!r} is taken: choose another id")
+    stored = program.model_dump(mode="json")
+    conn.execute(
+        insert(challenge_programs),
+        [{"id": program.id, "definition": json.dumps(stored), "created_by": user_id, "created_ns": now_ns()}],
+    )
+    return program

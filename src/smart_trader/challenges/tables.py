@@ -44,3 +44,12 @@ challenge_events = Table(
     Column("payload", Text, nullable=False),  # JSON, decimals as strings
     Index("ix_challenge_events_challenge_id_id", "challenge_id", "id"),
 )
+
+challenge_programs = Table(
+    "challenge_programs",
+    metadata,
+    Column("id", String(100), primary_key=True),  # the program id (never a built-in preset's)
+    Column("definition", Text, nullable=False),  # the program as JSON (the YAML/JSON shape of program.py)
+    Column("created_by", String(36), nullable=True),  # user id of the risk manager or admin
+    Column("created_ns", BigInteger, nullable=False),
+)

@@ -141,6 +141,7 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/accounts/{{account_id}}/risk"): _OWN_ACCOUNT_READ,
     # challenges (a challenge id names the caller's own challenge; risk managers read every one)
     ("GET", f"{V1}/challenges/programs"): _ANY_USER,
+    ("POST", f"{V1}/challenges/programs"): Rule(roles=RISK | ADMIN, rate="orders"),
     ("POST", f"{V1}/challenges"): Rule(roles=TRADER, rate="orders"),
     ("GET", f"{V1}/challenges"): Rule(roles=TRADER),
     ("GET", f"{V1}/challenges/{{challenge_id}}"): Rule(roles=TRADER | RISK),

@@ -6,7 +6,9 @@ Units: money in the account currency (summed across accounts as plain numbers), 
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+
+from smart_trader.risk.aggregates import RiskGauges
 
 API_RESPONSE_DURATION = Histogram(
     "api_response_duration_seconds",
@@ -25,9 +27,9 @@ TRADING_PNL = Gauge(
     "trading_pnl_total", "Realized plus unrealized P&L of all accounts (account currency, summed).", ["currency"]
 )
 TRADING_VOLUME = Counter("trading_volume_total", "Notional traded by fills (quote currency, summed).", ["currency"])
-PORTFOLIO_DRAWDOWN = Gauge(
-    "portfolio_drawdown", "Largest current drawdown of any account from its equity high-water mark (fraction 0..1)."
-)
+RISK_GAUGES = RiskGauges(REGISTRY)
+"""``portfolio_var_95`` and ``portfolio_drawdown`` over every loaded account: ``{stat="max"|"mean"|"p50"|"p95"}`` and
+``_top{rank}``, never one series per account (``risk/aggregates.py``)."""
 ORDERS = Counter("orders_total", "Order status changes seen by the broker, by resulting status.", ["status"])
 ORDERS_SUBMITTED = Counter("orders_submitted_total", "Orders accepted for processing by the API.")
 FILLS = Counter("fills_total", "Fills executed by the paper broker.")

@@ -151,10 +151,19 @@ class Account:
         """cash + positions marked at ``mark`` (account currency): the equity at prices other than the current ones
         (a point of a bar's path).
 
+        An instrument ``mark`` has no price for is marked as :meth:`mark` marks it (the provider's price, else the last
+        fill price).
+
         Raises:
-            NotFoundError: an open position has no mark price.
+            NotFoundError: an open position has no mark price at all.
         """
-        return EXACT.add(self.cash, market_value(self.positions.values(), mark))
+        own = self.mark
+
+        def marked(iid: InstrumentId) -> Decimal | None:
+            price = mark(iid)
+            return own(iid) if price is None else price
+
+        return EXACT.add(self.cash, market_value(self.positions.values(), marked))
 
     @property
     def realized_pnl(self) -> Decimal:

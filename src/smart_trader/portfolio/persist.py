@@ -26,17 +26,31 @@ from smart_trader.execution.events import OrderFilled
 from smart_trader.execution.persist import OrderChange
 from smart_trader.gateway.hub import accounts_topic
 from smart_trader.portfolio import store
+from smart_trader.risk.drawdown import HighWaterMark
 from smart_trader.trading.session import AccountSession
 
 
 @dataclass(slots=True, eq=False)
 class StoredAccount:
-    """What of one loaded account is already stored: its first ``persisted_entries`` ledger entries, its equity peak
-    (high-water mark of the snapshots, account currency) and the equity of its latest snapshot."""
+    """What of one loaded account is already stored: its first ``persisted_entries`` ledger entries, its stored equity
+    peak (account currency), the equity of its latest snapshot, and the session's high-water mark monitor when it has
+    one (``risk/drawdown.py``).
+
+    The stored peak (``accounts.equity_peak``) follows the monitor: its peak is exact per valuation (every new high
+    between two snapshots, a fill's valuation, a bar's path), where the snapshots see equity once a second. Without a
+    monitor it is the highest snapshot equity."""
 
     persisted_entries: int
     peak: Decimal
     last_equity: Decimal | None = None
+    high_water: HighWaterMark | None = None
+
+    def monitor_peak(self) -> Decimal | None:
+        """The monitor's peak when it is above the stored one (a new high to store), else ``None``."""
+        hw = self.high_water
+        if hw is None or hw.peak is None or hw.peak <= self.peak:
+            return None
+        return hw.peak
 
 
 @dataclass(slots=True)
@@ -64,10 +78,12 @@ class PortfolioPersister:
         self.now_ns = now_ns
         self.stored: dict[str, StoredAccount] = {}  # account id → what of it is stored
 
-    def track(self, account_id: str, persisted_entries: int, peak: Decimal) -> StoredAccount:
+    def track(
+        self, account_id: str, persisted_entries: int, peak: Decimal, high_water: HighWaterMark | None = None
+    ) -> StoredAccount:
         """Start following a loaded account whose first ``persisted_entries`` ledger entries and equity ``peak`` are
-        stored."""
-        stored = self.stored[account_id] = StoredAccount(persisted_entries, peak)
+        stored; ``high_water``: its session's high-water mark monitor, whose peak the stored one follows."""
+        stored = self.stored[account_id] = StoredAccount(persisted_entries, peak, high_water=high_water)
         return stored
 
     def clear(self) -> None:
@@ -111,10 +127,11 @@ class PortfolioPersister:
         with contextlib.suppress(NotFoundError):
             equity, unrealized = account.equity, account.unrealized_pnl
         ts = self.clock.now_ns()
+        new_high = stored.monitor_peak()  # a high reached between snapshots (or at a fill) is stored too
         # no snapshot before the first market event: its time would be unknown (0)
-        changed = ts > 0 and equity is not None and (entries or equity != stored.last_equity)
+        changed = ts > 0 and equity is not None and (entries or equity != stored.last_equity or new_high is not None)
         if equity is not None and unrealized is not None and changed:
-            stored.peak = max(stored.peak, equity)
+            stored.peak = max(stored.peak, equity, new_high or equity)
             stored.last_equity = equity
             rows.snapshots.append(
                 {

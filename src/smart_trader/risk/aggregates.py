@@ -21,10 +21,9 @@ Metrics (unitless fractions, so that accounts of any size and currency aggregate
 Quantiles p50 and p95 use the same convention as the historical VaR (:func:`~smart_trader.risk.var.empirical_quantile`:
 the ``ceil(n p)``-th smallest value). Prometheus stores floats: values are converted at this edge.
 
-The gauges live in their own :data:`REGISTRY`: the default registry already holds ``ops/metrics.py``'s unlabelled
-``portfolio_drawdown`` (the largest drawdown, which is ``portfolio_drawdown{stat="max"}`` here), and one registry
-cannot hold a name twice. Serving them under ``/metrics`` means retiring that gauge and registering these there (pass
-``prometheus_client.REGISTRY`` to :class:`RiskGauges`), or rendering both registries.
+The platform's gauges are ``ops/metrics.py``'s ``RISK_GAUGES``, in the default registry (served by ``/metrics``),
+set every few seconds by the trading runtime from its loaded accounts
+(:meth:`smart_trader.live.accounts.AccountRegistry.publish_risk`).
 """
 
 from __future__ import annotations
@@ -119,15 +118,10 @@ class RiskGauges:
         )
 
 
-REGISTRY = CollectorRegistry()
-"""The registry of :data:`GAUGES` (see the module docstring for why not the default one)."""
-GAUGES = RiskGauges(REGISTRY)
-
-
 def publish(
+    gauges: RiskGauges,
     var_95: Mapping[str, Decimal] | None = None,
     drawdown: Mapping[str, Decimal] | None = None,
-    gauges: RiskGauges = GAUGES,
 ) -> None:
     """Publish every account's values (account id → fraction) to ``gauges``: ``var_95`` to ``portfolio_var_95``,
     ``drawdown`` to ``portfolio_drawdown`` (``None``: that metric left as it is). See :meth:`AggregateGauge.publish`.

@@ -383,3 +383,68 @@ def checks_for(
     if limits.max_orders_per_second is not None:
         checks.append(OrderRateLimit(limits.max_orders_per_second, rate_clock))
     return tuple(checks)
+
+
+class RiskChecks:
+    """An account's risk limits as ONE pre-trade check of its session, whose limits can be swapped while it trades:
+    the live runtime gives every session one and, when a risk manager changes the account's limits, assigns
+    :attr:`limits` before the account's next order — the session, its other checks (a challenge's) and its monitors
+    stay as they are. It runs the checks of :func:`checks_for` in their order (the first denial wins).
+
+    The submission counter survives a change of limits: the submissions of the last second made under the old rate
+    limit count toward the new one (a raised limit does not reset the window, a lowered one applies at once). It
+    starts when a rate limit is first set.
+
+    Args:
+        limits: the account's limits (default: none).
+        halted: a live set of halted instruments shared by every account's checks (a platform-wide halt; see
+            :func:`checks_for`), ``None`` for none.
+        rate_clock: the clock of the rate limit (ns, a monotonic wall clock live); ``None``: the orders' ``ts``.
+    """
+
+    __slots__ = ("_checks", "_limits", "halted", "rate_clock")
+
+    def __init__(
+        self,
+        limits: AccountRiskLimits | None = None,
+        halted: set[InstrumentId] | None = None,
+        rate_clock: Callable[[], int] | None = None,
+    ) -> None:
+        self.halted = halted
+        self.rate_clock = rate_clock
+        self._checks: tuple[PreTradeCheck, ...] = ()
+        self._limits = AccountRiskLimits()
+        self.limits = limits or AccountRiskLimits()
+
+    @property
+    def limits(self) -> AccountRiskLimits:
+        """The limits in force; assign new ones to rebuild the checks (they apply to the next order)."""
+        return self._limits
+
+    @limits.setter
+    def limits(self, value: AccountRiskLimits) -> None:
+        old = self.rate_limit
+        checks = checks_for(value, self.halted, self.rate_clock)
+        new = next((c for c in checks if isinstance(c, OrderRateLimit)), None)
+        if old is not None and new is not None:
+            new._recent = old._recent  # the last second's submissions still count
+        self._limits = value
+        self._checks = checks
+
+    @property
+    def checks(self) -> tuple[PreTradeCheck, ...]:
+        """The checks run, in order."""
+        return self._checks
+
+    @property
+    def rate_limit(self) -> OrderRateLimit | None:
+        """The submission-rate check, when a rate limit is set."""
+        return next((c for c in self._checks if isinstance(c, OrderRateLimit)), None)
+
+    def check(self, request: OrderRequest, session: AccountSession, ts: int) -> str | None:
+        """See :class:`~smart_trader.trading.session.PreTradeCheck`: the first denial of the checks, or ``None``."""
+        for check in self._checks:
+            reason = check.check(request, session, ts)
+            if reason is not None:
+                return reason
+        return None

@@ -16,34 +16,53 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, select
 
 from smart_trader.app.platform import Platform
-from smart_trader.core.clock import NS_PER_DAY
 from smart_trader.core.errors import InvalidInputError
 from smart_trader.gateway.deps import CurrentPrincipal, OwnedAccount, PlatformDep
 from smart_trader.gateway.problems import ProblemError
 from smart_trader.portfolio import store as portfolio_store
 from smart_trader.portfolio.router import _marks as position_marks  # the marks account_view values positions at
 from smart_trader.portfolio.router import account_view
-from smart_trader.portfolio.tables import accounts, equity_snapshots
+from smart_trader.portfolio.tables import accounts
 from smart_trader.risk import store
 from smart_trader.risk.exposure import summarize
 from smart_trader.risk.limits import RISK_CONTROL_TOPIC, effective
-from smart_trader.risk.var import CONFIDENCE_95, historical_var, parametric_var, simple_returns
+from smart_trader.risk.store import daily_closes
+from smart_trader.risk.var import (
+    CONFIDENCE_95,
+    VAR_MIN_RETURNS,
+    VAR_WINDOW_RETURNS,
+    historical_var,
+    parametric_var,
+    simple_returns,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["risk"])
 MAX_LIMIT_OPEN = 100_000
 MAX_LIMIT_RATE = 10_000
+MAX_LIMIT_AMOUNT = Decimal("1e18")
+"""Largest quantity, notional or position limit accepted (base units or quote currency)."""
+MAX_COLLAR_BPS = Decimal(1_000_000)
+"""Widest price collar accepted: 1,000,000 bps = 100 times the last price."""
+LimitAmount = Annotated[Decimal, Field(gt=0, le=MAX_LIMIT_AMOUNT, max_digits=36, decimal_places=18)]
+"""A quantity, notional or position limit: a positive decimal (base units or quote currency)."""
 
 
 class LimitsOut(BaseModel):
     """An account's limits in force (``max_open_orders``, ``max_orders_per_second``: wall-clock seconds), whether
-    each is the platform default, its trading state (``active`` | ``halted``) and why, and who changed them last
-    (``updated_ns``: ns since the epoch, UTC)."""
+    each is the platform default, the pre-trade limits a risk manager set (``null``: not checked;
+    ``max_order_quantity`` and ``max_position`` in the instrument's base units, ``max_order_notional`` in its quote
+    currency, ``price_collar_bps`` in basis points of the last price), its trading state (``active`` | ``halted``)
+    and why, and who changed them last (``updated_ns``: ns since the epoch, UTC)."""
 
     account_id: str
     max_open_orders: int
     max_orders_per_second: int
     default_max_open_orders: bool
     default_max_orders_per_second: bool
+    max_order_quantity: Decimal | None = None
+    max_order_notional: Decimal | None = None
+    max_position: Decimal | None = None
+    price_collar_bps: Decimal | None = None
     trading_state: str
     reason: str | None
     updated_ns: int | None
@@ -51,11 +70,21 @@ class LimitsOut(BaseModel):
 
 
 class LimitsIn(BaseModel):
-    """New limits; ``null`` (or absent) returns a limit to the platform default."""
+    """Every limit of the account at once (a replacement): ``null`` (or absent) returns ``max_open_orders`` and
+    ``max_orders_per_second`` to the platform defaults and removes the others. Positive decimal strings:
+    ``max_order_quantity`` (most base units in one order), ``max_order_notional`` (most quote currency one order may
+    be worth: quantity × limit, stop or last price × multiplier), ``max_position`` (largest absolute position of any
+    instrument, base units, working orders of the same side counted), ``price_collar_bps`` (farthest a limit or stop
+    price may be from the last price, basis points). They apply to the account's next order
+    (``risk/checks.py``)."""
 
     model_config = ConfigDict(extra="forbid")
     max_open_orders: int | None = Field(default=None, ge=1, le=MAX_LIMIT_OPEN)
     max_orders_per_second: int | None = Field(default=None, ge=1, le=MAX_LIMIT_RATE)
+    max_order_quantity: LimitAmount | None = None
+    max_order_notional: LimitAmount | None = None
+    max_position: LimitAmount | None = None
+    price_collar_bps: Decimal | None = Field(default=None, gt=0, le=MAX_COLLAR_BPS, max_digits=20, decimal_places=6)
 
 
 class HaltIn(BaseModel):
@@ -89,6 +118,10 @@ def limits_out(platform: Platform, s: store.StoredLimits) -> LimitsOut:
         max_orders_per_second=e.max_orders_per_second,
         default_max_open_orders=s.max_open_orders is None,
         default_max_orders_per_second=s.max_orders_per_second is None,
+        max_order_quantity=s.max_order_quantity,
+        max_order_notional=s.max_order_notional,
+        max_position=s.max_position,
+        price_collar_bps=s.price_collar_bps,
         trading_state=s.trading_state,
         reason=s.reason,
         updated_ns=s.updated_ns,
@@ -105,6 +138,13 @@ async def _changed(platform: Platform, account_id: str) -> None:
         platform.hub.publish(RISK_CONTROL_TOPIC, account_id)
 
 
+def _normal(value: Decimal | None) -> Decimal | None:
+    """A limit as stored and shown: without an exponent or trailing zeros (``1.50`` → ``1.5``, ``1E+3`` → ``1000``)."""
+    if value is None:
+        return None
+    return Decimal(format(value.normalize(), "f"))
+
+
 @router.get("/accounts/{account_id}/limits", response_model=LimitsOut)
 async def get_limits(account_id: OwnedAccount, platform: PlatformDep) -> LimitsOut:
     """The account's limits in force and its trading state."""
@@ -117,7 +157,17 @@ async def put_limits(
 ) -> LimitsOut:
     """Set the account's limits (risk managers); they apply to its next order."""
     saved = await platform.writer.run(
-        lambda c: store.set_limits(c, account_id, body.max_open_orders, body.max_orders_per_second, who.user_id)
+        lambda c: store.set_limits(
+            c,
+            account_id,
+            body.max_open_orders,
+            body.max_orders_per_second,
+            who.user_id,
+            max_order_quantity=_normal(body.max_order_quantity),
+            max_order_notional=_normal(body.max_order_notional),
+            max_position=_normal(body.max_position),
+            price_collar_bps=_normal(body.price_collar_bps),
+        )
     )
     await _changed(platform, account_id)
     return limits_out(platform, saved)
@@ -170,11 +220,6 @@ async def every_account(
 
 
 # -- an account's risk figures -----------------------------------------------------------------------------------------
-VAR_WINDOW_RETURNS = 250
-"""Daily returns the VaR rests on at most: about a year of trading days (Basel's minimum observation period for
-historical VaR)."""
-VAR_MIN_RETURNS = 20
-"""Fewer daily returns than this and no VaR is given: the 5 % tail of 20 returns is already a single day."""
 VAR_PLACES = Decimal("1e-8")
 """VaR is an estimate: rounded to 8 decimal places of the account currency."""
 
@@ -231,28 +276,6 @@ class _Loaded:
     positions: list[Any]
     limits: store.StoredLimits
     closes: list[Decimal]
-
-
-def daily_closes(conn: Connection, account_id: str, days: int) -> list[Decimal]:
-    """The equity of the last snapshot of each of the latest ``days`` UTC days (market clock) having a snapshot,
-    oldest first. One index seek per day (``ix_equity_snapshots_account_ts``), however many snapshots a day holds (one
-    a second while positions are open). Days without a snapshot are skipped, not filled: the runtime snapshots every
-    second while positions are open, so such a day is one whose equity did not move, or one the platform did not
-    run (its move then lands in the next day's return)."""
-    s = equity_snapshots.c
-    closes: list[Decimal] = []
-    before: int | None = None
-    for _ in range(days):
-        q = select(s.ts, s.equity).where(s.account_id == account_id)
-        if before is not None:
-            q = q.where(s.ts < before)
-        row = conn.execute(q.order_by(s.ts.desc(), s.id.desc()).limit(1)).first()
-        if row is None:
-            break
-        closes.append(row.equity)
-        before = row.ts - row.ts % NS_PER_DAY  # the start of its UTC day
-    closes.reverse()
-    return closes
 
 
 def _var(closes: list[Decimal], equity: Decimal) -> tuple[Decimal | None, Decimal | None, int, str | None]:

@@ -1,14 +1,21 @@
-"""Per-account limits and trading state in the database (risk's table only; functions take a connection inside
-the caller's transaction). Times are ns since the epoch, UTC."""
+"""Per-account limits and trading state in the database (risk's table), and the daily equity closes the value at
+risk rests on (read from portfolio's equity snapshots). Functions take a connection inside the caller's transaction.
+Times are ns since the epoch, UTC; quantities in base units, notionals in quote currency, the collar in basis points.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from smart_trader.core.clock import NS_PER_DAY
+from smart_trader.portfolio.tables import equity_snapshots
 from smart_trader.risk.tables import account_limits
 
 ACTIVE = "active"
@@ -17,7 +24,15 @@ HALTED = "halted"
 
 @dataclass(frozen=True, slots=True)
 class StoredLimits:
-    """What a risk manager set for one account: ``None`` limits mean the platform's defaults."""
+    """What a risk manager set for one account. ``max_open_orders`` / ``max_orders_per_second``: ``None`` means the
+    platform's defaults; the other limits: ``None`` means not checked.
+
+    Attributes:
+        max_order_quantity: most base units in one order.
+        max_order_notional: most quote currency one order may be worth.
+        max_position: largest absolute position of any instrument (base units, working orders of the side counted).
+        price_collar_bps: farthest a limit or stop price may be from the last price (basis points).
+    """
 
     account_id: str
     max_open_orders: int | None = None
@@ -26,22 +41,32 @@ class StoredLimits:
     reason: str | None = None
     updated_ns: int | None = None
     updated_by: str | None = None
+    max_order_quantity: Decimal | None = None
+    max_order_notional: Decimal | None = None
+    max_position: Decimal | None = None
+    price_collar_bps: Decimal | None = None
+
+
+def _stored(r: Any) -> StoredLimits:
+    return StoredLimits(
+        r.account_id,
+        r.max_open_orders,
+        r.max_orders_per_second,
+        r.trading_state,
+        r.reason,
+        r.updated_ns,
+        r.updated_by,
+        r.max_order_quantity,
+        r.max_order_notional,
+        r.max_position,
+        r.price_collar_bps,
+    )
 
 
 def limits_of(conn: Connection, account_id: str) -> StoredLimits:
     """An account's stored limits and state (the defaults, active, when none were set)."""
     row = conn.execute(select(account_limits).where(account_limits.c.account_id == account_id)).first()
-    if row is None:
-        return StoredLimits(account_id)
-    return StoredLimits(
-        account_id,
-        row.max_open_orders,
-        row.max_orders_per_second,
-        row.trading_state,
-        row.reason,
-        row.updated_ns,
-        row.updated_by,
-    )
+    return StoredLimits(account_id) if row is None else _stored(row)
 
 
 def all_limits(conn: Connection, account_ids: list[str]) -> dict[str, StoredLimits]:
@@ -49,18 +74,7 @@ def all_limits(conn: Connection, account_ids: list[str]) -> dict[str, StoredLimi
     if not account_ids:
         return {}
     rows = conn.execute(select(account_limits).where(account_limits.c.account_id.in_(account_ids)))
-    return {
-        r.account_id: StoredLimits(
-            r.account_id,
-            r.max_open_orders,
-            r.max_orders_per_second,
-            r.trading_state,
-            r.reason,
-            r.updated_ns,
-            r.updated_by,
-        )
-        for r in rows
-    }
+    return {r.account_id: _stored(r) for r in rows}
 
 
 def _upsert(conn: Connection, account_id: str, by: str | None, **values: object) -> StoredLimits:
@@ -76,10 +90,30 @@ def _upsert(conn: Connection, account_id: str, by: str | None, **values: object)
 
 
 def set_limits(
-    conn: Connection, account_id: str, max_open_orders: int | None, max_orders_per_second: int | None, by: str
+    conn: Connection,
+    account_id: str,
+    max_open_orders: int | None,
+    max_orders_per_second: int | None,
+    by: str,
+    *,
+    max_order_quantity: Decimal | None = None,
+    max_order_notional: Decimal | None = None,
+    max_position: Decimal | None = None,
+    price_collar_bps: Decimal | None = None,
 ) -> StoredLimits:
-    """Set an account's limits (``None``: back to the platform's default)."""
-    return _upsert(conn, account_id, by, max_open_orders=max_open_orders, max_orders_per_second=max_orders_per_second)
+    """Set every limit of an account at once (a PUT: ``None`` returns the open-orders and rate limits to the
+    platform's defaults, and removes the others)."""
+    return _upsert(
+        conn,
+        account_id,
+        by,
+        max_open_orders=max_open_orders,
+        max_orders_per_second=max_orders_per_second,
+        max_order_quantity=max_order_quantity,
+        max_order_notional=max_order_notional,
+        max_position=max_position,
+        price_collar_bps=price_collar_bps,
+    )
 
 
 def set_state(conn: Connection, account_id: str, state: str, reason: str | None, by: str) -> StoredLimits:
@@ -91,3 +125,40 @@ def changed_since(conn: Connection, since_ns: int) -> list[str]:
     """Accounts whose limits or trading state changed at or after ``since_ns``."""
     q = select(account_limits.c.account_id).where(account_limits.c.updated_ns >= since_ns)
     return [str(r.account_id) for r in conn.execute(q)]
+
+
+# -- daily equity closes -----------------------------------------------------------------------------------------------
+def daily_close_points(conn: Connection, account_id: str, days: int) -> list[tuple[int, Decimal]]:
+    """``(UTC day, equity)`` of the last snapshot of each of the latest ``days`` UTC days (market clock; day =
+    ``ts // NS_PER_DAY``) having a snapshot, oldest first. One index seek per day (``ix_equity_snapshots_account_ts``),
+    however many snapshots a day holds (one a second while positions are open). Days without a snapshot are skipped,
+    not filled: the runtime snapshots every second while positions are open, so such a day is one whose equity did
+    not move, or one the platform did not run (its move then lands in the next day's return)."""
+    s = equity_snapshots.c
+    points: list[tuple[int, Decimal]] = []
+    before: int | None = None
+    for _ in range(days):
+        q = select(s.ts, s.equity).where(s.account_id == account_id)
+        if before is not None:
+            q = q.where(s.ts < before)
+        row = conn.execute(q.order_by(s.ts.desc(), s.id.desc()).limit(1)).first()
+        if row is None:
+            break
+        day = int(row.ts) // NS_PER_DAY
+        points.append((day, row.equity))
+        before = day * NS_PER_DAY  # the start of its UTC day
+    points.reverse()
+    return points
+
+
+def daily_closes(conn: Connection, account_id: str, days: int) -> list[Decimal]:
+    """The equities of :func:`daily_close_points` (account currency), oldest first."""
+    return [equity for _day, equity in daily_close_points(conn, account_id, days)]
+
+
+def daily_close_points_of(
+    conn: Connection, account_ids: Iterable[str], days: int
+) -> dict[str, list[tuple[int, Decimal]]]:
+    """:func:`daily_close_points` of several accounts on one connection (``days`` index seeks per account at most;
+    an account without snapshots maps to an empty list)."""
+    return {aid: daily_close_points(conn, aid, days) for aid in account_ids}

@@ -20,7 +20,8 @@ digits); ``z`` comes from :class:`statistics.NormalDist` (binary floating point,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Context, Decimal
 from itertools import pairwise
@@ -32,6 +33,11 @@ VAR_CONTEXT = Context(prec=34)
 """The decimal context of the estimates (returns, mean, variance, square root)."""
 
 CONFIDENCE_95 = Decimal("0.95")
+VAR_WINDOW_RETURNS = 250
+"""Daily returns a VaR rests on at most: about a year of trading days (Basel's minimum observation period for
+historical VaR)."""
+VAR_MIN_RETURNS = 20
+"""Fewer daily returns than this and no VaR is given: the 5 % tail of 20 returns is already a single day."""
 
 
 def z_score(confidence: Decimal) -> Decimal:
@@ -144,6 +150,69 @@ def var_of_values(values: Sequence[Decimal], confidence: Decimal = CONFIDENCE_95
         value,
         confidence,
     )
+
+
+class DailyCloses:
+    """One account's equity at the close of its latest UTC days, kept in memory as the market clock moves on, and the
+    one-day 95 % historical VaR they give as a fraction of equity (``−Q(5 %)`` of the daily returns: the historical VaR
+    of an equity of 1; :func:`historical_var`).
+
+    Each observation is the account's equity at some time of a UTC day (``day`` = ns UTC // ``NS_PER_DAY``): the last
+    one seen in a day becomes that day's close when a later day is observed. Only closed days count (the day in
+    progress moves with every price, its VaR would too), so the VaR is computed once per day change and cached.
+
+    Args:
+        closes: ``(day, equity)`` of past days, oldest first (the stored snapshots' daily closes,
+            :func:`smart_trader.risk.store.daily_close_points`); a last point of ``today`` or later is taken as the
+            day in progress.
+        today: the UTC day now (market clock).
+        window: returns kept at most (``window + 1`` closes).
+        min_returns: fewer returns than this give no VaR.
+    """
+
+    __slots__ = ("_var", "_var_known", "closes", "day", "last", "min_returns")
+
+    def __init__(
+        self,
+        closes: Iterable[tuple[int, Decimal]] = (),
+        today: int | None = None,
+        window: int = VAR_WINDOW_RETURNS,
+        min_returns: int = VAR_MIN_RETURNS,
+    ) -> None:
+        points = list(closes)
+        self.day: int | None = None  # the UTC day of ``last``
+        self.last: Decimal | None = None  # the latest equity of that day
+        if points and today is not None and points[-1][0] >= today:
+            self.day, self.last = points.pop()
+        self.closes: deque[Decimal] = deque((e for _d, e in points), maxlen=window + 1)
+        self.min_returns = min_returns
+        self._var: Decimal | None = None
+        self._var_known = False
+
+    def observe(self, day: int, equity: Decimal) -> None:
+        """The account's ``equity`` (account currency) at a time of UTC ``day``; a later day closes the previous one
+        at its last observed equity."""
+        if self.day is not None and day > self.day and self.last is not None:
+            self.closes.append(self.last)
+            self._var_known = False
+        if self.day is None or day >= self.day:
+            self.day, self.last = day, equity
+
+    @property
+    def var_95(self) -> Decimal | None:
+        """The historical one-day 95 % VaR of the closed days as a fraction of equity (positive = loss), or ``None``
+        with fewer than ``min_returns`` returns or a close ≤ 0 a return divides by."""
+        if not self._var_known:
+            self._var_known = True
+            self._var = None
+            if len(self.closes) > self.min_returns:
+                try:
+                    returns = simple_returns(list(self.closes))
+                except InvalidInputError:
+                    returns = []
+                if len(returns) >= self.min_returns:
+                    self._var = historical_var(returns, Decimal(1))
+        return self._var
 
 
 def _check_confidence(confidence: Decimal) -> None:
