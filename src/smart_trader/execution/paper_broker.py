@@ -215,6 +215,10 @@ class PaperBroker:
         """True when orders are working on ``instrument_id``."""
         return bool(self._open.get(instrument_id))
 
+    def open_order_count(self) -> int:
+        """How many orders are working, every instrument together (one length per instrument, not a list of them)."""
+        return sum([len(working) for working in self._open.values()])
+
     def working_instruments(self) -> list[InstrumentId]:
         """The instruments with orders working on them."""
         return [iid for iid, working in self._open.items() if working]
@@ -318,7 +322,7 @@ class PaperBroker:
         limits = self._limits
         cap = limits.max_open_orders
         if cap is not None:
-            n_open = sum([len(working) for working in self._open.values()])
+            n_open = self.open_order_count()
             if n_open >= cap:
                 return f"too many open orders: {n_open} open, the limit is {cap} (risk limit max_open_orders)"
         rate = limits.max_submissions_per_second

@@ -262,7 +262,7 @@ class OpenOrdersLimit:
 
     def check(self, request: OrderRequest, session: AccountSession, ts: int) -> str | None:
         """See :class:`~smart_trader.trading.session.PreTradeCheck`."""
-        n_open = len(session.broker.open_orders())
+        n_open = session.broker.open_order_count()  # a count per instrument: this runs before every order
         if n_open >= self.limit:
             return f"too many open orders: {n_open} open, the limit is {self.limit} (risk limit max_open_orders)"
         return None
