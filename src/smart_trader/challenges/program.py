@@ -231,7 +231,9 @@ class Phase(_Frozen):
     (FTMO [S9]), ``balance`` or ``equity`` (B2Prop [S52]). ``min_trading_days`` counted per
     ``trading_day_definition`` (R8; ``min_pct`` percent of B0 for the two ``*_min_pct`` kinds). ``max_days`` /
     ``inactivity_days`` in firm days (R10). ``flat_by``: local 'HH:MM' by which positions must be closed each
-    trading day (Topstep 15:10 CT [S22]). ``warnings``: fractions of room used at which a warning is emitted.
+    trading day (Topstep 15:10 CT [S22]). ``weekend_flat``: a position open when the firm's Friday closes (its day
+    boundary) fails the phase (FTMO Account Standard [S11]; R11). ``warnings``: fractions of room used at which a
+    warning is emitted.
     """
 
     name: str = Field(min_length=1)
