@@ -546,9 +546,9 @@ class ChallengeEvaluator:
             value = st.equity if daily.includes_floating else st.balance
             if self._breached(value, st.daily_floor):
                 return [self._fail(ts, ts_init, "daily_loss", st.daily_floor)]
-        # the weekend rule (R11, FTMO Account Standard [S11]): a position still open when the firm's Friday closes is held
-        # over the weekend — a hard breach (the boundary closing Friday stands for the weekend close: the firms' exact
-        # Friday cut-off times are not in the sources)
+        # the weekend rule (R11, FTMO Account Standard [S11]): a position still open when the firm's Friday closes is
+        # held over the weekend — a hard breach (the boundary closing Friday stands for the weekend close: the firms'
+        # exact Friday cut-off times are not in the sources)
         if phase.weekend_flat and closing.weekday() == 4 and not st.flat:
             return [self._fail(ts, ts_init, "weekend_flat", None)]
         # 2. EOD high-water mark and trailing floor
