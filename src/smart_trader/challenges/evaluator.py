@@ -254,6 +254,16 @@ class ChallengeEvaluator:
         if breach is not None:
             self._state.breach = replace(breach, details={**breach.details, **details})
 
+    @property
+    def last_ts(self) -> int:
+        """Time of the latest input (ns UTC); inputs must not be earlier."""
+        return self._state.last_ts
+
+    @property
+    def next_boundary_ns(self) -> int:
+        """The next day boundary (ns UTC): the end of the firm day in progress."""
+        return self._state.next_boundary
+
     def next_deadline_ns(self) -> int | None:
         """The next instant (ns UTC) at which :meth:`on_time` must be called; ``None`` once passed or failed."""
         st = self._state

@@ -26,7 +26,13 @@ from typing import Any
 
 from smart_trader.challenges.days import iso_utc
 from smart_trader.challenges.evaluator import ChallengeEvaluator
-from smart_trader.challenges.events import ChallengeBreached, ChallengeEvent, ChallengeLocked, ChallengeUnlocked
+from smart_trader.challenges.events import (
+    ChallengeBreached,
+    ChallengeEvent,
+    ChallengeLocked,
+    ChallengePassed,
+    ChallengeUnlocked,
+)
 from smart_trader.challenges.program import to_cents
 from smart_trader.challenges.state import Status
 from smart_trader.core.clock import Alert
@@ -34,9 +40,13 @@ from smart_trader.core.ids import InstrumentId
 from smart_trader.execution.enums import OrderSide, OrderType
 from smart_trader.execution.events import OrderEvent, OrderFilled
 from smart_trader.execution.orders import Order, OrderRequest
-from smart_trader.trading.session import AccountSession, TradingState
+from smart_trader.trading.session import AccountSession
 
 HALF_CENT = Decimal("0.005")
+
+
+CHALLENGE_HALT = "challenge"
+"""The halt source of a challenge's rules (:meth:`AccountSession.halt`)."""
 
 
 class ChallengeMonitor:
@@ -88,13 +98,14 @@ class ChallengeMonitor:
         self._alert = None
         account = session.account
         equity = account.equity
-        events = self.evaluator.on_time(ts, balance=_balance(session), equity=to_cents(equity))
+        events = self.evaluator.on_time(self._at(ts), balance=_balance(session), equity=to_cents(equity))
         self._handle(session, ts, events)
 
     # -- PreTradeCheck ----------------------------------------------------------------------
     def check(self, request: OrderRequest, session: AccountSession, ts: int) -> str | None:
         """Why the challenge refuses ``request`` at ``ts`` (ns UTC), or ``None``."""
         evaluator = self.evaluator
+        ts = self._at(ts)
         deadline = evaluator.next_deadline_ns()
         if deadline is not None and deadline <= ts:  # a reset due before this order: the alert has not run yet
             equity = session.account.equity
@@ -135,14 +146,14 @@ class ChallengeMonitor:
         before_marks, session.valuing = session.valuing, marks  # the breach's evidence quotes the fill price
         try:
             events = self.evaluator.on_fill(
-                event.ts_event,
+                self._at(event.ts_event),
                 balance=_balance(session),
                 equity=to_cents(equity),
                 opened=opened,
                 flat=_flat(session),
                 position_size=abs(after),
             )
-            self._handle(session, event.ts_event, events)
+            self._handle(session, self._at(event.ts_event), events)
         finally:
             session.valuing = before_marks
 
@@ -150,6 +161,7 @@ class ChallengeMonitor:
         """A valuation (a price move outside the band, a point of a bar's path)."""
         if self.evaluator.status in (Status.FAILED, Status.PASSED):
             return
+        ts = self._at(ts)
         events = self.evaluator.on_valuation(
             ts, balance=_balance(session), equity=to_cents(equity), flat=_flat(session)
         )
@@ -174,11 +186,13 @@ class ChallengeMonitor:
         for e in events:
             if type(e) is ChallengeBreached:
                 self.evaluator.add_breach_evidence(_evidence(session))
-        self._apply_status(session, ts)
+        if any(type(e) is ChallengeUnlocked for e in events):
+            session.release(CHALLENGE_HALT)
+        self._apply_status(session, ts)  # after the unlock: a reset that unlocks and fails leaves the account halted
         if any(type(e) is ChallengeBreached or (type(e) is ChallengeLocked and e.flatten) for e in events):
             session.defer(lambda at: flatten(session, at))  # after the event that breached is through the broker
-        if any(type(e) is ChallengeUnlocked for e in events) and session.state is TradingState.HALTED:
-            session.set_state(TradingState.ACTIVE)
+        elif any(type(e) is ChallengePassed for e in events):
+            session.defer(session.cancel_all)  # a passed phase takes no more orders: its resting ones must not fill
         self._schedule(session)
         session.mark_stale()
 
@@ -186,7 +200,26 @@ class ChallengeMonitor:
         status = self.evaluator.status
         if status is Status.FAILED or status is Status.LOCKED:
             reason = self.evaluator.refusal(ts) or f"challenge {status.value}"
-            session.set_state(TradingState.HALTED, reason)
+            session.halt(CHALLENGE_HALT, reason)
+
+    def _at(self, ts: int) -> int:
+        """``ts`` (ns UTC), or the evaluator's latest input time when ``ts`` is earlier: events of several instruments
+        (a bar's path of one, a fill on another; exchange timestamps that interleave) reach the rules in the order
+        they happen to the account, judged at the latest time seen."""
+        last = self.evaluator.last_ts
+        return last if ts < last else ts
+
+    def finish(self) -> dict[str, Any]:
+        """Close the firm day the data ends in (its boundary after the last input), as ``challenge evaluate`` does, and
+        return the verdict: rules judged at a day's close (profitable days, end-of-day floors, a pass at the close)
+        count for the last day too."""
+        evaluator = self.evaluator
+        session = self._session
+        if session is not None and evaluator.status not in (Status.FAILED, Status.PASSED):
+            boundary = evaluator.next_boundary_ns
+            equity = to_cents(session.account.equity)
+            self._handle(session, boundary, evaluator.on_time(boundary, balance=_balance(session), equity=equity))
+        return verdict(evaluator)
 
     def verdict(self) -> dict[str, Any]:
         """The challenge's verdict now (see :func:`verdict`)."""

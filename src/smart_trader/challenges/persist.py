@@ -25,9 +25,10 @@ from smart_trader.challenges.monitor import ChallengeMonitor, verdict
 from smart_trader.core.clock import Clock
 from smart_trader.core.clock import now_ns as wall_clock_ns
 from smart_trader.db.outbox import event_row, outbox
+from smart_trader.execution.orders import OrderRequest
 from smart_trader.gateway.hub import challenges_topic
 from smart_trader.portfolio.account import Account
-from smart_trader.trading.session import AccountSession
+from smart_trader.trading.session import AccountSession, Monitor, PreTradeCheck
 
 
 @dataclass(slots=True)
@@ -38,6 +39,20 @@ class ChallengeRows:
     events: list[dict[str, Any]] = field(default_factory=list)
     outbox: list[dict[str, Any]] = field(default_factory=list)
     promote: list[str] = field(default_factory=list)  # challenge ids whose phase passed
+
+
+class ClosedChallenge:
+    """The pre-trade check of an account whose challenge phase is over (failed, passed, promoted) when the runtime
+    loads it: every new order is refused with the stored reason (the rule, the floor, the equity and the instant of a
+    breach), as the API refuses them."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def check(self, request: OrderRequest, session: AccountSession, ts: int) -> str | None:
+        """See :class:`~smart_trader.trading.session.PreTradeCheck`."""
+        del request, session, ts
+        return self.reason
 
 
 class ChallengeBinder:
@@ -52,6 +67,7 @@ class ChallengeBinder:
         self.clock = clock
         self.now_ns = now_ns
         self.monitors: dict[str, ChallengeMonitor] = {}  # account id → its challenge's monitor
+        self.closed: dict[str, ClosedChallenge] = {}  # account id → the refusal of a challenge that is over
         self.challenge_ids: dict[str, str] = {}  # account id → challenge id
         self._dirty: dict[str, ChallengeMonitor] = {}  # account id → monitor with something to store
         self.wake: Callable[[], None] = lambda: None  # set by the runtime: a batch is due
@@ -67,8 +83,13 @@ class ChallengeBinder:
             RuntimeError: a challenge to start while the market clock reads 0 (no market event yet).
         """
         row = store.challenge_of_account(conn, account_id)
+        self.closed.pop(account_id, None)
         if row is None or row.status not in store.OPEN_STATUSES:
             self.monitors.pop(account_id, None)
+            if row is not None:  # failed, passed or promoted: the account takes no more orders, after any restart
+                reason = store.block_reason(conn, account_id)
+                if reason is not None:
+                    self.closed[account_id] = ClosedChallenge(reason)
             return
         program = store.program_of(conn, row.program_id)
         if row.state is None and self.clock.now_ns() <= 0:
@@ -87,21 +108,30 @@ class ChallengeBinder:
         if row.state is None:
             self._dirty[account_id] = monitor  # its start is stored with the next batch
 
-    def checks(self, account: Account) -> list[ChallengeMonitor]:
-        """The pre-trade checks of ``account``'s session (its challenge monitor, or none): for ``SessionFactory``."""
+    def checks(self, account: Account) -> list[PreTradeCheck]:
+        """The pre-trade checks of ``account``'s session (its challenge monitor; a refusal for a challenge that is
+        over; none for a plain account): for ``SessionFactory``."""
+        monitor = self.monitors.get(account.account_id)
+        if monitor is not None:
+            return [monitor]
+        closed = self.closed.get(account.account_id)
+        return [] if closed is None else [closed]
+
+    def monitors_of(self, account: Account) -> list[Monitor]:
+        """The monitors of ``account``'s session (its challenge monitor, or none): for ``SessionFactory``."""
         monitor = self.monitors.get(account.account_id)
         return [] if monitor is None else [monitor]
-
-    monitors_of = checks  # the same object is the session's monitor
 
     def forget(self, account_id: str) -> None:
         """Drop an account's monitor (its session is gone)."""
         self.monitors.pop(account_id, None)
+        self.closed.pop(account_id, None)
         self._dirty.pop(account_id, None)
 
     def clear(self) -> None:
         """Forget every monitor (the runtime rebuilds its accounts from the database)."""
         self.monitors.clear()
+        self.closed.clear()
         self._dirty.clear()
 
     def _changed(self, monitor: ChallengeMonitor, session: AccountSession) -> None:

@@ -320,7 +320,7 @@ def backtest(
         paths = write_results(result, bars, output)
         print_summary(result, f"{strategy} on {instrument.id} {tf}")
         if monitor is not None:
-            verdict = monitor.verdict()
+            verdict = monitor.finish()  # the last firm day closed, as `challenge evaluate` closes it
             stats = json.loads(paths["stats"].read_text())
             stats["challenge"] = {"program": challenge, "size": str(starting), **verdict}
             paths["stats"].write_text(json.dumps(stats, indent=2) + "\n")

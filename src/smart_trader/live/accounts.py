@@ -50,7 +50,7 @@ from smart_trader.risk.drawdown import HighWaterMark, drawdown_fraction
 from smart_trader.risk.limits import halt_reason, risk_limits
 from smart_trader.risk.var import VAR_WINDOW_RETURNS, DailyCloses
 from smart_trader.trading.dispatch import MarketDispatcher
-from smart_trader.trading.session import AccountSession, ChecksFor, MonitorsFor, SessionFactory, TradingState
+from smart_trader.trading.session import AccountSession, ChecksFor, MonitorsFor, SessionFactory
 
 log = structlog.get_logger("smart_trader.runtime")
 QUARANTINE_SECONDS = 30.0  # an account that failed to load is retried after this long
@@ -401,8 +401,12 @@ class AccountRegistry:
 
 
 def apply_halt(session: AccountSession, halted: str | None) -> None:
-    """Set what a risk manager stored: halted with its reason, or trading."""
+    """Set what a risk manager stored: halted with its reason, or released (a challenge's own halt stays)."""
     if halted is not None:
-        session.set_state(TradingState.HALTED, halted)
-    elif session.state is TradingState.HALTED:
-        session.set_state(TradingState.ACTIVE)
+        session.halt(RISK_HALT, halted)
+    else:
+        session.release(RISK_HALT)
+
+
+RISK_HALT = "risk"
+"""The halt source of a risk manager (:meth:`AccountSession.halt`)."""

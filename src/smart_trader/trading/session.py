@@ -87,6 +87,7 @@ class AccountSession:
         "checks",
         "clock",
         "deferred",
+        "halts",
         "monitors",
         "new_events",
         "on_stale",
@@ -111,6 +112,7 @@ class AccountSession:
         self.monitors = tuple(monitors)
         self.state = TradingState.ACTIVE
         self.state_reason = ""
+        self.halts: dict[str, str] = {}  # who halted the account (a risk manager, its challenge) → why
         self.new_events: list[object] = []  # domain events of the monitors, collected by whoever persists them
         self.on_stale: Callable[[AccountSession], None] | None = None  # set by the dispatcher watching it
         self.deferred: list[Callable[[int], object]] = []
@@ -189,6 +191,22 @@ class AccountSession:
         """Change the trading state (``reason`` is quoted in the rejections)."""
         self.state = state
         self.state_reason = reason if state is not TradingState.ACTIVE else ""
+
+    def halt(self, source: str, reason: str) -> None:
+        """Halt the account on behalf of ``source`` (``"risk"``: a risk manager; ``"challenge"``: its challenge's
+        rules); it trades again only once every source that halted it has released it (:meth:`release`), so a
+        challenge's daily unlock never lifts a risk manager's halt, nor the other way round."""
+        self.halts[source] = reason
+        self.set_state(TradingState.HALTED, "; ".join(self.halts.values()))
+
+    def release(self, source: str) -> None:
+        """``source`` lifts its halt; the account trades again when no other source holds one."""
+        if self.halts.pop(source, None) is None:
+            return
+        if self.halts:
+            self.set_state(TradingState.HALTED, "; ".join(self.halts.values()))
+        elif self.state is TradingState.HALTED:
+            self.set_state(TradingState.ACTIVE)
 
     # -- valuation ------------------------------------------------------------------------
     def value(self, ts: int, marks: Callable[[InstrumentId], Decimal | None] | None = None) -> Decimal:
