@@ -273,3 +273,19 @@ def test_a_failed_write_rebuilds_the_accounts_from_the_database(world: World) ->
     assert [f.price for f in fills] == [Decimal("40200.00")]  # the lost fill is not stored, the next one once
     assert [e.entry_id for e in ledger] == [1, 2] and ledger[-1].balance == Decimal("99598.00")
     assert [e["event"] for e in world.events() if e["type"] == "order"] == ["submitted", "accepted", "fill"]
+
+
+def test_the_wall_clock_moves_the_market_clock_live_and_runs_its_alerts(world: World) -> None:
+    """Live (an exchange feed), the runtime also follows the wall clock: an alert (a day reset) due at a time no
+    trade reaches runs when the wall clock passes it; a tick back in time changes nothing."""
+    runtime = world.runtime()
+    fired: list[int] = []
+    runtime.clock.set_alert(T0 + 10 * 1_000_000_000, fired.append)
+    runtime.on_event(trade("39000.00", 0))
+    assert fired == [] and runtime.clock_ns == T0
+    runtime.tick(T0 + 5 * 1_000_000_000)
+    assert fired == [] and runtime.clock_ns == T0 + 5 * 1_000_000_000
+    runtime.tick(T0 + 11 * 1_000_000_000)  # no trade since: the wall clock alone reaches the alert
+    assert fired == [T0 + 10 * 1_000_000_000] and runtime.clock_ns == T0 + 11 * 1_000_000_000
+    runtime.tick(T0)  # never backwards
+    assert runtime.clock_ns == T0 + 11 * 1_000_000_000

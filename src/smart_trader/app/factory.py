@@ -363,6 +363,7 @@ async def _run_feed(platform: Platform, runtime: TradingRuntime, spec: FeedSpec)
         if replayed is None and is_new_market_data(feed):
             recorder = LiveBarRecorder(platform.market_data)
             recording = asyncio.create_task(recorder.run())
+            runtime.follow_wall_clock()  # live: day resets and flat-by times on time, trade or no trade
         history = platform.live_bars = LiveBarHistory(kept, recorded=recorder is not None)
         # one aggregator per timeframe, so every closed bar's timeframe is known: (name, aggregator, published)
         aggregators = (

@@ -109,6 +109,7 @@ class TradingRuntime:
         clock: MarketClock | None = None,
     ) -> None:
         self.engine = engine
+        self.now_ns = now_ns
         self.instrument = instrument
         self.config = config or FillConfig()
         self.snapshot_seconds = snapshot_seconds
@@ -157,6 +158,31 @@ class TradingRuntime:
         loops = (self.taker.loop(), self._persist_loop(), self._snapshot_loop(), self.accounts.limits_loop())
         self._tasks = [asyncio.create_task(c) for c in loops]
         self.taker.wanted.set()
+
+    def follow_wall_clock(self, every: float = 1.0, now_ns: Callable[[], int] | None = None) -> asyncio.Task[None]:
+        """Live trading on an exchange feed: also advance the market clock to the wall clock (``now_ns``, ns UTC)
+        every ``every`` seconds, so day resets, flat-by times and overnight breaches fire on time on a quiet market
+        (no trade needed to move the clock). Never for a replay: its time is the data's."""
+        wall = now_ns or self.now_ns
+
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(every)
+                self.tick(wall())
+
+        task = asyncio.create_task(tick())
+        self._tasks.append(task)
+        return task
+
+    def tick(self, now_ns: int) -> None:
+        """The wall clock reads ``now_ns`` (ns UTC): run the alerts due, value and persist what they changed."""
+        if now_ns <= self.clock.now_ns():
+            return
+        self.clock.advance_to(now_ns)
+        if self.dispatch.stale:
+            self.dispatch.flush_stale(now_ns)
+        if self.uow.changes:
+            self._dirty.set()
 
     async def stop(self) -> None:
         """Stop the loops after writing everything still in memory."""
