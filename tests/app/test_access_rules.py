@@ -164,6 +164,10 @@ BODIES: dict[Route, Callable[[World, str], dict[str, Any]]] = {
         "json": {"max_open_orders": 1000, "max_orders_per_second": 1000}
     },
     ("POST", f"{V1}/accounts/{{account_id}}/halt"): lambda w, a: {"json": {"reason": "access-rules test"}},
+    ("POST", f"{V1}/risk/instrument-halts"): lambda w, a: {
+        "json": {"symbol": "BTC/USDT", "venue": "BINANCE", "reason": "access-rules test"}
+    },
+    ("POST", f"{V1}/risk/instrument-halts/resume"): lambda w, a: {"json": {"symbol": "BTC/USDT", "venue": "BINANCE"}},
     ("PATCH", f"{V1}/admin/users/{{user_id}}"): lambda w, a: {"json": {"roles": ["trader"]}},
 }
 """A valid body of every route that takes one (``test_every_route_with_a_body_has_a_sample``)."""
@@ -408,6 +412,10 @@ def _restore(world: World, route: Route, owner: str) -> None:
     """Undo a risk control the test applied (a halted account would reject the other tests' orders)."""
     if route == ("POST", f"{V1}/accounts/{{account_id}}/halt"):
         r = world.h.client.post(f"{V1}/accounts/{world.accounts[owner]}/resume", headers=world.headers["rita"])
+        assert r.status_code == 200, r.text
+    if route == ("POST", f"{V1}/risk/instrument-halts"):  # the whole platform's BTC/USDT: lift it for the others
+        body = {"symbol": "BTC/USDT", "venue": "BINANCE"}
+        r = world.h.client.post(f"{V1}/risk/instrument-halts/resume", headers=world.headers["rita"], json=body)
         assert r.status_code == 200, r.text
 
 

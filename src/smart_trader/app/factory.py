@@ -62,6 +62,7 @@ from smart_trader.live.top_of_book import DerivedTopOfBook
 from smart_trader.ops import metrics
 from smart_trader.ops.logging import RequestContextMiddleware
 from smart_trader.risk.limits import RISK_CONTROL_TOPIC
+from smart_trader.risk.router import INSTRUMENT_HALTS
 from smart_trader.settings import Settings
 from smart_trader.trading.session import SessionFactory
 
@@ -433,6 +434,9 @@ async def _listen_for_risk_controls(hub: Hub, runtime: TradingRuntime) -> None:
         while True:
             await sub.wait()
             for account_id in dict.fromkeys(sub.drain()):
+                if account_id == INSTRUMENT_HALTS:
+                    await runtime.accounts.reload_instrument_halts()
+                    continue
                 runtime.limits_changed(account_id)  # the order taker waits for it before that account's next order
     finally:
         hub.detach(sub)

@@ -138,6 +138,9 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("POST", f"{V1}/accounts/{{account_id}}/halt"): _RISK_CONTROL,
     ("POST", f"{V1}/accounts/{{account_id}}/resume"): _RISK_CONTROL,
     ("GET", f"{V1}/risk/accounts"): Rule(roles=RISK),
+    ("GET", f"{V1}/risk/instrument-halts"): Rule(roles=RISK),
+    ("POST", f"{V1}/risk/instrument-halts"): Rule(roles=RISK, rate="orders"),
+    ("POST", f"{V1}/risk/instrument-halts/resume"): Rule(roles=RISK, rate="orders"),
     ("GET", f"{V1}/accounts/{{account_id}}/risk"): _OWN_ACCOUNT_READ,
     # challenges (a challenge id names the caller's own challenge; risk managers read every one)
     ("GET", f"{V1}/challenges/programs"): _ANY_USER,

@@ -184,7 +184,9 @@ class AccountRegistry:
             return sorted(ids)
 
     async def load_active(self) -> None:
-        """Load every account with working orders or open positions (quarantining those that fail)."""
+        """Load the halted instruments, then every account with working orders or open positions (quarantining those
+        that fail)."""
+        await self.reload_instrument_halts()
         for account_id in await asyncio.to_thread(self._active_accounts):
             await self.book_or_quarantine(account_id)
 
@@ -276,6 +278,18 @@ class AccountRegistry:
         d = self.default_limits
         return risk_limits(stored, d.max_open_orders, d.max_submissions_per_second), halt_reason(stored)
 
+    async def reload_instrument_halts(self) -> None:
+        """Read the instruments a risk manager halted for every account into the set every session's risk checks read
+        (replaced in place: the checks hold the set itself)."""
+
+        def read() -> dict[str, str]:
+            with self.engine.connect() as conn:
+                return risk_store.halted_instruments(conn)
+
+        halted = await asyncio.to_thread(read)
+        self.halted_instruments.clear()
+        self.halted_instruments.update(InstrumentId(i) for i in halted)
+
     async def limits_loop(self, every: float = LIMITS_RECHECK_SECONDS) -> None:
         """Re-read the limits changed in the database since the last look (a risk control event lost by pub/sub, or an
         API process without Redis): a halt is late by seconds, never ignored."""
@@ -291,6 +305,10 @@ class AccountRegistry:
             for account_id in changed:
                 if account_id in self.books:
                     self.limits_changed(account_id)
+            try:  # a small table: read whole (an instrument halt whose event was lost applies within seconds)
+                await self.reload_instrument_halts()
+            except Exception:
+                log.exception("could not re-read the halted instruments")
             since = now
 
     def _limits_changed_since(self, since_ns: int) -> list[str]:

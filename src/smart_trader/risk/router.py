@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Connection, select
 
 from smart_trader.app.platform import Platform
-from smart_trader.core.errors import InvalidInputError
+from smart_trader.core.errors import InvalidInputError, NotFoundError
+from smart_trader.core.ids import instrument_id
 from smart_trader.gateway.deps import CurrentPrincipal, OwnedAccount, PlatformDep
 from smart_trader.gateway.problems import ProblemError
 from smart_trader.portfolio import store as portfolio_store
@@ -347,3 +348,82 @@ async def account_risk(account_id: OwnedAccount, platform: PlatformDep) -> RiskO
         var_note=note,
         limits=limits_out(platform, loaded.limits),
     )
+
+
+INSTRUMENT_HALTS = "*instruments"
+"""The risk-control message that says the halted instruments changed (an account id never starts with ``*``)."""
+
+
+class InstrumentHaltIn(BaseModel):
+    """An instrument to halt for every account (``symbol`` and ``venue`` as in orders) and why: the reason is quoted in
+    each rejected order."""
+
+    model_config = ConfigDict(extra="forbid")
+    symbol: str = Field(min_length=1, max_length=64)
+    venue: str = Field(min_length=1, max_length=32)
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class InstrumentIn(BaseModel):
+    """An instrument (``symbol`` and ``venue`` as in orders)."""
+
+    model_config = ConfigDict(extra="forbid")
+    symbol: str = Field(min_length=1, max_length=64)
+    venue: str = Field(min_length=1, max_length=32)
+
+
+class InstrumentHaltOut(BaseModel):
+    """A halted instrument and why."""
+
+    instrument_id: str
+    reason: str
+
+
+async def _instrument_halts_changed(platform: Platform) -> None:
+    """Tell the trading runtime the halted instruments changed (in its process: applied before this answer)."""
+    if platform.runtime is not None:
+        await platform.runtime.accounts.reload_instrument_halts()
+    else:
+        platform.hub.publish(RISK_CONTROL_TOPIC, INSTRUMENT_HALTS)
+
+
+def _known_instrument(platform: Platform, symbol: str, venue: str) -> str:
+    iid = instrument_id(symbol, venue)
+    try:
+        platform.instrument(iid)
+    except NotFoundError:
+        raise ProblemError(
+            422, f"unknown instrument {iid}: see GET /api/v1/instruments", "unknown-instrument"
+        ) from None
+    return str(iid)
+
+
+@router.get("/risk/instrument-halts", response_model=list[InstrumentHaltOut])
+async def instrument_halts(who: CurrentPrincipal, platform: PlatformDep) -> list[InstrumentHaltOut]:
+    """The instruments halted for every account, with their reasons (risk managers)."""
+    del who
+    halted = await platform.read(store.halted_instruments)
+    return [InstrumentHaltOut(instrument_id=i, reason=r) for i, r in halted.items()]
+
+
+@router.post("/risk/instrument-halts", response_model=list[InstrumentHaltOut])
+async def halt_instrument(
+    body: InstrumentHaltIn, who: CurrentPrincipal, platform: PlatformDep
+) -> list[InstrumentHaltOut]:
+    """Halt an instrument for every account: each new order on it is rejected with the reason (``instrument … is
+    halted``); cancels work, positions stay. 422 for an unknown instrument. Returns every halted instrument."""
+    iid = _known_instrument(platform, body.symbol, body.venue)
+    await platform.writer.run(lambda c: store.halt_instrument(c, iid, body.reason, who.user_id))
+    await _instrument_halts_changed(platform)
+    return await instrument_halts(who, platform)
+
+
+@router.post("/risk/instrument-halts/resume", response_model=list[InstrumentHaltOut])
+async def resume_instrument(
+    body: InstrumentIn, who: CurrentPrincipal, platform: PlatformDep
+) -> list[InstrumentHaltOut]:
+    """Lift an instrument's halt (nothing to do when it was not halted). Returns every halted instrument left."""
+    iid = _known_instrument(platform, body.symbol, body.venue)
+    await platform.writer.run(lambda c: store.resume_instrument(c, iid))
+    await _instrument_halts_changed(platform)
+    return await instrument_halts(who, platform)

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from smart_trader.core.clock import NS_PER_DAY
 from smart_trader.portfolio.tables import equity_snapshots
-from smart_trader.risk.tables import account_limits
+from smart_trader.risk.tables import account_limits, instrument_halts
 
 ACTIVE = "active"
 HALTED = "halted"
@@ -162,3 +162,23 @@ def daily_close_points_of(
     """:func:`daily_close_points` of several accounts on one connection (``days`` index seeks per account at most;
     an account without snapshots maps to an empty list)."""
     return {aid: daily_close_points(conn, aid, days) for aid in account_ids}
+
+
+def halt_instrument(conn: Connection, instrument_id: str, reason: str, by: str | None) -> None:
+    """Halt ``instrument_id`` for every account (a new order on it is refused by every session's risk checks, naming
+    the reason); halting it again replaces the reason."""
+    values = {"reason": reason, "updated_ns": time.time_ns(), "updated_by": by}
+    conn.execute(delete(instrument_halts).where(instrument_halts.c.instrument_id == instrument_id))
+    conn.execute(insert(instrument_halts), [{"instrument_id": instrument_id, **values}])
+
+
+def resume_instrument(conn: Connection, instrument_id: str) -> bool:
+    """Lift an instrument's halt; ``False`` when it was not halted."""
+    done = conn.execute(delete(instrument_halts).where(instrument_halts.c.instrument_id == instrument_id))
+    return bool(done.rowcount)
+
+
+def halted_instruments(conn: Connection) -> dict[str, str]:
+    """Every halted instrument with its reason."""
+    q = select(instrument_halts).order_by(instrument_halts.c.instrument_id)
+    return {str(r.instrument_id): str(r.reason) for r in conn.execute(q)}

@@ -24,3 +24,12 @@ account_limits = Table(
     Column("updated_ns", BigInteger, nullable=False),
     Column("updated_by", String(36), nullable=True),  # user id of the risk manager
 )
+
+instrument_halts = Table(
+    "instrument_halts",
+    metadata,
+    Column("instrument_id", String(100), primary_key=True),  # halted for every account (a platform-wide halt)
+    Column("reason", String(500), nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+    Column("updated_by", String(36), nullable=True),  # user id of the risk manager
+)
