@@ -24,7 +24,7 @@ from smart_trader.db.migrate import upgrade_to_head
 from smart_trader.db.outbox import outbox
 from smart_trader.db.writer import BatchWriter
 from smart_trader.execution import store as order_store
-from smart_trader.execution.enums import OrderSide, OrderType
+from smart_trader.execution.enums import OrderSide, OrderType, TimeInForce
 from smart_trader.execution.intake import Received, store_orders
 from smart_trader.execution.orders import OrderRequest
 from smart_trader.gateway.hub import trades_topic
@@ -87,7 +87,9 @@ class World:
             now_ns=self.now_ns,
         )
 
-    def place(self, side: str = "buy", qty: str = "0.01", limit: str | None = None) -> dict[str, Any]:
+    def place(
+        self, side: str = "buy", qty: str = "0.01", limit: str | None = None, tif: TimeInForce = TimeInForce.GTC
+    ) -> dict[str, Any]:
         """Store a new order as the API does (status ``new``, with its ``order.submitted`` event); returns its row."""
         request = OrderRequest(
             BTC.id,
@@ -95,6 +97,7 @@ class World:
             OrderType.LIMIT if limit is not None else OrderType.MARKET,
             Decimal(qty),
             limit_price=None if limit is None else Decimal(limit),
+            time_in_force=tif,
         )
         with self.engine.begin() as conn:
             [(row, created)] = store_orders(
@@ -289,3 +292,27 @@ def test_the_wall_clock_moves_the_market_clock_live_and_runs_its_alerts(world: W
     assert fired == [T0 + 10 * 1_000_000_000] and runtime.clock_ns == T0 + 11 * 1_000_000_000
     runtime.tick(T0)  # never backwards
     assert runtime.clock_ns == T0 + 11 * 1_000_000_000
+
+
+def test_a_day_order_expires_at_the_utc_midnight_on_the_clock_with_no_trade(world: World) -> None:
+    """A day limit order dated by a trade on 2021-01-08 expires at 2021-01-09T00:00:00Z exactly: the clock's alert
+    (here the live wall clock's tick) expires it — no next-day trade needed — with the midnight as its time."""
+    placed = world.place(qty="0.01", limit="30000.00", tif=TimeInForce.DAY)
+    midnight = T0 + 86_400 * 1_000_000_000
+
+    async def scenario() -> None:
+        rt = world.runtime()
+        await rt.take_orders()
+        rt.on_event(trade("40000.00", 1))  # dates the order: it lives through 2021-01-08 (UTC)
+        await rt.flush()
+        assert world.order(placed["id"]).status == "accepted"
+        rt.tick(midnight - 1)
+        await rt.flush()
+        assert world.order(placed["id"]).status == "accepted"
+        rt.tick(midnight + 5 * 1_000_000_000)
+        await rt.flush()
+
+    run(scenario())
+    assert world.order(placed["id"]).status == "expired"
+    [expired] = world.events("order.expired")
+    assert expired["ts_event"] == midnight

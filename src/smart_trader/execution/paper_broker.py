@@ -215,6 +215,26 @@ class PaperBroker:
         """True when orders are working on ``instrument_id``."""
         return bool(self._open.get(instrument_id))
 
+    def expire_day_orders(self, ts: int) -> int:
+        """Expire, at ``ts`` (ns UTC), every working day order dated before ``ts``'s UTC day (a clock alert at
+        midnight: the orders expire on time with no market event; the matching expires them at the next event
+        otherwise). An order that met no event yet is not dated: it lives through the day of the first one it meets.
+        Returns how many expired."""
+        today = ts // NS_PER_DAY
+        due = [
+            w
+            for working in self._open.values()
+            for w in working
+            if w.tif is TimeInForce.DAY and w.day is not None and w.day < today
+        ]
+        for w in due:
+            self._close(w.order, OrderExpired(self._next_event_id(), w.order.order_id, ts, ts))
+        return len(due)
+
+    def has_day_orders(self) -> bool:
+        """Whether a day order is working."""
+        return any(w.tif is TimeInForce.DAY for working in self._open.values() for w in working)
+
     def open_order_count(self) -> int:
         """How many orders are working, every instrument together (one length per instrument, not a list of them)."""
         return sum([len(working) for working in self._open.values()])

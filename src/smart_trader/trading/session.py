@@ -22,10 +22,10 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Protocol
 
-from smart_trader.core.clock import Clock
+from smart_trader.core.clock import NS_PER_DAY, Alert, Clock
 from smart_trader.core.ids import InstrumentId, OrderId
 from smart_trader.core.instruments import Instrument
-from smart_trader.execution.enums import OrderSide
+from smart_trader.execution.enums import OrderSide, TimeInForce
 from smart_trader.execution.events import OrderEvent, OrderFilled
 from smart_trader.execution.limits import OrderLimits
 from smart_trader.execution.orders import Order, OrderRequest
@@ -86,6 +86,7 @@ class AccountSession:
         "broker",
         "checks",
         "clock",
+        "day_alert",
         "deferred",
         "halts",
         "monitors",
@@ -113,6 +114,7 @@ class AccountSession:
         self.state = TradingState.ACTIVE
         self.state_reason = ""
         self.halts: dict[str, str] = {}  # who halted the account (a risk manager, its challenge) → why
+        self.day_alert: Alert | None = None  # the clock alert at the next UTC midnight while day orders work
         self.new_events: list[object] = []  # domain events of the monitors, collected by whoever persists them
         self.on_stale: Callable[[AccountSession], None] | None = None  # set by the dispatcher watching it
         self.deferred: list[Callable[[int], object]] = []
@@ -143,7 +145,22 @@ class AccountSession:
             reason = self.denial(request, ts)
             if reason is not None:
                 return self.broker.reject(request, ts, reason, order_id)
-        return self.broker.submit(request, ts, order_id)
+        order = self.broker.submit(request, ts, order_id)
+        if request.time_in_force is TimeInForce.DAY and self.day_alert is None and order.is_open:
+            self._expire_days_at((ts // NS_PER_DAY + 1) * NS_PER_DAY)
+        return order
+
+    def _expire_days_at(self, midnight: int) -> None:
+        """Expire the day orders at the UTC ``midnight`` (ns) on the clock (no market event needed), then every
+        midnight while day orders work."""
+
+        def expire(at: int) -> None:
+            self.day_alert = None
+            self.broker.expire_day_orders(at)
+            if self.broker.has_day_orders():
+                self._expire_days_at(at + NS_PER_DAY)
+
+        self.day_alert = self.clock.set_alert(midnight, expire)
 
     def denial(self, request: OrderRequest, ts: int) -> str | None:
         """Why ``request`` would be rejected at ``ts`` (ns UTC) before reaching the broker, or ``None``."""
