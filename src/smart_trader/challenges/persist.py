@@ -24,7 +24,7 @@ from smart_trader.challenges.events import ChallengeEvent, ChallengePassed, to_p
 from smart_trader.challenges.monitor import ChallengeMonitor, verdict
 from smart_trader.core.clock import Clock
 from smart_trader.core.clock import now_ns as wall_clock_ns
-from smart_trader.db.outbox import event_row, outbox
+from smart_trader.db.outbox import event_row, insert_new_events
 from smart_trader.execution.orders import OrderRequest
 from smart_trader.gateway.hub import challenges_topic
 from smart_trader.portfolio.account import Account
@@ -170,7 +170,20 @@ class ChallengeBinder:
                     "data": to_payload(e),
                     "challenge": view,
                 }
-                rows.outbox.append(event_row(topic, f"challenge.{e.event_type}", payload, now))
+                rows.outbox.append(
+                    event_row(
+                        topic,
+                        f"challenge.{e.event_type}",
+                        payload,
+                        now,
+                        event_id=e.event_id,
+                        version=e.version,
+                        stream="challenges",
+                        partition_key=account_id,
+                        ts_event=e.ts_event,
+                        ts_init=e.ts_init,
+                    )
+                )
                 if type(e) is ChallengePassed:
                     rows.promote.append(challenge_id)
         return rows
@@ -180,8 +193,7 @@ class ChallengeBinder:
         for challenge_id, status, state, breach in rows.states:
             store.save_state(conn, challenge_id, status, state, breach)
         store.append_events(conn, rows.events)
-        if rows.outbox:
-            conn.execute(outbox.insert(), rows.outbox)
+        insert_new_events(conn, rows.outbox)
         for challenge_id in rows.promote:
             row = store.get_challenge(conn, challenge_id)
             if row is not None and row.status == "passed":

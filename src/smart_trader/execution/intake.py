@@ -73,7 +73,9 @@ def _event(row: dict[str, Any]) -> dict[str, Any]:
         "order_id": row["id"],
         "order": order_view(row),
     }
-    return event_row(topic, "order.submitted", body, row["created_ns"])
+    return event_row(
+        topic, "order.submitted", body, row["created_ns"], stream="orders", partition_key=row["account_id"]
+    )
 
 
 def store_orders(

@@ -145,7 +145,20 @@ class OrderPersister:
                 rows.fills.append(f)
                 payload["fill"] = {k: v for k, v in f.items() if k != "account_id"}
             payload["order"] = view
-            rows.outbox.append(event_row(topic, f"order.{payload['event']}", payload, now))
+            rows.outbox.append(
+                event_row(
+                    topic,
+                    f"order.{payload['event']}",
+                    payload,
+                    now,
+                    event_id=event.event_id,
+                    version=event.version,
+                    stream="orders",
+                    partition_key=aid,
+                    ts_event=event.ts_event,
+                    ts_init=event.ts_init,
+                )
+            )
         for oid, (session, order) in last.items():
             if oid not in self._stored:  # made in the runtime (a challenge's flattening), never stored by the API
                 symbol, _, venue = order.request.instrument_id.rpartition(".")

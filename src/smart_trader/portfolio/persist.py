@@ -166,7 +166,9 @@ class PortfolioPersister:
                 "commissions": account.commissions,
                 "ts": ts,
             }
-            rows.outbox.append(event_row(topic, "account.updated", view, now))
+            rows.outbox.append(
+                event_row(topic, "account.updated", view, now, stream="accounts", partition_key=aid, ts_event=ts)
+            )
 
     def write(self, conn: Connection, rows: AccountRows) -> None:
         """Write the batch's ledger entries, positions, summaries, snapshots and account events in the caller's
