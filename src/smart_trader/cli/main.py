@@ -16,7 +16,7 @@ import typer
 
 from smart_trader.core.errors import NotFoundError
 
-from . import challenge, data, users
+from . import audit, challenge, data, users
 from .backtest import backtest
 from .common import cli_errors, console, service, settings
 from .platform import serve, up
@@ -33,6 +33,7 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.add_typer(users.app, name="users")
+app.add_typer(audit.app, name="audit")
 app.add_typer(challenge.app, name="challenge")
 app.command()(backtest)
 app.command()(up)

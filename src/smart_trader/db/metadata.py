@@ -22,6 +22,7 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 def all_tables() -> MetaData:
     """The metadata with every service's tables imported onto it."""
     from smart_trader.challenges import tables as _challenges  # noqa: F401
+    from smart_trader.compliance import tables as _compliance  # noqa: F401
     from smart_trader.db import outbox  # noqa: F401
     from smart_trader.execution import tables as _execution  # noqa: F401
     from smart_trader.gateway import tables as _gateway  # noqa: F401

@@ -1,0 +1,1 @@
+"""Compliance: the tamper-evident audit trail (a hash chain of every state-changing action)."""
