@@ -49,14 +49,11 @@ import cProfile
 import gc
 import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -64,6 +61,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from machine import machine as machine_info
 from smart_trader.challenges import ChallengeBreached, ChallengeEvaluator, ChallengeLocked, ChallengeWarning, programs
 from smart_trader.challenges.monitor import ChallengeMonitor
 from smart_trader.challenges.program import Program, to_cents
@@ -429,28 +427,6 @@ def cross_check(
 
 
 # -- report -----------------------------------------------------------------------------------------------------------
-def machine() -> dict[str, str]:
-    """Date, machine, Python, commit (as ``benchmarks/run.py`` reports them) and the load average."""
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln),
-        platform.processor() or "unknown",
-    )
-    mem_kb = next(int(ln.split()[1]) for ln in Path("/proc/meminfo").read_text().splitlines() if "MemTotal" in ln)
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "src")
-    if dirty:
-        commit += f" + {len(dirty.splitlines())} uncommitted change(s) under src/"
-    return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{len(os.sched_getaffinity(0))} cores ({cpu}), {mem_kb / 2**20:.1f} GiB RAM, {platform.system()}",
-        "python": platform.python_version(),
-        "commit": commit,
-        "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-    }
 
 
 def percentile(values: list[int], q: float) -> float:
@@ -481,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, help="cProfile the challenge replay into this file (slower run)")
     args = parser.parse_args(argv)
 
-    info = machine()
+    info = {**machine_info(), "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg())}
     program = programs()[args.program]
     stream = load_stream(args.trades)
     instrument = infer_instrument("BTC/USDT", "BINANCE", PRICE_DECIMALS, SIZE_DECIMALS)

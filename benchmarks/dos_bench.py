@@ -57,7 +57,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import secrets
 import shutil
 import signal
@@ -70,9 +69,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from machine import machine
 
 ROOT = Path(__file__).resolve().parents[1]
 TRADES = ROOT.parent / "shared" / "data" / "trades" / "BTCUSDT_2021-01-08.binance.trades.parquet"
@@ -702,25 +702,6 @@ def run_phase(
 
 
 # -- report -----------------------------------------------------------------------------------------
-def machine() -> dict[str, str]:
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln),
-        platform.processor() or "unknown",
-    )
-
-    def git(*a: str) -> str:
-        return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "src")
-    if dirty:
-        commit += f" + {len(dirty.splitlines())} uncommitted change(s) under src/"
-    return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{len(os.sched_getaffinity(0))} cores ({cpu}), {platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "commit": commit,
-    }
 
 
 def _f(x: float) -> str:

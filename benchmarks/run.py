@@ -21,7 +21,6 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # backtesting.py's progress bar; rea
 import argparse
 import hashlib
 import json
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +36,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from machine import machine
 from peers import (
     PeerBars,
     PeerRun,
@@ -63,6 +62,7 @@ from smart_trader.strategy.engine import BacktestEngine
 from tiling import Tiling, tile_bars, tile_binance_trades
 
 ROOT = Path(__file__).resolve().parents[1]
+PEER_LIBS = ("numpy", "pandas", "polars", "pyarrow", "backtesting", "backtrader", "vectorbt", "numba")
 DATA = ROOT.parent / "shared" / "data"
 BARS_FILE = "bars/GBPUSD_2012_1m_bid.fxcm.csv"
 TRADES_FILE = "trades/BTCUSDT_2021-01-08.binance.trades.parquet"
@@ -322,28 +322,6 @@ def bench_import(n_rows: int, repeats: int) -> ImportReport:
 
 
 # -- report -------------------------------------------------------------------------------------
-def machine() -> dict[str, str]:
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln),
-        platform.processor() or "unknown",
-    )
-    meminfo = Path("/proc/meminfo").read_text().splitlines()
-    mem_kb = next(int(ln.split()[1]) for ln in meminfo if ln.startswith("MemTotal"))
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
-
-    dirty = git("status", "--porcelain", "--", "src")
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    if dirty:
-        commit += f" + {len(dirty.splitlines())} uncommitted change(s) under src/"
-    libs = ("numpy", "pandas", "polars", "pyarrow", "backtesting", "backtrader", "vectorbt", "numba")
-    return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{len(os.sched_getaffinity(0))} cores ({cpu}), {mem_kb / 2**20:.1f} GiB RAM, {platform.system()}",
-        "python": f"{platform.python_version()}; " + ", ".join(f"{lib} {version(lib)}" for lib in libs),
-        "commit": commit,
-    }
 
 
 def markdown(info: dict[str, str], bt: BacktestReport, imp: ImportReport | None, command: str) -> str:
@@ -472,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     backtest = bench_backtest(args.bars, min(args.backtrader_bars or args.bars, args.bars), args.repeats)
     imports = None if args.skip_import else bench_import(args.trades, args.import_repeats)
     command = " ".join([".venv/bin/python benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])])
-    text = markdown(machine(), backtest, imports, command)
+    text = markdown(machine(PEER_LIBS), backtest, imports, command)
     print(text)
     print(f"(benchmark took {time.perf_counter() - started:.0f} s)", file=sys.stderr)
     if args.write_docs:

@@ -248,6 +248,33 @@ class ChallengeEvaluator:
         """The closed firm days, oldest first."""
         return tuple(self._state.days)
 
+    def verdict(self, details: bool = True) -> dict[str, Any]:
+        """``{"status", "phase", "breach", "passed_ts", "trading_days", "best_day_share"}``: ``status`` is ``passed`` |
+        ``failed`` | ``locked`` | ``active``; ``breach`` is ``{"rule", "ts" (ISO 8601 UTC), "equity", "floor"}``
+        (decimal strings; with ``details``, also the evidence the caller added: positions, prices) or ``None``;
+        ``passed_ts`` ISO 8601 UTC or ``None``; ``best_day_share`` a decimal string or ``None``."""
+        breach = self.breach
+        passed = self.passed_ts
+        share = self.best_day_share()
+        shown: dict[str, Any] | None = None
+        if breach is not None:
+            shown = {
+                "rule": breach.rule,
+                "ts": iso_utc(breach.ts),
+                "equity": str(breach.equity),
+                "floor": None if breach.floor is None else str(breach.floor),
+            }
+            if details:
+                shown["details"] = dict(breach.details)
+        return {
+            "status": self.status.value,
+            "phase": self.phase.name,
+            "breach": shown,
+            "passed_ts": None if passed is None else iso_utc(passed),
+            "trading_days": self.trading_days,
+            "best_day_share": None if share is None else str(share),
+        }
+
     def add_breach_evidence(self, details: Mapping[str, str]) -> None:
         """Merge the caller's evidence (prices, positions; text) into the breach record. No-op without a breach."""
         breach = self._state.breach

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from smart_trader.challenges.days import iso_utc
 from smart_trader.challenges.evaluator import ChallengeEvaluator
 from smart_trader.challenges.events import (
     ChallengeBreached,
@@ -219,11 +218,7 @@ class ChallengeMonitor:
             boundary = evaluator.next_boundary_ns
             equity = to_cents(session.account.equity)
             self._handle(session, boundary, evaluator.on_time(boundary, balance=_balance(session), equity=equity))
-        return verdict(evaluator)
-
-    def verdict(self) -> dict[str, Any]:
-        """The challenge's verdict now (see :func:`verdict`)."""
-        return verdict(self.evaluator)
+        return evaluator.verdict()
 
 
 def flatten(session: AccountSession, ts: int) -> list[Order]:
@@ -237,32 +232,6 @@ def flatten(session: AccountSession, ts: int) -> list[Order]:
             request = OrderRequest(iid, side, OrderType.MARKET, quantity=abs(pos.quantity))
             closing.append(session.broker.submit(request, ts))
     return closing
-
-
-def verdict(evaluator: ChallengeEvaluator) -> dict[str, Any]:
-    """``{"status", "phase", "breach", "passed_ts", "trading_days", "best_day_share"}``: ``status`` is ``passed`` |
-    ``failed`` | ``locked`` | ``active``; ``breach`` is ``{"rule", "ts" (ISO 8601 UTC), "equity", "floor",
-    "details"}`` (decimal strings) or ``None``; ``passed_ts`` ISO 8601 UTC or ``None``; ``best_day_share`` a decimal
-    string or ``None``."""
-    breach = evaluator.breach
-    passed = evaluator.passed_ts
-    share = evaluator.best_day_share()
-    return {
-        "status": evaluator.status.value,
-        "phase": evaluator.phase.name,
-        "breach": None
-        if breach is None
-        else {
-            "rule": breach.rule,
-            "ts": iso_utc(breach.ts),
-            "equity": str(breach.equity),
-            "floor": None if breach.floor is None else str(breach.floor),
-            "details": dict(breach.details),
-        },
-        "passed_ts": None if passed is None else iso_utc(passed),
-        "trading_days": evaluator.trading_days,
-        "best_day_share": None if share is None else str(share),
-    }
 
 
 def _balance(session: AccountSession) -> Decimal:

@@ -21,7 +21,7 @@ from sqlalchemy import Connection
 from smart_trader.challenges import store
 from smart_trader.challenges.evaluator import ChallengeEvaluator
 from smart_trader.challenges.events import ChallengeEvent, ChallengePassed, to_payload
-from smart_trader.challenges.monitor import ChallengeMonitor, verdict
+from smart_trader.challenges.monitor import ChallengeMonitor
 from smart_trader.core.clock import Clock
 from smart_trader.core.clock import now_ns as wall_clock_ns
 from smart_trader.db.outbox import event_row, insert_new_events
@@ -154,7 +154,7 @@ class ChallengeBinder:
             events: list[ChallengeEvent] = monitor.drain_events()
             evaluator = monitor.evaluator
             state = evaluator.snapshot()
-            breach = verdict(evaluator)["breach"]
+            breach = evaluator.verdict()["breach"]
             rows.states.append((challenge_id, evaluator.status.value, state, breach))
             rows.events += store.event_rows(challenge_id, events)
             topic = challenges_topic(account_id)

@@ -195,23 +195,8 @@ def replay(
             )
     if until_ts is not None:
         run_timers(until_ts)
-    breach = evaluator.breach
-    passed = evaluator.passed_ts
-    share = evaluator.best_day_share()
     return {
-        "status": evaluator.status.value,
-        "phase": program.phases[phase_index].name,
-        "breach": None
-        if breach is None
-        else {
-            "rule": breach.rule,
-            "ts": iso_utc(breach.ts),
-            "equity": str(breach.equity),
-            "floor": None if breach.floor is None else str(breach.floor),
-        },
-        "passed_ts": None if passed is None else iso_utc(passed),
-        "trading_days": evaluator.trading_days,
-        "best_day_share": None if share is None else str(share),
+        **evaluator.verdict(details=False),
         "balance": str(account.balance),
         "equity": str(account.equity()),
         "events": [e.event_type for e in events],

@@ -106,7 +106,9 @@ class EquityPoint(BaseModel):
     drawdown: Decimal
 
 
-def _marks(platform: Platform, rows: list[Any]) -> dict[InstrumentId, Decimal | None]:
+def position_marks(platform: Platform, rows: list[Any]) -> dict[InstrumentId, Decimal | None]:
+    """The mark of each position row's instrument (quote currency): the platform's latest price, else the position's
+    last fill price; what :func:`account_view` values positions at."""
     marks: dict[InstrumentId, Decimal | None] = {}
     for r in rows:
         iid = InstrumentId(r.instrument_id)
@@ -117,7 +119,7 @@ def _marks(platform: Platform, rows: list[Any]) -> dict[InstrumentId, Decimal | 
 def account_view(platform: Platform, row: Any, position_rows: list[Any]) -> AccountOut:
     """Value an account row with its positions at the latest marks."""
     positions = [store.position_of(p) for p in position_rows]
-    marks = _marks(platform, position_rows)
+    marks = position_marks(platform, position_rows)
     value = market_value(positions, marks.get)
     unrealized = unrealized_pnl(positions, marks.get)
     equity = row.cash + value
@@ -185,7 +187,7 @@ async def list_positions(
 ) -> list[PositionOut]:
     """Open positions (``include_flat=true`` adds closed ones, which keep their realized P&L)."""
     rows = await platform.read(lambda c: store.positions_of(c, account_id))
-    marks = _marks(platform, rows)
+    marks = position_marks(platform, rows)
     out = []
     for r in rows:
         p = store.position_of(r)

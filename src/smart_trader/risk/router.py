@@ -21,8 +21,7 @@ from smart_trader.core.ids import instrument_id
 from smart_trader.gateway.deps import CurrentPrincipal, OwnedAccount, PlatformDep
 from smart_trader.gateway.problems import ProblemError
 from smart_trader.portfolio import store as portfolio_store
-from smart_trader.portfolio.router import _marks as position_marks  # the marks account_view values positions at
-from smart_trader.portfolio.router import account_view
+from smart_trader.portfolio.router import account_view, position_marks
 from smart_trader.portfolio.tables import accounts
 from smart_trader.risk import store
 from smart_trader.risk.exposure import summarize

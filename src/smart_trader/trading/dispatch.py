@@ -16,7 +16,7 @@ A session's band is recomputed after each of its valuations and whenever it says
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from smart_trader.core.ids import InstrumentId
@@ -169,11 +169,6 @@ class MarketDispatcher:
             if s.stale_reported and not s.deferred:  # just valued and re-indexed: nothing left for flush_stale
                 s.stale_reported = False
         self.flush_stale(ts)
-
-    def on_prices(self, instrument_id: InstrumentId, ts: int, prices: Iterable[Decimal]) -> None:
-        """Several prices of one instrument at ``ts`` in the order they happened (a bar's path)."""
-        for p in prices:
-            self.on_price(instrument_id, ts, p)
 
     def flush_stale(self, ts: int, marks: Marks | None = None) -> None:
         """Run the deferred actions of the sessions that reported a change (fills, resets) since the last call, then

@@ -90,7 +90,6 @@ class AccountSession:
         "deferred",
         "halts",
         "monitors",
-        "new_events",
         "on_stale",
         "stale_reported",
         "state",
@@ -115,7 +114,6 @@ class AccountSession:
         self.state_reason = ""
         self.halts: dict[str, str] = {}  # who halted the account (a risk manager, its challenge) → why
         self.day_alert: Alert | None = None  # the clock alert at the next UTC midnight while day orders work
-        self.new_events: list[object] = []  # domain events of the monitors, collected by whoever persists them
         self.on_stale: Callable[[AccountSession], None] | None = None  # set by the dispatcher watching it
         self.deferred: list[Callable[[int], object]] = []
         # the marks of the valuation in progress (a bar's path point), for monitors quoting the price they judged
