@@ -59,6 +59,10 @@ class Settings(BaseSettings):
         max_open_orders / max_orders_per_second: default risk limits of every account (a risk manager may set
             others per account); ``max_accounts_per_user``: accounts one user may open (the open-order limit is per
             account: without this, one user could park any number of orders by opening accounts).
+        event_stream_retention_hours: how long the backbone's Redis streams keep events (trimmed by age at each
+            append; a consumer group down longer than this misses what was trimmed: watch ``worker_queue_length``).
+        worker_claim_seconds / worker_max_attempts: a delivered event not acknowledged within this time is taken
+            over by another worker replica; an event failing this many times goes to the dead letters.
         max_body_bytes: request bodies larger than this are refused (413) before they are read.
         cors_origins: origins allowed to call the API from a browser, comma-separated (empty: none).
         metrics_token: bearer token ``/metrics`` asks of clients beyond the loopback interface (empty: only
@@ -101,6 +105,11 @@ class Settings(BaseSettings):
     max_open_orders: int = Field(default=500, gt=0)
     max_orders_per_second: int = Field(default=50, gt=0)
     max_accounts_per_user: int = Field(default=20, gt=0)
+    # the event backbone (workers/): Redis streams kept this long (by age), a pending entry taken over by another
+    # replica after this idle time, an event dead-lettered after this many failed attempts
+    event_stream_retention_hours: float = Field(default=168.0, gt=0)
+    worker_claim_seconds: float = Field(default=30.0, gt=0)
+    worker_max_attempts: int = Field(default=5, gt=0)
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     cors_origins: str = ""
     metrics_token: str = ""

@@ -6,9 +6,12 @@ Roles (PRODUCT.md: one package, one image, many roles):
 - ``api`` — REST API and WebSocket; stores orders and cancel requests, tells the feed process over Redis.
 - ``feed`` — market-data feed, paper broker and portfolio (the trading runtime); serves only the operational
   routes (``/health``, ``/ready``, ``/metrics``).
+- ``worker`` — the event backbone's consumers (audit chain, analytics, notifications: ``app/workers.py``) and the
+  scheduled monitoring cycle; operational routes only. ``all`` runs them too.
 
-Every role runs the migrations at start (serialized by an advisory lock on PostgreSQL), the group-commit
-writer and an outbox relay; with ``REDIS_URL`` the WebSocket hub and the relay go through Redis pub/sub.
+Every role runs the migrations at start (serialized by an advisory lock on PostgreSQL) and the group-commit
+writer; the process with the trading runtime (``all``, ``feed``) runs the outbox relay, which with ``REDIS_URL``
+appends the events to Redis Streams and publishes the WebSocket documents over Redis pub/sub.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import gc
 import html
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -30,6 +33,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 
 from smart_trader.app.platform import LAST_PRICES_KEY, Platform
+from smart_trader.app.workers import runners as worker_runners
 from smart_trader.challenges import store as challenge_store
 from smart_trader.challenges.persist import ChallengeBinder
 from smart_trader.core.clock import MarketClock
@@ -50,6 +54,7 @@ from smart_trader.gateway.hardening import BodySizeLimit, SecurityHeaders, add_c
 from smart_trader.gateway.hashing import PasswordHashing
 from smart_trader.gateway.hub import Hub
 from smart_trader.gateway.login_guard import LoginGuard
+from smart_trader.gateway.projections import ws_message
 from smart_trader.gateway.ratelimit import RateLimiter, RateLimitMiddleware, check_limits
 from smart_trader.gateway.security import TokenCodec
 from smart_trader.live.bar_history import LiveBarHistory, history_timeframe
@@ -65,8 +70,9 @@ from smart_trader.risk.limits import RISK_CONTROL_TOPIC
 from smart_trader.risk.router import INSTRUMENT_HALTS
 from smart_trader.settings import Settings
 from smart_trader.trading.session import SessionFactory
+from smart_trader.workers.runner import ConsumerRunner
 
-Role = Literal["all", "api", "feed"]
+Role = Literal["all", "api", "feed", "worker"]
 ORDERS_CONTROL_TOPIC = "_control.orders"  # an API process tells the feed process that orders are waiting
 LIVE_BAR_TIMEFRAMES = ("1s", "1m", "5m", "15m", "1h", "1d")
 GIL_SWITCH_SECONDS = 0.0005
@@ -145,6 +151,8 @@ def create_app(
         routers = (orders_router, accounts_router, risk_router, challenges_router, data_router, auth_router)
         for r in (*routers, admin_router, ws_router):
             app.include_router(r)
+
+
     app.include_router(ops_router)
     docs.install(app)
     app.add_api_route("/", _landing, methods=["GET"], include_in_schema=False)
@@ -231,15 +239,23 @@ async def _running(
         platform.redis = aioredis.Redis.from_url(settings.redis_url)
         bus = RedisBus(settings.redis_url, hub)
         await bus.start()  # attaches itself to the hub
-        deliver = redis_deliver(settings.redis_url)
-    else:
-        loop = asyncio.get_running_loop()
+        deliver = redis_deliver(settings.redis_url, retention_ms=int(settings.event_stream_retention_hours * 3600_000))
+    loop = asyncio.get_running_loop()
+    # the backbone's consumers (app/workers.py): in this process for `up`, alone for `serve --role worker`
+    runners: list[ConsumerRunner] = []
+    if role in ("all", "worker"):
+        runners = worker_runners(settings, engine, writer)
+    in_process_runners = [w for w in runners if w.source is None]
+    if not settings.redis_url:
 
         def publish_all(messages: list[tuple[str, str]]) -> None:
             for topic, message in messages:
                 hub.publish(topic, message)
+            for w in in_process_runners:
+                w.wake()
 
-        def deliver(messages: list[tuple[str, str]]) -> None:
+        def deliver(rows: Sequence[Any]) -> None:
+            messages = [(r.topic, ws_message(r.payload, r.id)) for r in rows]
             loop.call_soon_threadsafe(publish_all, messages)  # one wake-up of the event loop per batch
 
     # One relay per deployment, in the process running the trading runtime: events of one order then leave in
@@ -305,6 +321,8 @@ async def _running(
     # Long-lived objects (modules, the app, loaded accounts) leave the collector's generations, and young
     # collections run less often: a server's requests free their objects by reference counting, and full
     # collections over thousands of connections and orders were the p99 latency spikes.
+    for w in runners:
+        w.start()
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
@@ -327,6 +345,8 @@ async def _running(
             await runtime.stop()
         runtime_lock.release()
         await relay.stop()
+        for w in runners:
+            await w.stop()
         if bus is not None:
             await bus.stop()
         if platform.redis is not None:

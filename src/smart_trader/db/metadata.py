@@ -28,5 +28,6 @@ def all_tables() -> MetaData:
     from smart_trader.gateway import tables as _gateway  # noqa: F401
     from smart_trader.portfolio import tables as _portfolio  # noqa: F401
     from smart_trader.risk import tables as _risk  # noqa: F401
+    from smart_trader.workers import tables as _workers  # noqa: F401
 
     return metadata

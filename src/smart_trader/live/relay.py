@@ -1,18 +1,22 @@
-"""The outbox relay: publishes committed outbox events to the event bus, then marks them published.
+"""The outbox relay: delivers committed outbox events, in commit order, then marks them published.
 
-At least once: an event is marked published in the same transaction that read it, after it was handed on;
-if the process dies before that commit, the next relay publishes it again (consumers dedupe by ``outbox_id``).
-With ``REDIS_URL`` events are published to Redis pub/sub synchronously inside that transaction (channel
-``smart-trader:<topic>``, the channel the WebSocket hub of every process listens to); without Redis they go to
-this process's hub. On PostgreSQL, rows are locked with ``FOR UPDATE SKIP LOCKED`` so several processes
-can relay at once without publishing the same event twice in the normal case.
+At least once: an event is marked published in the same transaction that read it, after it was handed on; if the
+process dies before that commit, the next relay delivers it again (consumers dedupe by ``event_id``, WebSocket clients
+by ``outbox_id``). With ``REDIS_URL`` each event is appended to its family's Redis stream (the backbone's consumer
+groups read them: :mod:`smart_trader.workers.streams`) and its WebSocket document published on Redis pub/sub (channel
+``smart-trader:<topic>``, which the hub of every process listens to), both in one pipeline inside that transaction;
+when Redis is down the transaction fails, nothing is marked, and the relay tries again (trading goes on; the outbox
+holds the events). Without Redis the documents go to this process's hub and the in-process consumers are woken (they
+read the outbox themselves). On PostgreSQL, rows are locked with ``FOR UPDATE SKIP LOCKED``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import structlog
 from sqlalchemy import Connection, select, update
@@ -20,29 +24,61 @@ from sqlalchemy import Connection, select, update
 from smart_trader.core.clock import now_ns as wall_clock_ns
 from smart_trader.db.outbox import outbox
 from smart_trader.db.writer import BatchWriter
+from smart_trader.gateway.projections import ws_message
 
 log = structlog.get_logger("smart_trader.relay")
-Deliver = Callable[[list[tuple[str, str]]], None]
+Deliver = Callable[[Sequence[Any]], None]
+"""Hands on a batch of ``outbox`` rows (in id order); raises when they could not be delivered."""
 REDIS_PREFIX = "smart-trader:"
+DEFAULT_STREAM_RETENTION_MS = 7 * 24 * 3600 * 1000
 
 
-def redis_deliver(url: str, prefix: str = REDIS_PREFIX) -> Deliver:
-    """A deliver function publishing (topic, message) pairs to Redis in one pipeline (blocking).
+def redis_deliver(
+    url: str,
+    prefix: str = REDIS_PREFIX,
+    retention_ms: int = DEFAULT_STREAM_RETENTION_MS,
+    stream_prefix: str | None = None,
+) -> Deliver:
+    """A deliver function appending each event to its family's stream (trimmed to ``retention_ms`` by age) and
+    publishing its WebSocket document, in one Redis pipeline (blocking).
 
     Raises:
         redis.exceptions.ConnectionError: Redis is unreachable (the relay retries later).
     """
     import redis
 
+    from smart_trader.workers.streams import PREFIX, stream_key
+
+    streams = PREFIX if stream_prefix is None else stream_prefix
+
     client = redis.Redis.from_url(url)
 
-    def deliver(messages: list[tuple[str, str]]) -> None:
+    def deliver(rows: Sequence[Any]) -> None:
         pipe = client.pipeline(transaction=False)
-        for topic, message in messages:
-            pipe.publish(prefix + topic, message)
+        minid = max(0, time.time_ns() // 1_000_000 - retention_ms)
+        for r in rows:
+            if r.event_id is not None:
+                pipe.xadd(stream_key(r.stream, streams), cast(Any, _stream_fields(r)), minid=minid, approximate=True)
+            pipe.publish(prefix + r.topic, ws_message(r.payload, r.id))
         pipe.execute()
 
     return deliver
+
+
+def _stream_fields(r: Any) -> dict[str, str]:
+    """A stream entry of an outbox row (the fields :func:`smart_trader.workers.envelope.from_fields` reads)."""
+    return {
+        "outbox_id": str(r.id),
+        "event_id": r.event_id,
+        "event_type": r.event_type,
+        "version": str(r.version or 1),
+        "stream": r.stream,
+        "partition_key": r.partition_key or "",
+        "topic": r.topic,
+        "ts_event": str(r.ts_event if r.ts_event is not None else r.created_ns),
+        "ts_init": str(r.ts_init if r.ts_init is not None else r.created_ns),
+        "payload": r.payload,
+    }
 
 
 class OutboxRelay:
@@ -50,7 +86,7 @@ class OutboxRelay:
 
     Args:
         writer: the group-commit writer (the relay's read-and-mark runs as one of its jobs).
-        deliver: publishes a list of (topic, JSON text); runs in the writer thread and must be thread-safe.
+        deliver: hands on a list of outbox rows (:data:`Deliver`); runs in the writer's transaction.
         batch: events per transaction.
         poll_seconds: how often the outbox is read when nobody wakes the relay.
         now_ns: the wall clock of ``published_ns`` (ns UTC).
@@ -98,14 +134,14 @@ class OutboxRelay:
         return n
 
     def _job(self, conn: Connection) -> int:
-        q = select(outbox.c.id, outbox.c.topic, outbox.c.payload).where(outbox.c.published_ns.is_(None))
+        q = select(outbox).where(outbox.c.published_ns.is_(None))
         q = q.order_by(outbox.c.id).limit(self.batch)
         if conn.dialect.name == "postgresql":
             q = q.with_for_update(skip_locked=True)
         rows = conn.execute(q).all()
         if not rows:
             return 0
-        self.deliver([(r.topic, _with_id(r.payload, r.id)) for r in rows])
+        self.deliver(rows)
         ids = [r.id for r in rows]
         conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(published_ns=self.now_ns()))
         return len(rows)
@@ -124,10 +160,3 @@ class OutboxRelay:
             except Exception:
                 log.exception("outbox relay failed; retrying")
                 await asyncio.sleep(self.poll_seconds)
-
-
-def _with_id(payload: str, outbox_id: int) -> str:
-    """The payload (a JSON object) with its ``outbox_id`` first (consumers dedupe on it); no re-encoding."""
-    if payload.startswith("{}"):
-        return '{"outbox_id":' + str(outbox_id) + "}"
-    return '{"outbox_id":' + str(outbox_id) + "," + payload[1:]

@@ -49,3 +49,23 @@ DB_BATCH_SECONDS = Histogram(
     "Time the group-commit writer spent on one batch, from its first statement to its commit (seconds).",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
+# the event backbone (workers/): one series per consumer group (a handful), never per account
+WORKER_QUEUE_LENGTH = Gauge(
+    "worker_queue_length",
+    "Events not yet processed by a consumer group: stream lag plus pending entries (Redis), or outbox rows after its "
+    "offset (in process).",
+    ["group"],
+)
+EVENT_PROCESSING_SECONDS = Histogram(
+    "event_processing_seconds",
+    "From the event's creation (ts_init) to its consumer's commit (seconds).",
+    ["group"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+EVENTS_PROCESSED = Counter("events_processed_total", "Events applied by a consumer group.", ["group"])
+EVENT_RETRIES = Counter(
+    "event_retries_total", "Deliveries of an event retried after its consumer failed on it.", ["group"]
+)
+EVENT_DEAD_LETTERS = Counter(
+    "event_dead_letters_total", "Events set aside after too many failed attempts (dead-letter).", ["group"]
+)

@@ -1,0 +1,55 @@
+"""The worker side of a process: which consumers run, on which transport (composition; the consumers live in their
+services: compliance, analytics, notifications).
+
+``smart-trader up`` runs them in its own process; ``smart-trader serve --role worker`` runs them alone (any number of
+replicas: parallel consumers share their Redis consumer groups, ordered ones run on the replica holding their lock).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+
+from sqlalchemy import Engine
+
+from smart_trader.db.writer import BatchWriter
+from smart_trader.settings import Settings
+from smart_trader.workers.consumer import Consumer
+from smart_trader.workers.runner import ConsumerRunner
+
+
+def consumers() -> list[Consumer]:
+    """Every consumer of the backbone, in the order they are started."""
+    from smart_trader.compliance.consumer import AuditConsumer
+
+    return [AuditConsumer()]
+
+
+def runners(
+    settings: Settings, engine: Engine, writer: BatchWriter, chosen: Sequence[Consumer] | None = None
+) -> list[ConsumerRunner]:
+    """A runner per consumer: ordered consumers read the outbox (one replica at a time, by lock); the others read
+    their Redis consumer group when ``REDIS_URL`` is set, else the outbox in this process."""
+    client = None
+    if settings.redis_url:
+        import redis
+
+        client = redis.Redis.from_url(settings.redis_url)
+    me = f"{socket.gethostname()}-{os.getpid()}"
+    out: list[ConsumerRunner] = []
+    for c in consumers() if chosen is None else chosen:
+        source = None
+        if client is not None and not c.ordered:
+            from smart_trader.workers.streams import StreamSource
+
+            source = StreamSource(
+                client,
+                c.name,
+                c.streams,
+                me,
+                claim_ms=int(settings.worker_claim_seconds * 1000),
+                max_attempts=settings.worker_max_attempts,
+            )
+        out.append(ConsumerRunner(c, writer, engine, source, max_attempts=settings.worker_max_attempts))
+    return out

@@ -1,0 +1,49 @@
+"""The audit consumer: every domain event, in the outbox's commit order, becomes the next record of the hash chain.
+
+One ordered reader (``ordered = True``: the worker replica holding the consumer's lock reads the outbox itself, see
+:mod:`smart_trader.workers.outbox_source`), so the chain's order is the events' commit order and a rebuild from the same
+events gives the same chain, hash for hash. The record's time is the event's ``ts_init`` (when Smart Trader made it),
+not the append time, for the same reason.
+
+What a record says: ``action`` = the event type, ``actor`` = the payload's ``actor`` (the user who caused it; none for
+the platform's own actions such as a fill), ``subject`` = ``<family>:<partition key>`` (the account or the user),
+``request_id`` = the payload's ``request_id``, ``event_id``, and the SHA-256 of the payload.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from smart_trader.compliance import store
+from smart_trader.workers.envelope import Envelope
+
+AUDITED_STREAMS = ("orders", "accounts", "challenges", "payments", "users", "admin")
+"""Every event family that records a state-changing action."""
+
+
+class AuditConsumer:
+    """Appends each event to the audit chain (see the module docstring)."""
+
+    name = "audit"
+    streams: tuple[str, ...] = AUDITED_STREAMS
+    ordered = True
+
+    def handle(self, conn: Connection, event: Envelope) -> None:
+        """Append the event's record after the chain's head, in ``conn``'s transaction."""
+        p = event.payload
+        actor = p.get("actor")
+        request_id = p.get("request_id")
+        store.append(
+            conn,
+            [
+                {
+                    "action": event.event_type,
+                    "payload": p,
+                    "actor": None if actor is None else str(actor),
+                    "subject": f"{event.stream}:{event.partition_key}" if event.partition_key else event.stream,
+                    "request_id": None if request_id is None else str(request_id)[:64],
+                    "event_id": event.event_id,
+                    "ts_ns": event.ts_init,
+                }
+            ],
+        )

@@ -1,0 +1,68 @@
+"""The consumer contract of the event backbone, and the one place a batch of events is applied exactly once.
+
+A consumer is a projection or an effect (audit chain, analytics, notifications) keyed by a stable ``name``. It sees
+events through :func:`apply`, which runs its :meth:`Consumer.handle` for each event in ONE database transaction with a
+row in ``consumed(consumer, event_id)``: an event delivered twice (at-least-once transports, a worker killed before it
+acknowledged) is skipped the second time, and an event whose transaction failed is not marked and comes again. Effects
+outside the database (an e-mail, an outgoing webhook) must be written as rows here and sent by their own sender,
+idempotent by that row's id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from sqlalchemy import Connection, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from smart_trader.workers.envelope import Envelope
+from smart_trader.workers.tables import consumed
+
+
+class Consumer(Protocol):
+    """A consumer of domain events.
+
+    Attributes:
+        name: the consumer group's stable name (``audit``, ``analytics``, ``notifications`` ...); its idempotency
+            marks and stream position are kept under it.
+        streams: the event families it reads (``orders``, ``accounts``, ``challenges``, ``payments``, ``users``).
+        ordered: ``True`` when events must be applied one at a time in commit order by a single reader (the audit
+            chain); ``False`` lets any number of worker replicas share the load.
+    """
+
+    name: str
+    streams: tuple[str, ...]
+    ordered: bool
+
+    def handle(self, conn: Connection, event: Envelope) -> None:
+        """Apply one event inside the caller's transaction. Raise to refuse it (the whole batch is retried, then the
+        event is dead-lettered after the transport's attempt limit); never swallow an error that lost data."""
+
+
+def apply(conn: Connection, consumer: Consumer, events: Sequence[Envelope]) -> int:
+    """Apply ``events`` (in order) to ``consumer`` inside ``conn``'s transaction, skipping those it already consumed;
+    returns how many were applied. Commit (or roll back) is the caller's: the marks and the effects go together."""
+    wanted = [e for e in events if e.stream in consumer.streams]
+    if not wanted:
+        return 0
+    ids = list({e.event_id for e in wanted})
+    done = {
+        str(r.event_id)
+        for r in conn.execute(
+            select(consumed.c.event_id).where(consumed.c.consumer == consumer.name, consumed.c.event_id.in_(ids))
+        )
+    }
+    fresh: list[Envelope] = []
+    for e in wanted:
+        if e.event_id not in done:
+            done.add(e.event_id)
+            fresh.append(e)
+    for e in fresh:
+        consumer.handle(conn, e)
+    if fresh:
+        rows = [{"consumer": consumer.name, "event_id": e.event_id, "outbox_id": e.outbox_id} for e in fresh]
+        ins = pg_insert(consumed) if conn.dialect.name == "postgresql" else sqlite_insert(consumed)
+        conn.execute(ins.on_conflict_do_nothing(), rows)
+    return len(fresh)

@@ -1,0 +1,279 @@
+"""Runs one consumer: reads its events from the transport, applies them exactly once, acknowledges, retries and
+dead-letters; publishes the backbone's metrics.
+
+Two transports (see :mod:`~smart_trader.workers.outbox_source` and :mod:`~smart_trader.workers.streams`):
+
+- **outbox** (no Redis, and every ordered consumer): read, apply and move the offset in ONE transaction of the
+  group-commit writer. An event its consumer fails on is retried alone (``event_retries_total``) after a back-off;
+  after ``max_attempts`` it is marked consumed with its error (``consumed.error``: a dead letter,
+  ``event_dead_letters_total``) so the consumer goes on. An ordered consumer never skips an event otherwise.
+- **Redis Streams**: read a batch from the group, apply it in one transaction, then ``XACK``. When the batch fails,
+  its events are applied one per transaction; failing ones stay pending and come back (``XAUTOCLAIM``) until their
+  delivery count passes ``max_attempts``, then go to the dead-letter stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, Engine
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from smart_trader.db.writer import BatchWriter
+from smart_trader.ops.metrics import (
+    EVENT_DEAD_LETTERS,
+    EVENT_PROCESSING_SECONDS,
+    EVENT_RETRIES,
+    EVENTS_PROCESSED,
+    WORKER_QUEUE_LENGTH,
+)
+from smart_trader.workers import outbox_source
+from smart_trader.workers.consumer import Consumer, apply
+from smart_trader.workers.envelope import Envelope
+from smart_trader.workers.leader import ConsumerLock
+from smart_trader.workers.streams import Delivery, StreamSource
+from smart_trader.workers.tables import consumed
+
+log = structlog.get_logger("smart_trader.workers")
+
+
+class ConsumerRunner:
+    """Feeds ``consumer`` its events until stopped.
+
+    Args:
+        consumer: the consumer.
+        writer: the group-commit writer its transactions run on.
+        engine: for reads outside the writer (queue length).
+        source: the Redis stream reader of its group, or ``None`` for the outbox transport.
+        batch: events per transaction.
+        poll_seconds: how often the outbox is read when nobody wakes the runner.
+        max_attempts: failed attempts after which an event is dead-lettered.
+        now_ns: wall clock (ns UTC) for the latency histogram.
+    """
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        writer: BatchWriter,
+        engine: Engine,
+        source: StreamSource | None = None,
+        *,
+        batch: int = 500,
+        poll_seconds: float = 0.5,
+        max_attempts: int = 5,
+        now_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.consumer = consumer
+        self.writer = writer
+        self.engine = engine
+        self.source = source
+        self.batch = batch
+        self.poll_seconds = poll_seconds
+        self.max_attempts = max_attempts
+        self.now_ns = now_ns
+        self.lock = ConsumerLock(engine, consumer.name) if consumer.ordered and source is None else None
+        self.applied = 0
+        self._attempts: dict[str, int] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._metric_task: asyncio.Task[None] | None = None
+
+    @property
+    def name(self) -> str:
+        """The consumer group's name."""
+        return self.consumer.name
+
+    def wake(self) -> None:
+        """Events were committed: read now (outbox transport)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Run in the background (and refresh ``worker_queue_length`` every 5 s)."""
+        self._task = asyncio.create_task(self._loop())
+        self._metric_task = asyncio.create_task(self._measure_loop())
+
+    async def stop(self) -> None:
+        """Stop reading (what was committed stays applied; the rest comes again to the next runner)."""
+        for t in (self._task, self._metric_task):
+            if t is not None:
+                t.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
+        if self.lock is not None:
+            await asyncio.to_thread(self.lock.release)
+
+    async def run_once(self) -> int:
+        """Process one batch; returns the events read (0: nothing to do, or another replica holds the order lock)."""
+        if self.source is not None:
+            return await self._stream_once()
+        if self.lock is not None and not await asyncio.to_thread(self.lock.try_acquire):
+            return 0
+        return await self._outbox_once()
+
+    async def drain(self, idle_rounds: int = 2) -> int:
+        """Process until nothing is left (tests, shutdown); returns the events read."""
+        total, idle = 0, 0
+        while idle < idle_rounds:
+            n = await self.run_once()
+            total += n
+            idle = idle + 1 if n == 0 else 0
+        return total
+
+    async def queue_length(self) -> int:
+        """Events waiting for this consumer group (see ``worker_queue_length``)."""
+        if self.source is not None:
+            return await asyncio.to_thread(self.source.lag)
+
+        def count() -> int:
+            with self.engine.connect() as conn:
+                return outbox_source.lag(conn, self.consumer.name, self.consumer.streams)
+
+        return await asyncio.to_thread(count)
+
+    # -- outbox transport ------------------------------------------------------------------------
+    async def _outbox_once(self) -> int:
+        c = self.consumer
+
+        def job(conn: Connection) -> list[Envelope]:
+            events = outbox_source.read(conn, c.name, c.streams, self.batch)
+            if events:
+                apply(conn, c, events)
+                outbox_source.advance(conn, c.name, max(e.outbox_id for e in events))
+            return events
+
+        try:
+            events = await self.writer.run(job)
+        except Exception:
+            return await self._outbox_one_by_one()
+        self._done(events)
+        return len(events)
+
+    async def _outbox_one_by_one(self) -> int:
+        """The batch failed: apply its events one per transaction up to the one that fails."""
+        c = self.consumer
+        events = await self.writer.run(lambda conn: outbox_source.read(conn, c.name, c.streams, self.batch))
+        n = 0
+        for e in events:
+
+            def one(conn: Connection, e: Envelope = e) -> None:
+                apply(conn, c, [e])
+                outbox_source.advance(conn, c.name, e.outbox_id)
+
+            try:
+                await self.writer.run(one)
+            except Exception as exc:
+                if self._failed(e.event_id, exc):
+                    await self.writer.run(partial(_mark_dead, consumer=c.name, e=e, error=repr(exc)))
+                    n += 1
+                    continue
+                await asyncio.sleep(min(5.0, 0.1 * 2 ** self._attempts.get(e.event_id, 1)))
+                return n
+            self._done([e])
+            n += 1
+        return n
+
+    # -- Redis Streams transport ----------------------------------------------------------------
+    async def _stream_once(self) -> int:
+        assert self.source is not None
+        source = self.source
+        got: list[Delivery] = await asyncio.to_thread(source.read, self.batch)
+        if not got:
+            return 0
+        good: list[Delivery] = []
+        for d in got:
+            if d.event is None:
+                await asyncio.to_thread(source.dead_letter, d, "not an event envelope")
+                EVENT_DEAD_LETTERS.labels(self.name).inc()
+            elif d.attempts > self.max_attempts:
+                await asyncio.to_thread(source.dead_letter, d, f"failed {d.attempts - 1} times")
+                EVENT_DEAD_LETTERS.labels(self.name).inc()
+                log.error("event dead-lettered", group=self.name, event_id=d.event.event_id, attempts=d.attempts)
+            else:
+                if d.attempts > 1:
+                    EVENT_RETRIES.labels(self.name).inc()
+                good.append(d)
+        if not good:
+            return len(got)
+        c = self.consumer
+        events = [d.event for d in good if d.event is not None]
+        try:
+            await self.writer.run(lambda conn: apply(conn, c, events))
+            await asyncio.to_thread(source.ack, good)
+            self._done(events)
+        except Exception:
+            for d in good:
+                assert d.event is not None
+                try:
+                    await self.writer.run(partial(_apply_one, consumer=c, event=d.event))
+                except Exception as exc:  # stays pending: XAUTOCLAIM brings it back, counted
+                    log.warning("event failed", group=self.name, event_id=d.event.event_id, error=repr(exc))
+                    continue
+                await asyncio.to_thread(source.ack, [d])
+                self._done([d.event])
+        return len(got)
+
+    # -- both ------------------------------------------------------------------------------------
+    def _done(self, events: Sequence[Envelope]) -> None:
+        if not events:
+            return
+        now = self.now_ns()
+        hist = EVENT_PROCESSING_SECONDS.labels(self.name)
+        for e in events:
+            hist.observe(max(0, now - e.ts_init) / 1e9)
+            self._attempts.pop(e.event_id, None)
+        EVENTS_PROCESSED.labels(self.name).inc(len(events))
+        self.applied += len(events)
+
+    def _failed(self, event_id: str, exc: Exception) -> bool:
+        """Count a failed attempt; True when the event is to be dead-lettered."""
+        n = self._attempts.get(event_id, 0) + 1
+        self._attempts[event_id] = n
+        EVENT_RETRIES.labels(self.name).inc()
+        log.warning("event failed", group=self.name, event_id=event_id, attempt=n, error=repr(exc))
+        if n >= self.max_attempts:
+            EVENT_DEAD_LETTERS.labels(self.name).inc()
+            log.error("event dead-lettered", group=self.name, event_id=event_id, attempts=n)
+            self._attempts.pop(event_id, None)
+            return True
+        return False
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                n = await self.run_once()
+            except Exception:
+                log.exception("consumer failed; retrying", group=self.name)
+                await asyncio.sleep(self.poll_seconds)
+                continue
+            if n == 0 and self.source is None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_seconds):
+                        await self._wake.wait()
+                self._wake.clear()
+            elif n == 0:
+                await asyncio.sleep(0)  # the stream read already blocked
+
+    async def _measure_loop(self, every: float = 5.0) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                WORKER_QUEUE_LENGTH.labels(self.name).set(await self.queue_length())
+            await asyncio.sleep(every)
+
+
+def _apply_one(conn: Connection, consumer: Consumer, event: Envelope) -> int:
+    return apply(conn, consumer, [event])
+
+
+def _mark_dead(conn: Connection, consumer: str, e: Envelope, error: str) -> None:
+    """Set ``e`` aside for ``consumer``: marked consumed with its error, the offset moved past it."""
+    ins = pg_insert(consumed) if conn.dialect.name == "postgresql" else sqlite_insert(consumed)
+    row: dict[str, Any] = {"consumer": consumer, "event_id": e.event_id, "outbox_id": e.outbox_id, "error": error[:500]}
+    conn.execute(ins.on_conflict_do_nothing(), [row])
+    outbox_source.advance(conn, consumer, e.outbox_id)

@@ -1,0 +1,25 @@
+"""The backbone's bookkeeping tables: which events each consumer applied, and where each ordered reader stands."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, String, Table, Text
+
+from smart_trader.db.metadata import metadata
+
+consumed = Table(
+    "consumed",
+    metadata,
+    Column("consumer", String(64), primary_key=True),
+    Column("event_id", String(64), primary_key=True),
+    Column("outbox_id", BigInteger, nullable=False),
+    Column("error", Text, nullable=True),  # set: a dead letter (set aside after too many failed attempts)
+)
+"""One row per (consumer, event) applied: the idempotency mark written in the consumer's transaction."""
+
+consumer_offsets = Table(
+    "consumer_offsets",
+    metadata,
+    Column("consumer", String(64), primary_key=True),
+    Column("outbox_id", BigInteger, nullable=False),  # every outbox row with a lower or equal id was seen
+)
+"""Where a consumer reading the outbox directly (in-process transport, ordered consumers) stands."""
