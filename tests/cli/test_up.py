@@ -81,9 +81,9 @@ def test_production_start_with_the_default_secret_refuses_to_run(home: Path) -> 
 
 
 def test_serve_needs_a_known_role(home: Path) -> None:
-    code, out = _run(["serve", "--role", "worker"])
+    code, out = _run(["serve", "--role", "scheduler"])
     assert code == 2
-    assert "--role must be api or feed" in out
+    assert "--role must be api, feed or worker" in out
 
 
 def test_serve_refuses_the_embedded_sqlite_file(home: Path) -> None:

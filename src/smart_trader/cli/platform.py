@@ -423,7 +423,13 @@ def _import_sample(settings: Settings, sample: Sample) -> None:
 
 
 def serve(
-    role: Annotated[str, typer.Option(help="api (REST + WebSocket) or feed (market data, broker, portfolio)")],
+    role: Annotated[
+        str,
+        typer.Option(
+            help="api (REST + WebSocket), feed (market data, broker, portfolio) or worker (event consumers: audit, "
+            "analytics, notifications; the scheduled monitoring cycle)"
+        ),
+    ],
     replay: ReplayOpt = None,
     store: StoreOpt = False,
     exchange: ExchangeOpt = None,
@@ -439,11 +445,11 @@ def serve(
     host: HostOpt = "0.0.0.0",
     port: PortOpt = 8000,
 ) -> None:
-    """Run one role against DATABASE_URL and REDIS_URL (PostgreSQL and Redis): several ``api`` processes and one
-    ``feed`` process share the database and the event stream."""
+    """Run one role against DATABASE_URL and REDIS_URL (PostgreSQL and Redis): several ``api`` processes, one
+    ``feed`` process and any number of ``worker`` processes share the database and the event streams."""
     with cli_errors():
-        if role not in ("api", "feed"):
-            raise InvalidInputError(f"--role must be api or feed, got {role!r}")
+        if role not in ("api", "feed", "worker"):
+            raise InvalidInputError(f"--role must be api, feed or worker, got {role!r}")
         settings = load_settings()
         start_logging(settings)
         if settings.is_sqlite:
@@ -455,6 +461,11 @@ def serve(
         sockets = listen(host, port, f"serve --role {role}")
     with _closing_on_error(sockets), cli_errors():
         check_database(settings, runtime=role == "feed")
+        if not settings.redis_url and role == "worker":
+            console.print(
+                "warning: REDIS_URL is not set: this worker reads the outbox itself, one consumer per replica "
+                "(set REDIS_URL to share the load between replicas through Redis Streams consumer groups)"
+            )
         if not settings.redis_url and role == "api":
             console.print(
                 "warning: REDIS_URL is not set: this API process cannot tell a feed process about orders "

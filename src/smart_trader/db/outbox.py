@@ -37,8 +37,9 @@ outbox = Table(
     Index("ix_outbox_published_ns_id", "published_ns", "id"),
 )
 
-STREAMS = ("orders", "accounts", "challenges")
-"""The event families (one Redis stream each when the backbone delivers them)."""
+STREAMS = ("orders", "accounts", "challenges", "payments", "users", "notifications")
+"""The event families (one Redis stream each when the backbone delivers them): orders and fills, account updates,
+challenge transitions, payments and grants, users' logins, keys and role changes, in-app notifications."""
 
 
 def event_row(

@@ -102,7 +102,7 @@ async def update_user(user_id: str, body: UserPatchIn, who: CurrentPrincipal, pl
 
     def change(conn: Any) -> tuple[users.User, list[str]]:
         ended = users.revoke_sessions(conn, user_id, "user disabled") if body.disabled else []
-        return users.update_user(conn, user_id, roles, body.disabled), ended
+        return users.update_user(conn, user_id, roles, body.disabled, actor=who.user_id), ended
 
     try:
         user, ended = await platform.writer.run(change)
@@ -123,6 +123,7 @@ async def lift_lockout(user_id: str, who: CurrentPrincipal, platform: PlatformDe
             await platform.login_guard.lift(user.email)
         except Exception:
             raise ProblemError(503, "the login throttling store (Redis) does not answer", "unavailable") from None
+    await platform.writer.run(lambda c: users.record(c, "user.lockout_lifted", user_id, {}, actor=who.user_id))
     return Response(status_code=204)
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from smart_trader.core.errors import InvalidInputError, NotFoundError
+from smart_trader.db.outbox import event_row, outbox
 from smart_trader.gateway.access import Role, format_roles, parse_roles
 from smart_trader.gateway.security import api_key_hash, new_api_key
 from smart_trader.gateway.tables import api_keys, sessions, users
@@ -94,6 +95,7 @@ def register(conn: Connection, email: str, password_hash: str, roles: Iterable[R
             )
     except IntegrityError:
         raise InvalidInputError(f"email {user.email} is already registered") from None
+    record(conn, "user.registered", user.id, {"roles": sorted(user.roles)}, actor=user.id)
     return user
 
 
@@ -128,7 +130,11 @@ def list_users(conn: Connection, limit: int = 100, offset: int = 0) -> list[User
 
 
 def update_user(
-    conn: Connection, user_id: str, roles: Iterable[Role] | None = None, disabled: bool | None = None
+    conn: Connection,
+    user_id: str,
+    roles: Iterable[Role] | None = None,
+    disabled: bool | None = None,
+    actor: str | None = None,
 ) -> User:
     """Set a user's roles and/or disable (or re-enable) them. Disabling does not revoke sessions here: callers do
     (:func:`revoke_sessions`), to announce the ended ones.
@@ -136,6 +142,8 @@ def update_user(
     Raises:
         NotFoundError: no such user.
         InvalidInputError: an empty set of roles.
+
+    ``actor``: who made the change (the administrator's user id; ``None``: the ``smart-trader users`` command).
     """
     now = time.time_ns()
     values: dict[str, object] = {"updated_ns": now}
@@ -151,6 +159,12 @@ def update_user(
         raise NotFoundError(f"no user {user_id}")
     user = get_user(conn, user_id)
     assert user is not None
+    change: dict[str, object] = {}
+    if roles is not None:
+        change["roles"] = sorted(user.roles)
+    if disabled is not None:
+        change["disabled"] = disabled
+    record(conn, "user.updated", user_id, change, actor=actor)
     return user
 
 
@@ -169,6 +183,7 @@ def set_password(conn: Connection, user_id: str, password_hash: str, keep_sessio
     )
     if result.rowcount == 0:
         raise NotFoundError(f"no user {user_id}")
+    record(conn, "user.password_changed", user_id, {}, actor=user_id)
     return revoke_sessions(conn, user_id, "password changed", keep=keep_session)
 
 
@@ -188,6 +203,9 @@ def create_api_key(conn: Connection, user_id: str, name: str) -> IssuedApiKey:
             key_hash=api_key_hash(key),
             created_ns=issued.created_ns,
         )
+    )
+    record(
+        conn, "api_key.created", user_id, {"key_id": issued.id, "name": name, "prefix": issued.prefix}, actor=user_id
     )
     return issued
 
@@ -214,6 +232,7 @@ def revoke_api_key(conn: Connection, user_id: str, key_id: str) -> ApiKeyInfo:
     if revoked is None:
         revoked = time.time_ns()
         conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked_ns=revoked))
+        record(conn, "api_key.revoked", user_id, {"key_id": key_id}, actor=user_id)
     return ApiKeyInfo(row.id, row.name, row.prefix, row.created_ns, row.last_used_ns, revoked)
 
 
@@ -242,6 +261,7 @@ def open_session(conn: Connection, session_id: str, user_id: str, refresh_jti: s
             id=session_id, user_id=user_id, refresh_jti=refresh_jti, created_ns=time.time_ns(), expires_ns=expires_ns
         )
     )
+    record(conn, "user.login", user_id, {"session_id": session_id}, actor=user_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,8 +304,13 @@ def revoke_session(conn: Connection, session_id: str, reason: str) -> bool:
         update(sessions)
         .where(sessions.c.id == session_id, sessions.c.revoked_ns.is_(None))
         .values(revoked_ns=time.time_ns(), revoked_reason=reason)
+        .returning(sessions.c.user_id)
     )
-    return bool(result.rowcount)
+    user_id = result.scalar()
+    if user_id is None:
+        return False
+    record(conn, "user.session_revoked", str(user_id), {"session_id": session_id, "reason": reason}, actor=str(user_id))
+    return True
 
 
 def revoke_sessions(conn: Connection, user_id: str, reason: str, keep: str | None = None) -> list[str]:
@@ -298,7 +323,21 @@ def revoke_sessions(conn: Connection, user_id: str, reason: str, keep: str | Non
         conn.execute(
             update(sessions).where(sessions.c.id.in_(ids)).values(revoked_ns=time.time_ns(), revoked_reason=reason)
         )
+        record(conn, "user.sessions_revoked", user_id, {"session_ids": ids, "reason": reason})
     return ids
+
+
+def record(
+    conn: Connection, event_type: str, user_id: str, payload: dict[str, object], actor: str | None = None
+) -> None:
+    """Write a user event (stream ``users``, partition key the user) to the outbox in ``conn``'s transaction, for the
+    audit trail: ``event_type`` such as ``user.login``, ``api_key.created``; ``payload`` never holds a secret (no
+    password, hash, token or key); ``actor`` the user id who acted (``None``: the platform or the CLI)."""
+    now = time.time_ns()
+    body = {"user_id": user_id, "actor": actor, **payload}
+    conn.execute(
+        insert(outbox), [event_row(f"users.{user_id}", event_type, body, now, stream="users", partition_key=user_id)]
+    )
 
 
 def revoked_since(conn: Connection, since_ns: int) -> tuple[list[tuple[str, str]], list[str], list[str]]:
