@@ -43,9 +43,9 @@ class Settings(BaseSettings):
         access_token_seconds / refresh_token_seconds: lifetimes of the two JWTs (seconds).
         ws_queue_size: messages a WebSocket client may have waiting before it is dropped.
         log_json: JSON log lines (default) or human-readable console output.
-        rate_limits: per route class (``auth``, ``orders``, ``reads``, ``ws``) and per client IP (``*_ip``) or per
-            user / API key (``*_user``), in the ``limits`` library's notation (``"20/minute"``, several joined by
-            ``;``; empty: no limit), sliding windows shared through Redis when ``redis_url`` is set
+        rate_limits: per route class (``auth``, ``orders``, ``reads``, ``ws``, ``webhooks``) and per client IP
+            (``*_ip``) or per user / API key (``*_user``), in the ``limits`` library's notation (``"20/minute"``,
+            several joined by ``;``; empty: no limit), sliding windows shared through Redis when ``redis_url`` is set
             (``docs/security.md``); ``rate_limits_enabled`` false turns them all off (benchmarks).
         login_*: failed logins per account and per IP back off exponentially after the first
             ``login_free_failures`` (per account) / ``login_free_failures_ip`` (per IP): ``login_backoff_base_seconds``
@@ -61,8 +61,24 @@ class Settings(BaseSettings):
             account: without this, one user could park any number of orders by opening accounts).
         event_stream_retention_hours: how long the backbone's Redis streams keep events (trimmed by age at each
             append; a consumer group down longer than this misses what was trimmed: watch ``worker_queue_length``).
+        event_stream_prefix: the Redis keys of the event streams (``<prefix><family>``, ``<prefix>dead-letter``).
         worker_claim_seconds / worker_max_attempts: a delivered event not acknowledged within this time is taken
             over by another worker replica; an event failing this many times goes to the dead letters.
+        monitoring_interval_seconds / market_data_stale_seconds: the worker's scheduled monitoring cycle
+            (``workers/monitoring.py``: audit verification, challenge deadlines, stale prices, ledger reconciliation)
+            runs this often; prices unchanged this long are stale.
+        smtp_host / smtp_port / smtp_username / smtp_password / smtp_from / smtp_starttls: where notification e-mails
+            go (``notifications/email.py``); no ``smtp_host``: e-mail is off; with one, ``smtp_from`` is required.
+        webhook_allow_loopback: let webhook endpoints be ``http(s)://127.0.0.1``, ``[::1]`` or ``localhost`` (tests and
+            local development only; never in production: ``notifications/webhooks.py`` refuses every non-public
+            address otherwise).
+        stripe_webhook_secret: the signing secret (``whsec_...``) of the Stripe webhook endpoint
+            ``/api/v1/webhooks/stripe``; empty: that webhook answers 503 and grants nothing.
+        stripe_webhook_tolerance_seconds: a Stripe signature older than this is refused (replays).
+        paypal_webhook_id: the id of the PayPal webhook ``/api/v1/webhooks/paypal`` (part of what PayPal signs);
+            empty: that webhook answers 503 and grants nothing. ``paypal_webhook_tolerance_seconds``: a transmission
+            time further from now than this is refused; ``paypal_cert_ca_file``: the PEM roots PayPal's signing
+            certificate must chain to (empty: ``certifi``'s Mozilla roots).
         max_body_bytes: request bodies larger than this are refused (413) before they are read.
         cors_origins: origins allowed to call the API from a browser, comma-separated (empty: none).
         metrics_token: bearer token ``/metrics`` asks of clients beyond the loopback interface (empty: only
@@ -93,6 +109,7 @@ class Settings(BaseSettings):
     rate_limit_reads_user: str = "200/second"
     rate_limit_ws_ip: str = "30/minute"
     rate_limit_ws_user: str = "30/minute"
+    rate_limit_webhooks_ip: str = "100/second"  # payment providers' webhooks (no user: per address only)
     login_free_failures: int = Field(default=3, ge=0)
     login_free_failures_ip: int = Field(default=10, ge=0)
     login_backoff_base_seconds: float = Field(default=1.0, ge=0)
@@ -108,8 +125,25 @@ class Settings(BaseSettings):
     # the event backbone (workers/): Redis streams kept this long (by age), a pending entry taken over by another
     # replica after this idle time, an event dead-lettered after this many failed attempts
     event_stream_retention_hours: float = Field(default=168.0, gt=0)
+    event_stream_prefix: str = Field(default="smart-trader:events:", min_length=1)
     worker_claim_seconds: float = Field(default=30.0, gt=0)
     worker_max_attempts: int = Field(default=5, gt=0)
+    monitoring_interval_seconds: float = Field(default=60.0, gt=0)
+    market_data_stale_seconds: float = Field(default=300.0, gt=0)
+    # notifications (notifications/): e-mail through SMTP (no host: e-mail is off) and outgoing webhooks
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, gt=0, lt=65536)
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_from: str = ""
+    smtp_starttls: bool = True
+    webhook_allow_loopback: bool = False
+    # payments (payments/): provider webhooks, shut while unset
+    stripe_webhook_secret: str = ""
+    stripe_webhook_tolerance_seconds: int = Field(default=300, gt=0)
+    paypal_webhook_id: str = ""
+    paypal_webhook_tolerance_seconds: int = Field(default=300, gt=0)
+    paypal_cert_ca_file: str = ""
     max_body_bytes: int = Field(default=1_048_576, gt=0)
     cors_origins: str = ""
     metrics_token: str = ""
@@ -118,7 +152,7 @@ class Settings(BaseSettings):
     log_json: bool = True
     home: Path | None = Field(default=None, validation_alias="SMART_TRADER_HOME")
 
-    @field_validator("secret_key", "secret_key_previous", "metrics_token")
+    @field_validator("secret_key", "secret_key_previous", "metrics_token", "stripe_webhook_secret", "paypal_webhook_id")
     @classmethod
     def _stripped(cls, value: str) -> str:
         return value.strip()

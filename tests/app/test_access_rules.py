@@ -58,6 +58,7 @@ from tests.app.security_support import (
     ws_request,
 )
 from tests.conftest import TEST_SECRET_KEY
+from tests.notifications.support import seed_notification, webhook_endpoint
 
 V1 = "/api/v1"
 Route = tuple[str, str]
@@ -169,16 +170,40 @@ BODIES: dict[Route, Callable[[World, str], dict[str, Any]]] = {
     },
     ("POST", f"{V1}/risk/instrument-halts/resume"): lambda w, a: {"json": {"symbol": "BTC/USDT", "venue": "BINANCE"}},
     ("PATCH", f"{V1}/admin/users/{{user_id}}"): lambda w, a: {"json": {"roles": ["trader"]}},
+    # notifications
+    ("PUT", f"{V1}/notifications/preferences"): lambda w, a: {"json": {"email": ["challenge_breached"]}},
+    ("POST", f"{V1}/webhook-endpoints"): lambda w, a: {"json": {"url": "https://hooks.example.com/smart-trader"}},
+    # payments: the webhooks' credential is the provider's signature (tests/payments signs real event shapes)
+    ("POST", f"{V1}/webhooks/stripe"): lambda w, a: {"json": {"id": "evt_sample", "object": "event", "type": "x"}},
+    ("POST", f"{V1}/webhooks/paypal"): lambda w, a: {"json": {"id": "WH-SAMPLE", "event_type": "X", "resource": {}}},
+    ("POST", f"{V1}/admin/challenges/grants"): lambda w, a: {
+        "json": {"user_id": w.ids["tess"], "program": "ftmo-2step", "account_size": "10000", "reason": "access test"}
+    },
 }
 """A valid body of every route that takes one (``test_every_route_with_a_body_has_a_sample``)."""
 
 QUERIES: dict[Route, dict[str, str]] = {
     ("GET", f"{V1}/market/bars"): {"symbol": "BTC/USDT", "venue": "BINANCE", "timeframe": "1m"},
     ("GET", f"{V1}/market/quote"): {"symbol": "BTC/USDT", "venue": "BINANCE"},
+    ("GET", f"{V1}/leaderboards"): {"program": "ftmo-2step", "period": "all"},
 }
 """Values of every required query parameter (``test_every_required_query_parameter_has_a_sample``)."""
 
-PATH_PARAMETERS = {"account_id", "order_id", "key_id", "user_id", "challenge_id"}
+PATH_PARAMETERS = {"account_id", "order_id", "key_id", "user_id", "challenge_id", "notification_id", "endpoint_id"}
+OWN_RESOURCES: dict[str, Callable[[World, dict[str, str], str], str]] = {
+    # path parameter of an own-resource route → a new resource of that kind for the caller (headers, user name)
+    "key_id": lambda w, headers, actor: str(api_key(w.h, headers, "to revoke")["id"]),
+    "notification_id": lambda w, headers, actor: seed_notification(w.h, w.ids[actor]),
+    "endpoint_id": lambda w, headers, actor: webhook_endpoint(w.h, headers),
+}
+
+
+def own_parameter(route: Route) -> str:
+    """The path parameter naming the caller's own resource in an own-resource route."""
+    (name,) = [p for p in re.findall(r"{(\w+)}", route[1]) if p in OWN_RESOURCES]
+    return name
+
+
 SESSION_ENDING = {("POST", f"{V1}/auth/logout"), ("POST", f"{V1}/auth/password")}
 """Routes that end the caller's sessions: called by a user made for the call."""
 
@@ -207,6 +232,8 @@ class World:
     accounts: dict[str, str] = field(default_factory=dict)  # trader name → account id
     orders: dict[str, str] = field(default_factory=dict)  # trader name → a working order id
     challenges: dict[str, str] = field(default_factory=dict)  # trader name → a challenge id
+    notifications: dict[str, str] = field(default_factory=dict)  # user name → a notification of theirs
+    endpoints: dict[str, str] = field(default_factory=dict)  # user name → a webhook endpoint of theirs
     refused: dict[str, dict[str, str]] = field(default_factory=dict)  # credentials that must get 401
 
     def request(
@@ -220,6 +247,8 @@ class World:
         key_id: str | None = None,
         user_id: str | None = None,
         challenge_id: str | None = None,
+        notification_id: str | None = None,
+        endpoint_id: str | None = None,
     ) -> Any:
         """Call ``route`` with its samples, the path naming alice's account and order, ``actor``'s API key and tess
         (the users admins act on) unless given."""
@@ -230,6 +259,8 @@ class World:
             "key_id": key_id or self.keys[actor]["id"],
             "user_id": user_id or self.ids["tess"],
             "challenge_id": challenge_id or self.challenges.get("alice", "none"),
+            "notification_id": notification_id or self.notifications.get(actor, "none"),
+            "endpoint_id": endpoint_id or self.endpoints.get(actor, "none"),
         }
         for name in re.findall(r"{(\w+)}", template):
             if name not in PATH_PARAMETERS:
@@ -273,6 +304,9 @@ def _build_world(h: Harness) -> World:
         r = h.client.post(f"{V1}/challenges", headers=w.headers[trader], json=body)
         assert r.status_code == 201, r.text
         w.challenges[trader] = r.json()["id"]
+    for name in ("alice", "mallory", "rita", "adam"):  # a notification and a webhook endpoint of each role's user
+        w.notifications[name] = seed_notification(h, w.ids[name])
+        w.endpoints[name] = webhook_endpoint(h, w.headers[name])
     h.push_trades(50)  # a market: quotes, marks
     h.settle()
     for trader in ("alice", "mallory"):
@@ -434,7 +468,8 @@ def test_every_role_the_rule_allows_gets_a_2xx(world: World, route: Route, role:
         headers = {"Authorization": open_session(h, world.ids[actor])["Authorization"]}
         world.keys[actor] = {"id": "unused"}
     if ROUTES[route].own_resource:
-        values["key_id"] = api_key(h, headers, "to revoke")["id"]
+        param = own_parameter(route)
+        values[param] = OWN_RESOURCES[param](world, headers, actor)
     if route == ("DELETE", f"{V1}/accounts/{{account_id}}/orders/{{order_id}}"):
         values["order_id"] = h.order(headers, world.accounts["alice"], **ORDER)["id"]
     r = world.request(route, headers, actor, **values)
@@ -449,6 +484,10 @@ def test_public_routes_need_no_credentials(world: World, route: Route) -> None:
         assert TestClient(app, client=("127.0.0.1", 40000)).get("/metrics").status_code == 200
         assert TestClient(app, client=("203.0.113.9", 40000)).get("/metrics").status_code == 403
         return
+    if route[1].startswith(f"{V1}/webhooks/"):  # public with its own guard: the provider's signature (tests/payments)
+        r = world.request(route, {}, "alice")  # this platform configures no provider: the door is shut
+        assert r.status_code == 503 and "not configured" in r.json()["detail"], r.text
+        return
     r = world.request(route, {}, "alice")
     assert 200 <= r.status_code < 300, f"{route}: {r.status_code} {r.text[:300]}"
 
@@ -460,15 +499,27 @@ def test_public_routes_need_no_credentials(world: World, route: Route) -> None:
 def test_someone_elses_resource_is_404(world: World, route: Route, role: Role) -> None:
     actor = ROLE_USER[role]
     victim = "mallory" if actor == "alice" else "alice"
+    param = own_parameter(route)
     victim_key = world.keys[victim]
-    r = world.request(route, world.headers[actor], actor, key_id=victim_key["id"])
+    victims = {"key_id": victim_key["id"], "notification_id": world.notifications[victim],
+               "endpoint_id": world.endpoints[victim]}  # fmt: skip
+    r = world.request(route, world.headers[actor], actor, **{param: victims[param]})
     theirs = assert_refused(r, 404)
     nowhere = str(uuid.uuid4())
-    missing = assert_refused(world.request(route, world.headers[actor], actor, key_id=nowhere), 404)
-    assert theirs["detail"].replace(victim_key["id"], "X") == missing["detail"].replace(nowhere, "X")
-    assert world.h.client.get(f"{V1}/auth/me", headers={"X-API-Key": victim_key["key"]}).status_code == 200
-    listed = world.h.client.get(f"{V1}/api-keys", headers=world.headers[victim]).json()
-    assert victim_key["id"] in {k["id"] for k in listed}
+    missing = assert_refused(world.request(route, world.headers[actor], actor, **{param: nowhere}), 404)
+    assert theirs["detail"].replace(victims[param], "X") == missing["detail"].replace(nowhere, "X")
+    # and the victim's resource is untouched
+    client, victim_headers = world.h.client, world.headers[victim]
+    if param == "key_id":
+        assert client.get(f"{V1}/auth/me", headers={"X-API-Key": victim_key["key"]}).status_code == 200
+        listed = client.get(f"{V1}/api-keys", headers=victim_headers).json()
+        assert victim_key["id"] in {k["id"] for k in listed}
+    elif param == "notification_id":
+        unread = client.get(f"{V1}/notifications", headers=victim_headers, params={"unread": "true"}).json()
+        assert victims[param] in {n["id"] for n in unread["items"]}
+    else:
+        listed = client.get(f"{V1}/webhook-endpoints", headers=victim_headers).json()
+        assert victims[param] in {e["id"] for e in listed}
 
 
 # -- the WebSocket's channels ------------------------------------------------------------------------------------------
@@ -480,6 +531,7 @@ CHANNEL_SAMPLES: dict[str, Callable[[World, str], dict[str, Any]]] = {
     "orders": lambda w, account: {"account_id": account},
     "accounts": lambda w, account: {"account_id": account},
     "challenges": lambda w, account: {"account_id": account},
+    "notifications": lambda w, account: {},  # always the caller's own
 }
 CHANNEL_ROLES = [(c, role) for c in sorted(WS_CHANNELS) for role in Role]
 

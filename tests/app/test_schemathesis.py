@@ -102,7 +102,14 @@ def _add_users_with_roles(settings_: Settings) -> None:
 def live(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Iterator[Live]:
     """The platform on SQLite, its lifespan run by schemathesis' ASGI transport (one event loop for all)."""
     settings_ = make_settings(tmp_path_factory.mktemp("schemathesis"), "sqlite", None).model_copy(
-        update={"rate_limits_enabled": False, "login_free_failures": 10**9, "login_free_failures_ip": 10**9}
+        update={
+            "rate_limits_enabled": False,
+            "login_free_failures": 10**9,
+            "login_free_failures_ip": 10**9,
+            # the payment webhooks answer (signature checks) instead of 503 "not configured"
+            "stripe_webhook_secret": "whsec_fuzz",
+            "paypal_webhook_id": "FUZZ-WEBHOOK",
+        }
     )
     service = MarketDataService(settings_.home_dir)
     inst, trades = real_trades(shared_data, service)

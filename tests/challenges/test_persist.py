@@ -171,7 +171,8 @@ def test_a_passed_phase_is_promoted_to_a_fresh_account_at_the_size(world: World)
         assert owner is not None and owner.id == second.id
         stored = store.events_of(conn, w.challenge_id)
         assert [r.event_id for r in stored] == [r["event_id"] for r in rows.events]
-        assert conn.execute(select(func.count()).select_from(outbox)).scalar_one() == len(rows.outbox)
+        written = select(func.count()).select_from(outbox).where(outbox.c.stream != "users")
+        assert conn.execute(written).scalar_one() == len(rows.outbox)
 
     # the stored state restores to an evaluator in the same state
     restored = ChallengeEvaluator.restore(w.program, json.loads(first.state))

@@ -240,7 +240,7 @@ async def _view(platform: Any, challenge_id: str) -> ChallengeOut:
     equity = account.equity
     balance = equity - account.unrealized_pnl
     phase = program.phases[row.phase_index]
-    over = row.status in ("failed", "passed", "promoted")
+    over = row.status in ("failed", "passed", "promoted", "revoked")
     daily, most = view.daily_floor, view.max_loss_floor
     return ChallengeOut(
         id=row.id,

@@ -21,7 +21,8 @@ from smart_trader.core.errors import InvalidInputError, NotFoundError, RejectedB
 from smart_trader.portfolio import store as account_store
 from smart_trader.portfolio.account import AccountType
 
-OPEN_STATUSES = ("active", "locked")  # the runtime judges these; passed, failed and promoted are over
+OPEN_STATUSES = ("active", "locked")  # the runtime judges these; passed, failed, promoted and revoked are over
+REVOKED = "revoked"  # a phase whose purchase was refunded or disputed
 
 
 def create_challenge(
@@ -97,7 +98,7 @@ def save_state(
 ) -> None:
     """Store the evaluator's snapshot, status and breach evidence of a challenge; a ``promoted`` phase keeps that
     status (a batch written twice, or a change after the promotion, must not make it ``passed`` again and promote it
-    twice)."""
+    twice), and so does a ``revoked`` one (a refund revoked it while the runtime was still judging it)."""
     values = {
         "state": json.dumps(state, separators=(",", ":")),
         "breach": None if breach is None else json.dumps(breach, separators=(",", ":")),
@@ -105,7 +106,22 @@ def save_state(
     }
     row = challenges.c
     conn.execute(update(challenges).where(row.id == challenge_id).values(**values))
-    conn.execute(update(challenges).where(row.id == challenge_id, row.status != "promoted").values(status=status))
+    conn.execute(
+        update(challenges).where(row.id == challenge_id, row.status.notin_(("promoted", REVOKED))).values(status=status)
+    )
+
+
+def revoke(conn: Connection, challenge_id: str, now_ns: int) -> bool:
+    """Set a challenge phase that is still judged (``active`` or ``locked``) to ``revoked`` (a refund or a dispute of
+    its purchase); ``False`` when it was not open any more (passed, failed, promoted, revoked) and nothing changed.
+    :func:`block_reason` then refuses the account's orders ("challenge phase revoked"), and :func:`save_state` never
+    writes another status over it."""
+    result = conn.execute(
+        update(challenges)
+        .where(challenges.c.id == challenge_id, challenges.c.status.in_(OPEN_STATUSES))
+        .values(status=REVOKED, updated_ns=now_ns)
+    )
+    return bool(result.rowcount)
 
 
 def event_rows(challenge_id: str, events: Sequence[ChallengeEvent]) -> list[dict[str, Any]]:

@@ -33,9 +33,9 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
-RateClass = Literal["auth", "orders", "reads", "ws", "ops"]
+RateClass = Literal["auth", "orders", "reads", "ws", "webhooks", "ops"]
 """The rate-limit class of a route (``gateway/ratelimit.py``): authentication, order entry, reads, WebSocket
-connects, operational endpoints (not limited)."""
+connects, payment providers' webhooks (per address), operational endpoints (not limited)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +79,8 @@ class Rule:
         any_account: roles that reach every account (risk managers' reads and controls).
         public: no credentials (registration, login, health).
         rate: the route's rate-limit class.
-        own_resource: the path names a resource of the caller (an API key): someone else's is 404.
+        own_resource: the path names a resource of the caller (an API key, a notification, a webhook endpoint):
+            someone else's is 404.
     """
 
     roles: frozenset[Role] = frozenset()
@@ -149,6 +150,21 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", f"{V1}/challenges"): Rule(roles=TRADER),
     ("GET", f"{V1}/challenges/{{challenge_id}}"): Rule(roles=TRADER | RISK),
     ("GET", f"{V1}/challenges/{{challenge_id}}/events"): Rule(roles=TRADER | RISK),
+    # analytics: leaderboards for every signed-in user (public names only), an account's performance for its owner
+    ("GET", f"{V1}/leaderboards"): _ANY_USER,
+    ("GET", f"{V1}/accounts/{{account_id}}/performance"): _OWN_ACCOUNT_READ,
+    # notifications: the caller's own inbox, e-mail choices and webhook endpoints (someone else's → 404)
+    ("GET", f"{V1}/notifications"): _ANY_USER,
+    ("POST", f"{V1}/notifications/{{notification_id}}/read"): Rule(roles=ALL_ROLES, own_resource=True),
+    ("GET", f"{V1}/notifications/preferences"): _ANY_USER,
+    ("PUT", f"{V1}/notifications/preferences"): _ANY_USER,
+    ("POST", f"{V1}/webhook-endpoints"): Rule(roles=ALL_ROLES, rate="auth"),
+    ("GET", f"{V1}/webhook-endpoints"): _ANY_USER,
+    ("DELETE", f"{V1}/webhook-endpoints/{{endpoint_id}}"): Rule(roles=ALL_ROLES, rate="auth", own_resource=True),
+    # payments: providers' webhooks (public: the provider's signature is the credential) and grants by hand
+    ("POST", f"{V1}/webhooks/stripe"): Rule(public=True, rate="webhooks"),
+    ("POST", f"{V1}/webhooks/paypal"): Rule(public=True, rate="webhooks"),
+    ("POST", f"{V1}/admin/challenges/grants"): Rule(roles=ADMIN, rate="orders"),
     # market data
     ("GET", f"{V1}/instruments"): _ANY_USER,
     ("GET", f"{V1}/market/bars"): _ANY_USER,
@@ -179,6 +195,7 @@ WS_CHANNELS: dict[str, Rule] = {
     "orders": _OWN_ACCOUNT_READ,
     "accounts": _OWN_ACCOUNT_READ,
     "challenges": _OWN_ACCOUNT_READ,
+    "notifications": _ANY_USER,  # the topic is always the caller's own (notifications.<user id>)
 }
 """Access rule of every WebSocket channel (``account`` rules: the request's ``account_id``)."""
 

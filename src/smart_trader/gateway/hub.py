@@ -6,7 +6,8 @@ Topics are plain strings:
   ``"quotes.BTC/USDT.BINANCE"``),
 - ``bars.{instrument_id}.{timeframe}`` with the canonical timeframe text (``str(Timeframe.parse("60s"))`` is
   ``"1m"``),
-- ``orders.{account_id}``, ``accounts.{account_id}``.
+- ``orders.{account_id}``, ``accounts.{account_id}``, ``challenges.{account_id}``,
+- ``notifications.{user_id}``.
 
 A message is already-serialized JSON text: it is encoded once by the publisher and the same ``str`` object is
 queued for every subscriber of its topic. Each subscriber (one WebSocket connection) has a bounded queue drained
@@ -67,6 +68,12 @@ def challenges_topic(account_id: str) -> str:
     """Topic of the challenge updates of one challenge account (``"challenges.{account_id}"``): status, floors, room
     left, objectives, warnings and breaches."""
     return f"challenges.{account_id}"
+
+
+def notifications_topic(user_id: str) -> str:
+    """Topic of one user's notifications (``"notifications.{user_id}"``): a WebSocket client subscribes to its own
+    only (channel ``notifications``, no fields)."""
+    return f"notifications.{user_id}"
 
 
 class Subscriber:

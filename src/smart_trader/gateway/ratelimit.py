@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("smart_trader.gateway")
 
 Per = Literal["ip", "user"]
-LIMITED: tuple[RateClass, ...] = ("auth", "orders", "reads", "ws")
+LIMITED: tuple[RateClass, ...] = ("auth", "orders", "reads", "ws", "webhooks")
 STATE_KEY = "ratelimit"  # scope["state"][STATE_KEY]: the Usage the response headers report
 REDIS_PREFIX = "smart-trader:ratelimit"
 SWEEP_SECONDS = 10.0

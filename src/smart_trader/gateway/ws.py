@@ -13,7 +13,8 @@ Messages are JSON objects in text frames (binary frames holding UTF-8 JSON are a
 2. ``{"op": "subscribe", "channel": C, ...}`` / ``{"op": "unsubscribe", "channel": C, ...}`` where ``C`` is
    ``quotes``, ``trades`` (fields ``symbol``, ``venue``), ``bars`` (``symbol``, ``venue``, ``timeframe`` like
    ``"1m"``), ``orders`` or ``accounts`` (``account_id``; the account must belong to the user, checked by
-   ``await app.state.account_owner(account_id) -> user_id | None``). Reply ``{"type": "subscribed", "topic": T}``
+   ``await app.state.account_owner(account_id) -> user_id | None``), ``notifications`` (no fields: the caller's own
+   notifications, topic ``notifications.<user id>``). Reply ``{"type": "subscribed", "topic": T}``
    / ``{"type": "unsubscribed", "topic": T}``, or ``{"type": "error", "message": "..."}`` for anything invalid
    (the connection stays open). A request's ``"id"`` (string or integer), if any, is echoed in its reply.
    ``{"op": "ping"}`` → ``{"type": "pong"}``.
@@ -48,6 +49,7 @@ from smart_trader.gateway.hub import (
     accounts_topic,
     bars_topic,
     challenges_topic,
+    notifications_topic,
     orders_topic,
     quotes_topic,
     trades_topic,
@@ -70,7 +72,7 @@ CLOSE_POLICY_VIOLATION = 1008
 CLOSE_TRY_AGAIN_LATER = 1013
 CLOSE_INTERNAL_ERROR = 1011
 
-CHANNELS = ("quotes", "trades", "bars", "orders", "accounts", "challenges")
+CHANNELS = ("quotes", "trades", "bars", "orders", "accounts", "challenges", "notifications")
 _PONG = '{"type":"pong"}'
 _AUTHENTICATED = '{"type":"authenticated"}'
 _DISCONNECTED = (WebSocketDisconnect, WebSocketDisconnected, OSError)  # OSError: uvicorn's ClientDisconnected
@@ -326,6 +328,8 @@ class _Connection:
                     raise _BadRequestError("account not found")
             topic = {"orders": orders_topic, "accounts": accounts_topic, "challenges": challenges_topic}[channel]
             return topic(account_id)
+        if channel == "notifications":  # always the caller's own: no field names another user
+            return notifications_topic(self.user_id)
         if channel is None:
             raise _BadRequestError("missing field 'channel'")
         raise _BadRequestError(f"unknown channel {channel!r}: expected one of {', '.join(CHANNELS)}")
