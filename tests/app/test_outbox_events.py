@@ -1,6 +1,7 @@
 """Every outbox row the platform writes carries its typed event (SQLite and PostgreSQL): a unique ``event_id``, the
 event's ``version``, its family (``stream``: orders, accounts, challenges, users — the topic's family), the account
-(the user for user events) as the partition key and its times; an order event's id and times are the broker's event's, as the WebSocket document says."""
+(the user for user events) as the partition key and its times; an order event's id and times are the broker's
+event's, as the WebSocket document says."""
 
 from __future__ import annotations
 

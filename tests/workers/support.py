@@ -76,3 +76,6 @@ class Failing:
                 self.failures[event.event_id] = n + 1
                 raise RuntimeError(f"poison {event.event_id}")
         self.inner.handle(conn, event)
+
+    def flush(self, conn: Any) -> None:
+        self.inner.flush(conn)

@@ -40,6 +40,9 @@ class Unordered:
     def handle(self, conn: Connection, event: Envelope) -> None:
         self.inner.handle(conn, event)
 
+    def flush(self, conn: Connection) -> None:
+        self.inner.flush(conn)
+
 
 @pytest.fixture
 def prefix(redis_url: str) -> Iterator[str]:

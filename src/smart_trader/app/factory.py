@@ -64,12 +64,14 @@ from smart_trader.live.feeds import MarketFeed, is_new_market_data
 from smart_trader.live.relay import OutboxRelay, redis_deliver
 from smart_trader.live.runtime import TradingRuntime
 from smart_trader.live.top_of_book import DerivedTopOfBook
+from smart_trader.notifications.sender import DeliverySender
 from smart_trader.ops import metrics
 from smart_trader.ops.logging import RequestContextMiddleware
 from smart_trader.risk.limits import RISK_CONTROL_TOPIC
 from smart_trader.risk.router import INSTRUMENT_HALTS
 from smart_trader.settings import Settings
 from smart_trader.trading.session import SessionFactory
+from smart_trader.workers.monitoring import MonitoringCycle, Prices
 from smart_trader.workers.runner import ConsumerRunner
 
 Role = Literal["all", "api", "feed", "worker"]
@@ -151,8 +153,15 @@ def create_app(
         routers = (orders_router, accounts_router, risk_router, challenges_router, data_router, auth_router)
         for r in (*routers, admin_router, ws_router):
             app.include_router(r)
+        from smart_trader.analytics.router import router as analytics_router
 
+        app.include_router(analytics_router)  # analytics: leaderboards, an account's performance
+        from smart_trader.payments.router import router as payments_router
 
+        app.include_router(payments_router)  # payments: providers' webhooks, challenges granted by hand
+        from smart_trader.notifications.router import router as notifications_router
+
+        app.include_router(notifications_router)  # the caller's notifications, e-mail choices, webhook endpoints
     app.include_router(ops_router)
     docs.install(app)
     app.add_api_route("/", _landing, methods=["GET"], include_in_schema=False)
@@ -239,7 +248,11 @@ async def _running(
         platform.redis = aioredis.Redis.from_url(settings.redis_url)
         bus = RedisBus(settings.redis_url, hub)
         await bus.start()  # attaches itself to the hub
-        deliver = redis_deliver(settings.redis_url, retention_ms=int(settings.event_stream_retention_hours * 3600_000))
+        deliver = redis_deliver(
+            settings.redis_url,
+            retention_ms=int(settings.event_stream_retention_hours * 3600_000),
+            stream_prefix=settings.event_stream_prefix,
+        )
     loop = asyncio.get_running_loop()
     # the backbone's consumers (app/workers.py): in this process for `up`, alone for `serve --role worker`
     runners: list[ConsumerRunner] = []
@@ -260,7 +273,7 @@ async def _running(
 
     # One relay per deployment, in the process running the trading runtime: events of one order then leave in
     # the order they were written (an API process's `submitted` event commits before the runtime can accept it).
-    relay = OutboxRelay(writer, deliver)
+    relay = OutboxRelay(writer, deliver, blocking=bool(settings.redis_url))
     if role in ("all", "feed"):
         relay.start()
     runtime: TradingRuntime | None = None
@@ -323,6 +336,18 @@ async def _running(
     # collections over thousands of connections and orders were the p99 latency spikes.
     for w in runners:
         w.start()
+    monitoring: MonitoringCycle | None = None
+    sender: DeliverySender | None = None
+    if role in ("all", "worker"):
+        sender = DeliverySender.from_settings(settings, writer)  # e-mails and outgoing webhooks of notifications
+        sender.start()
+        monitoring = MonitoringCycle(
+            engine,
+            _latest_prices(platform, runtime),
+            settings.monitoring_interval_seconds,
+            settings.market_data_stale_seconds,
+        )
+        monitoring.start()
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
@@ -347,6 +372,10 @@ async def _running(
         await relay.stop()
         for w in runners:
             await w.stop()
+        if monitoring is not None:
+            await monitoring.stop()
+        if sender is not None:
+            await sender.stop()
         if bus is not None:
             await bus.stop()
         if platform.redis is not None:
@@ -460,6 +489,27 @@ async def _listen_for_risk_controls(hub: Hub, runtime: TradingRuntime) -> None:
                 runtime.limits_changed(account_id)  # the order taker waits for it before that account's next order
     finally:
         hub.detach(sub)
+
+
+def _latest_prices(platform: Platform, runtime: TradingRuntime | None) -> Prices | None:
+    """The latest prices the monitoring cycle watches: this process's runtime, else the hash the feed shares in
+    Redis, else none."""
+    if runtime is not None:
+        market = runtime.market
+
+        async def local() -> dict[str, dict[str, Any]]:
+            return {str(iid): p.as_dict() for iid, p in market.prices.items()}
+
+        return local
+    redis = platform.redis
+    if redis is None:
+        return None
+
+    async def shared() -> dict[str, dict[str, Any]]:
+        raw = await redis.hgetall(LAST_PRICES_KEY)
+        return {(k.decode() if isinstance(k, bytes) else str(k)): orjson.loads(v) for k, v in raw.items()}
+
+    return shared
 
 
 async def _share_prices(platform: Platform, runtime: TradingRuntime, every: float = 0.5) -> None:

@@ -19,11 +19,23 @@ from smart_trader.workers.consumer import Consumer
 from smart_trader.workers.runner import ConsumerRunner
 
 
-def consumers() -> list[Consumer]:
-    """Every consumer of the backbone, in the order they are started."""
+def consumers(settings: Settings | None = None) -> list[Consumer]:
+    """Every consumer of the backbone, in the order they are started: the audit chain (ordered), the analytics
+    projection (performance, leaderboards; its Redis cache invalidated when ``REDIS_URL`` is set) and the
+    notifications (e-mail deliveries when ``SMTP_HOST`` is set). Without ``settings``: their defaults (rebuilds)."""
+    from smart_trader.analytics.projection import AnalyticsProjection
     from smart_trader.compliance.consumer import AuditConsumer
+    from smart_trader.notifications.consumer import NotificationConsumer
 
-    return [AuditConsumer()]
+    cache = None
+    if settings is not None and settings.redis_url:
+        import redis
+
+        from smart_trader.analytics.leaderboard import LeaderboardCache
+
+        cache = LeaderboardCache(redis.Redis.from_url(settings.redis_url))
+    notifications = NotificationConsumer() if settings is None else NotificationConsumer.from_settings(settings)
+    return [AuditConsumer(), AnalyticsProjection(cache), notifications]
 
 
 def runners(
@@ -35,10 +47,10 @@ def runners(
     if settings.redis_url:
         import redis
 
-        client = redis.Redis.from_url(settings.redis_url)
+        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
     me = f"{socket.gethostname()}-{os.getpid()}"
     out: list[ConsumerRunner] = []
-    for c in consumers() if chosen is None else chosen:
+    for c in consumers(settings) if chosen is None else chosen:
         source = None
         if client is not None and not c.ordered:
             from smart_trader.workers.streams import StreamSource
@@ -50,6 +62,7 @@ def runners(
                 me,
                 claim_ms=int(settings.worker_claim_seconds * 1000),
                 max_attempts=settings.worker_max_attempts,
+                prefix=settings.event_stream_prefix,
             )
         out.append(ConsumerRunner(c, writer, engine, source, max_attempts=settings.worker_max_attempts))
     return out

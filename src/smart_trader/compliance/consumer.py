@@ -12,6 +12,8 @@ the platform's own actions such as a fill), ``subject`` = ``<family>:<partition 
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import Connection
 
 from smart_trader.compliance import store
@@ -22,28 +24,39 @@ AUDITED_STREAMS = ("orders", "accounts", "challenges", "payments", "users", "adm
 
 
 class AuditConsumer:
-    """Appends each event to the audit chain (see the module docstring)."""
+    """Appends each event to the audit chain (see the module docstring). The records of a batch are linked and
+    inserted together at the batch's end (:meth:`flush`: one read of the chain's head, one insert)."""
 
     name = "audit"
     streams: tuple[str, ...] = AUDITED_STREAMS
     ordered = True
 
+    def __init__(self) -> None:
+        self._entries: list[dict[str, Any]] = []
+        self._txn: Any = None
+
     def handle(self, conn: Connection, event: Envelope) -> None:
-        """Append the event's record after the chain's head, in ``conn``'s transaction."""
+        """Queue the event's record for the batch's end, in ``conn``'s transaction."""
+        txn = conn.get_transaction()
+        if txn is not self._txn:  # a new transaction: what a failed one queued is gone with it
+            self._entries, self._txn = [], txn
         p = event.payload
         actor = p.get("actor")
         request_id = p.get("request_id")
-        store.append(
-            conn,
-            [
-                {
-                    "action": event.event_type,
-                    "payload": p,
-                    "actor": None if actor is None else str(actor),
-                    "subject": f"{event.stream}:{event.partition_key}" if event.partition_key else event.stream,
-                    "request_id": None if request_id is None else str(request_id)[:64],
-                    "event_id": event.event_id,
-                    "ts_ns": event.ts_init,
-                }
-            ],
+        self._entries.append(
+            {
+                "action": event.event_type,
+                "payload": p,
+                "actor": None if actor is None else str(actor),
+                "subject": f"{event.stream}:{event.partition_key}" if event.partition_key else event.stream,
+                "request_id": None if request_id is None else str(request_id)[:64],
+                "event_id": event.event_id,
+                "ts_ns": event.ts_init,
+            }
         )
+
+    def flush(self, conn: Connection) -> None:
+        """Append the queued records after the chain's head (called by the backbone at the end of each batch)."""
+        entries, self._entries, self._txn = self._entries, [], None
+        if entries:
+            store.append(conn, entries)

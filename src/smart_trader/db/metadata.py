@@ -21,11 +21,14 @@ metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 def all_tables() -> MetaData:
     """The metadata with every service's tables imported onto it."""
+    from smart_trader.analytics import tables as _analytics  # noqa: F401
     from smart_trader.challenges import tables as _challenges  # noqa: F401
     from smart_trader.compliance import tables as _compliance  # noqa: F401
     from smart_trader.db import outbox  # noqa: F401
     from smart_trader.execution import tables as _execution  # noqa: F401
     from smart_trader.gateway import tables as _gateway  # noqa: F401
+    from smart_trader.notifications import tables as _notifications  # noqa: F401
+    from smart_trader.payments import tables as _payments  # noqa: F401
     from smart_trader.portfolio import tables as _portfolio  # noqa: F401
     from smart_trader.risk import tables as _risk  # noqa: F401
     from smart_trader.workers import tables as _workers  # noqa: F401

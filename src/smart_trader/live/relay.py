@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, cast
 
 import structlog
@@ -51,7 +52,8 @@ def redis_deliver(
 
     streams = PREFIX if stream_prefix is None else stream_prefix
 
-    client = redis.Redis.from_url(url)
+    # bounded waits: an unreachable Redis fails the delivery in seconds (the relay retries), never hangs it
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
 
     def deliver(rows: Sequence[Any]) -> None:
         pipe = client.pipeline(transaction=False)
@@ -99,8 +101,10 @@ class OutboxRelay:
         batch: int = 500,
         poll_seconds: float = 0.5,
         now_ns: Callable[[], int] = wall_clock_ns,
+        blocking: bool = False,
     ) -> None:
         self.writer = writer
+        self.blocking = blocking
         self.now_ns = now_ns
         self.deliver = deliver
         self.batch = batch
@@ -128,10 +132,29 @@ class OutboxRelay:
                 pass
 
     async def relay_once(self) -> int:
-        """Publish one batch of pending events; returns how many."""
-        n: int = await self.writer.run(self._job)
+        """Publish one batch of pending events; returns how many.
+
+        A ``blocking`` deliver (network I/O: Redis) runs in a thread between two writer transactions — read, deliver,
+        mark — so a slow or unreachable Redis never holds the writer (orders and fills keep committing); a crash
+        between the delivery and the mark delivers the batch again (consumers dedupe). A non-blocking deliver (this
+        process's hub) runs inside one transaction with the read and the mark."""
+        if not self.blocking:
+            n: int = await self.writer.run(self._job)
+        else:
+            rows = await self.writer.run(self._read)
+            n = len(rows)
+            if rows:
+                await asyncio.to_thread(self.deliver, rows)
+                await self.writer.run(partial(self._mark, ids=[r.id for r in rows]))
         self.published += n
         return n
+
+    def _read(self, conn: Connection) -> Sequence[Any]:
+        q = select(outbox).where(outbox.c.published_ns.is_(None)).order_by(outbox.c.id).limit(self.batch)
+        return conn.execute(q).all()
+
+    def _mark(self, conn: Connection, ids: list[int]) -> None:
+        conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(published_ns=self.now_ns()))
 
     def _job(self, conn: Connection) -> int:
         q = select(outbox).where(outbox.c.published_ns.is_(None))
@@ -147,6 +170,7 @@ class OutboxRelay:
         return len(rows)
 
     async def _loop(self) -> None:
+        failures = 0
         while True:
             # asyncio.timeout, not wait_for: on Python 3.11 a wait_for cancelled as its timeout fires could leave
             # this task "cancelling" for ever, and shutdown waited on it (seen in the test suite, ~1 run in 10)
@@ -157,6 +181,11 @@ class OutboxRelay:
             try:
                 while await self.relay_once() == self.batch:
                     pass
-            except Exception:
-                log.exception("outbox relay failed; retrying")
-                await asyncio.sleep(self.poll_seconds)
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                if failures == 1:
+                    log.exception("outbox relay failed; retrying (the events wait in the outbox)")
+                else:
+                    log.warning("outbox relay still failing", attempts=failures, error=repr(exc))
+                await asyncio.sleep(min(5.0, self.poll_seconds * 2 ** min(failures, 4)))

@@ -10,7 +10,8 @@ idempotent by that row's id.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from sqlalchemy import Connection, select
@@ -41,6 +42,18 @@ class Consumer(Protocol):
         event is dead-lettered after the transport's attempt limit); never swallow an error that lost data."""
 
 
+def flush_of(consumer: object) -> Callable[[Connection], None] | None:
+    """The consumer's optional ``flush(conn)``: called once at the end of each batch, in the batch's transaction, so a
+    projection can do once per batch what depends on many events (recompute an account's statistics once, not at
+    every event); a consumer without one needs none."""
+    flush = getattr(consumer, "flush", None)
+    return flush if callable(flush) else None
+
+
+# A consumer may also have ``after_commit()``: the runner calls it after each batch's transaction committed (effects
+# outside the database that must not run before the commit, such as invalidating a shared cache).
+
+
 def apply(conn: Connection, consumer: Consumer, events: Sequence[Envelope]) -> int:
     """Apply ``events`` (in order) to ``consumer`` inside ``conn``'s transaction, skipping those it already consumed;
     returns how many were applied. Commit (or roll back) is the caller's: the marks and the effects go together."""
@@ -61,8 +74,15 @@ def apply(conn: Connection, consumer: Consumer, events: Sequence[Envelope]) -> i
             fresh.append(e)
     for e in fresh:
         consumer.handle(conn, e)
+    flush = flush_of(consumer)
+    if fresh and flush is not None:
+        flush(conn)
     if fresh:
-        rows = [{"consumer": consumer.name, "event_id": e.event_id, "outbox_id": e.outbox_id} for e in fresh]
+        now = time.time_ns()
+        rows = [
+            {"consumer": consumer.name, "event_id": e.event_id, "outbox_id": e.outbox_id, "applied_ns": now}
+            for e in fresh
+        ]
         ins = pg_insert(consumed) if conn.dialect.name == "postgresql" else sqlite_insert(consumed)
         conn.execute(ins.on_conflict_do_nothing(), rows)
     return len(fresh)

@@ -2,8 +2,8 @@
 every ``interval`` seconds it checks
 
 - **audit integrity**: the hash chain verified from the last verified record on (the whole chain at start and every
-  ``full_every`` cycles), so most cycles cost only what was appended since; ``audit_log_integrity`` is 1 while intact and 0 once a broken link is found
-  (the alert "audit log integrity compromised" fires on 0), the log names the record;
+  ``full_every`` cycles), so most cycles cost only what was appended since; ``audit_log_integrity`` is 1 while intact
+  and 0 once a broken link is found (the alert "audit log integrity compromised" fires on 0), the log names the record;
 - **challenges about to expire or go inactive**: active challenges on their last allowed firm day (``max_days``, R10)
   or one firm day from their inactivity limit (``inactivity_days``), in the program's IANA zone and reset time;
 - **stale market data**: instruments whose latest prices have not changed for ``stale_after`` seconds of wall clock
@@ -209,9 +209,9 @@ def challenge_deadlines(conn: Connection, now_ns: int) -> tuple[list[str], list[
             if today >= first + dt.timedelta(days=phase.max_days - 1):
                 expiring.append(str(row.id))
         last = snapshot.get("state", {}).get("last_activity_day")
-        if phase.inactivity_days is not None and last:
-            if (today - dt.date.fromisoformat(last)).days >= phase.inactivity_days - 1:
-                inactive.append(str(row.id))
+        idle = None if not last else (today - dt.date.fromisoformat(last)).days
+        if phase.inactivity_days is not None and idle is not None and idle >= phase.inactivity_days - 1:
+            inactive.append(str(row.id))
     return expiring, inactive
 
 

@@ -230,6 +230,12 @@ class ConsumerRunner:
             self._attempts.pop(e.event_id, None)
         EVENTS_PROCESSED.labels(self.name).inc(len(events))
         self.applied += len(events)
+        after = getattr(self.consumer, "after_commit", None)  # e.g. the analytics' leaderboard cache invalidation
+        if callable(after):
+            try:
+                after()
+            except Exception:
+                log.exception("after_commit failed", group=self.name)
 
     def _failed(self, event_id: str, exc: Exception) -> bool:
         """Count a failed attempt; True when the event is to be dead-lettered."""
@@ -245,12 +251,18 @@ class ConsumerRunner:
         return False
 
     async def _loop(self) -> None:
+        failures = 0
         while True:
             try:
                 n = await self.run_once()
-            except Exception:
-                log.exception("consumer failed; retrying", group=self.name)
-                await asyncio.sleep(self.poll_seconds)
+                failures = 0
+            except Exception as exc:  # the transport or the database is down: back off, up to 5 s
+                failures += 1
+                if failures == 1:
+                    log.exception("consumer failed; retrying", group=self.name)
+                else:
+                    log.warning("consumer still failing", group=self.name, attempts=failures, error=repr(exc))
+                await asyncio.sleep(min(5.0, self.poll_seconds * 2 ** min(failures, 4)))
                 continue
             if n == 0 and self.source is None:
                 with contextlib.suppress(TimeoutError):
@@ -274,6 +286,9 @@ def _apply_one(conn: Connection, consumer: Consumer, event: Envelope) -> int:
 def _mark_dead(conn: Connection, consumer: str, e: Envelope, error: str) -> None:
     """Set ``e`` aside for ``consumer``: marked consumed with its error, the offset moved past it."""
     ins = pg_insert(consumed) if conn.dialect.name == "postgresql" else sqlite_insert(consumed)
-    row: dict[str, Any] = {"consumer": consumer, "event_id": e.event_id, "outbox_id": e.outbox_id, "error": error[:500]}
+    row: dict[str, Any] = {
+        "consumer": consumer, "event_id": e.event_id, "outbox_id": e.outbox_id, "applied_ns": time.time_ns(),
+        "error": error[:500],
+    }  # fmt: skip
     conn.execute(ins.on_conflict_do_nothing(), [row])
     outbox_source.advance(conn, consumer, e.outbox_id)

@@ -12,6 +12,7 @@ consumed = Table(
     Column("consumer", String(64), primary_key=True),
     Column("event_id", String(64), primary_key=True),
     Column("outbox_id", BigInteger, nullable=False),
+    Column("applied_ns", BigInteger, nullable=True),  # when its transaction ran (wall clock, ns UTC)
     Column("error", Text, nullable=True),  # set: a dead letter (set aside after too many failed attempts)
 )
 """One row per (consumer, event) applied: the idempotency mark written in the consumer's transaction."""

@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("consumer", sa.String(length=64), nullable=False),
         sa.Column("event_id", sa.String(length=64), nullable=False),
         sa.Column("outbox_id", sa.BigInteger(), nullable=False),
+        sa.Column("applied_ns", sa.BigInteger(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_consumed")),
     )
