@@ -64,6 +64,8 @@ class Settings(BaseSettings):
         event_stream_prefix: the Redis keys of the event streams (``<prefix><family>``, ``<prefix>dead-letter``).
         worker_claim_seconds / worker_max_attempts: a delivered event not acknowledged within this time is taken
             over by another worker replica; an event failing this many times goes to the dead letters.
+        audit_retention_days: how long audit records stay in the database (default 7 years: 2,557 days) before
+            ``smart-trader audit archive`` moves them to Parquet files with their chain heads.
         monitoring_interval_seconds / market_data_stale_seconds: the worker's scheduled monitoring cycle
             (``workers/monitoring.py``: audit verification, challenge deadlines, stale prices, ledger reconciliation)
             runs this often; prices unchanged this long are stale.
@@ -129,6 +131,7 @@ class Settings(BaseSettings):
     worker_claim_seconds: float = Field(default=30.0, gt=0)
     worker_max_attempts: int = Field(default=5, gt=0)
     monitoring_interval_seconds: float = Field(default=60.0, gt=0)
+    audit_retention_days: int = Field(default=2557, gt=0)
     market_data_stale_seconds: float = Field(default=300.0, gt=0)
     # notifications (notifications/): e-mail through SMTP (no host: e-mail is off) and outgoing webhooks
     smtp_host: str = ""

@@ -29,10 +29,23 @@ def verify(
     """Check the audit chain from --from to --to: every record's hash, its link to the one before, no gap. Prints the
     number of records and the head hash; on a broken chain prints the first broken record and exits 1. With --file,
     checks an export the same way, and each event's payload against its record."""
+    from sqlalchemy import func, select
+
     from smart_trader.compliance.store import verify_stored
+    from smart_trader.compliance.tables import audit_log
     from smart_trader.db.engine import make_engine
     from smart_trader.db.migrate import upgrade_to_head
 
+    if file is not None and file.suffix == ".parquet":
+        from smart_trader.compliance.archive import check_parquet
+
+        with cli_errors():
+            n, head, broken = check_parquet(file)
+        if broken is not None:
+            typer.echo(f"audit archive broken at {broken} ({n} records before it verified)", err=True)
+            raise typer.Exit(1)
+        console.print(f"audit archive intact: {n} records, head {head}")
+        return
     if file is not None:
         from smart_trader.compliance.export import check_file
 
@@ -51,12 +64,14 @@ def verify(
             upgrade_to_head(engine)
             with engine.connect() as conn:
                 n, head, broken = verify_stored(conn, first, last)
+                oldest = conn.execute(select(func.min(audit_log.c.seq))).scalar()
         finally:
             engine.dispose()
     if broken is not None:
         typer.echo(f"audit trail broken at {broken} ({n} records before it verified)", err=True)
         raise typer.Exit(1)
-    console.print(f"audit trail intact: {n} records from {first}, head {head}")
+    start = max(first, int(oldest or 1))  # records before it are archived (retention)
+    console.print(f"audit trail intact: {n} records from {start}, head {head}")
 
 
 def _bound(text: str | None, name: str) -> tuple[int | None, int | None]:
@@ -106,3 +121,36 @@ def export_cmd(
         finally:
             engine.dispose()
     console.print(f"exported {n} audit records to {out}")
+
+
+@app.command("archive")
+def archive_cmd(
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="where the Parquet files go (one per UTC month)")],
+    retention_days: Annotated[
+        int | None, typer.Option("--retention-days", min=1, help="keep this many days (default AUDIT_RETENTION_DAYS)")
+    ] = None,
+) -> None:
+    """Retention: move the audit records older than the retention period to Parquet files (one per UTC month, each
+    with the hash of the record before it and its head), record them in audit_archives and delete them from the
+    database. The chain still verifies from its first stored record; `audit verify --file F.parquet` checks a file."""
+    import time
+
+    from smart_trader.compliance.archive import archive
+    from smart_trader.db.engine import make_engine
+    from smart_trader.db.migrate import upgrade_to_head
+
+    settings = load_settings()
+    days = retention_days or settings.audit_retention_days
+    now = time.time_ns()
+    with cli_errors():
+        engine = make_engine(settings.resolved_database_url)
+        try:
+            upgrade_to_head(engine)
+            with engine.begin() as conn:
+                written = archive(conn, out_dir, now - days * 86_400 * 1_000_000_000, now)
+        finally:
+            engine.dispose()
+    for a in written:
+        console.print(f"archived records {a.first_seq}–{a.last_seq} ({a.period}) to {a.path}, head {a.head_hash}")
+    if not written:
+        console.print(f"nothing older than {days} days to archive")

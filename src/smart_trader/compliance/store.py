@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select
 
 from smart_trader.compliance.chain import GENESIS, AuditRecord, BrokenLink, link, verify
 from smart_trader.compliance.tables import audit_log
 from smart_trader.core.clock import now_ns
+from smart_trader.core.errors import InvalidInputError
 
 
 def head(conn: Connection) -> AuditRecord | None:
@@ -53,13 +54,21 @@ def records(conn: Connection, first: int = 1, last: int | None = None, batch: in
 
 def verify_stored(conn: Connection, first: int = 1, last: int | None = None) -> tuple[int, str, BrokenLink | None]:
     """Verify the stored chain from ``first`` to ``last`` (see :func:`~smart_trader.compliance.chain.verify`); the
-    ``prev_hash`` of ``first`` is the hash of record ``first − 1`` (:data:`GENESIS` for the first)."""
-    prev_hash = GENESIS
-    if first > 1:
-        before = conn.execute(select(audit_log.c.hash).where(audit_log.c.seq == first - 1)).first()
-        if before is None:
-            return 0, GENESIS, BrokenLink(first - 1, "missing: the record before the range is not stored")
-        prev_hash = str(before.hash)
+    ``prev_hash`` of ``first`` is the hash of record ``first − 1`` (:data:`GENESIS` for the first), or the head of the
+    archive that ended there (retention: :mod:`~smart_trader.compliance.archive`). From record 1 on a database whose
+    oldest records were archived, the check starts at the first stored record, after checking the archives link up."""
+    from smart_trader.compliance.archive import archives_linked, chain_base
+
+    stored_first = conn.execute(select(func.min(audit_log.c.seq))).scalar()
+    if first == 1 and stored_first is not None and int(stored_first) > 1:
+        broken = archives_linked(conn)
+        if broken is not None:
+            return 0, GENESIS, broken
+        first = int(stored_first)
+    try:
+        prev_hash = chain_base(conn, first)
+    except InvalidInputError:
+        return 0, GENESIS, BrokenLink(first - 1, "missing: the record before the range is neither stored nor archived")
     return verify(records(conn, first, last), prev_hash, first)
 
 

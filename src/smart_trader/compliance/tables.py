@@ -1,4 +1,5 @@
-"""The audit log table: append-only (the database refuses UPDATE and DELETE through triggers, migration 0008)."""
+"""The audit log tables: ``audit_log`` is append-only (the database refuses UPDATE, and DELETE of any record not yet
+archived, through triggers: migrations 0008, 0013); ``audit_archives`` records what retention moved to Parquet."""
 
 from __future__ import annotations
 
@@ -20,3 +21,19 @@ audit_log = Table(
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
 )
+
+audit_archives = Table(
+    "audit_archives",
+    metadata,
+    Column("first_seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("period", String(7), nullable=False),  # the UTC month of its records, YYYY-MM
+    Column("records", BigInteger, nullable=False),
+    Column("prev_hash", String(64), nullable=False),  # the hash of record first_seq − 1 (the chain before the file)
+    Column("head_hash", String(64), nullable=False),  # the hash of record last_seq
+    Column("file", String(500), nullable=False),  # the Parquet file's name
+    Column("file_sha256", String(64), nullable=False),
+    Column("archived_ns", BigInteger, nullable=False),  # wall clock, ns UTC
+)
+"""Archived ranges of the audit chain (retention): their files and chain heads. Append-only like ``audit_log``; a
+record of ``audit_log`` may be deleted only when a row here covers its ``seq`` (the database refuses otherwise)."""

@@ -35,6 +35,7 @@ from smart_trader.challenges.days import DayClock
 from smart_trader.challenges.tables import challenges
 from smart_trader.compliance import store as audit_store
 from smart_trader.compliance.chain import GENESIS, verify
+from smart_trader.compliance.tables import audit_log
 from smart_trader.portfolio.tables import accounts, ledger_entries
 
 log = structlog.get_logger("smart_trader.monitoring")
@@ -146,13 +147,17 @@ class MonitoringCycle:
             self._verified_seq, self._verified_hash, self._broken_at = 0, GENESIS, None
         self._cycles += 1
         if self._broken_at is None:
-            records = audit_store.records(conn, self._verified_seq + 1)
-            n, last_hash, broken = verify(records, self._verified_hash, self._verified_seq + 1)
+            if self._verified_seq == 0:  # from the first stored record (older ones may be archived: retention)
+                first = conn.execute(select(func.min(audit_log.c.seq))).scalar() or 1
+                n, last_hash, broken = audit_store.verify_stored(conn)
+                start = int(first)
+            else:
+                start = self._verified_seq + 1
+                n, last_hash, broken = verify(audit_store.records(conn, start), self._verified_hash, start)
             if broken is not None:
                 self._broken_at = broken.seq
-            else:
-                self._verified_seq += n
-                self._verified_hash = last_hash if n else self._verified_hash
+            elif n:
+                self._verified_seq, self._verified_hash = start + n - 1, last_hash
         report.audit_broken_at = self._broken_at
         report.audit_verified = self._verified_seq
 

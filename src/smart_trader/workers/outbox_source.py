@@ -31,17 +31,26 @@ def offset(conn: Connection, consumer: str) -> int:
 def read(
     conn: Connection, consumer: str, streams: tuple[str, ...], limit: int = 1000, lookback: int = LOOKBACK
 ) -> list[Envelope]:
-    """The next events of ``streams`` for ``consumer`` in id order: rows after its offset and, within ``lookback`` ids
-    below it, rows it has not consumed yet; at most ``limit``."""
-    low = max(0, offset(conn, consumer) - lookback)
-    done = select(consumed.c.event_id).where(consumed.c.consumer == consumer, consumed.c.event_id == outbox.c.event_id)
-    q = (
-        select(outbox)
-        .where(and_(outbox.c.id > low, outbox.c.stream.in_(streams), outbox.c.event_id.is_not(None), ~done.exists()))
-        .order_by(outbox.c.id)
-        .limit(limit)
-    )
-    return [from_row(r) for r in conn.execute(q)]
+    """The next events of ``streams`` for ``consumer`` in id order: first the rows within ``lookback`` ids below its
+    offset it has not consumed (late commits: a bounded anti-join), then the rows after its offset (an index range
+    scan; :func:`~smart_trader.workers.consumer.apply` skips any already consumed); at most ``limit``."""
+    at = offset(conn, consumer)
+    wanted = and_(outbox.c.stream.in_(streams), outbox.c.event_id.is_not(None))
+    rows = []
+    if at > 0:  # ids and event ids of the window (a primary-key range), then which of them were consumed (by key)
+        window = select(outbox.c.id, outbox.c.event_id).where(
+            and_(outbox.c.id > max(0, at - lookback), outbox.c.id <= at, wanted)
+        )
+        seen = {str(r.event_id): int(r.id) for r in conn.execute(window)}
+        if seen:
+            q = select(consumed.c.event_id).where(consumed.c.consumer == consumer, consumed.c.event_id.in_(list(seen)))
+            missing = sorted(seen[e] for e in set(seen) - {str(r.event_id) for r in conn.execute(q)})[:limit]
+            if missing:
+                rows = list(conn.execute(select(outbox).where(outbox.c.id.in_(missing)).order_by(outbox.c.id)))
+    if len(rows) < limit:
+        after = select(outbox).where(and_(outbox.c.id > at, wanted)).order_by(outbox.c.id).limit(limit - len(rows))
+        rows += list(conn.execute(after))
+    return [from_row(r) for r in rows]
 
 
 def advance(conn: Connection, consumer: str, to: int) -> None:
