@@ -1,8 +1,10 @@
 """The analytics projection on SQLite and PostgreSQL: events of accounts that traded as real backtests did
 (``tests/analytics/kit.py``) build their daily series and statistics; a rebuild from scratch in another interleaving
 of accounts and streams (each account's own order kept, batches redelivered) gives identical rows; the stored
-statistics equal quantstats on the stored series; the leaderboard ranks by return and pages; with Redis the
-leaderboard generation moves after each committed batch.
+statistics equal quantstats on the stored series; the leaderboard ranks by return and pages; analytics is an ordered
+consumer (one replica reads the outbox in commit order, even with Redis; a replica taking the lock over re-reads what
+the other moved on); with Redis the leaderboard generation moves after each committed batch and never inside the
+transaction, and a Redis outage pauses the bumps without losing one.
 
 Accounts (equity series from backtests over ``../shared/data``):
 
@@ -29,15 +31,17 @@ import pytest
 import redis
 from sqlalchemy import Engine, select
 
-from smart_trader.analytics.leaderboard import LeaderboardCache, leaderboard
+from smart_trader.analytics.leaderboard import LeaderboardCache, generation_key, leaderboard
 from smart_trader.analytics.performance import DayPoint, daily_returns, performance
-from smart_trader.analytics.projection import AnalyticsProjection
+from smart_trader.analytics.projection import BUMP_RETRY_SECONDS, AnalyticsProjection
 from smart_trader.analytics.tables import analytics_accounts, analytics_days, analytics_performance
+from smart_trader.app.workers import runners
 from smart_trader.challenges import store as challenge_store
 from smart_trader.challenges.days import DayClock
 from smart_trader.challenges.program import programs
 from smart_trader.db.engine import make_engine
 from smart_trader.db.migrate import upgrade_to_head
+from smart_trader.db.writer import BatchWriter
 from smart_trader.gateway.users import register
 from smart_trader.portfolio import store as account_store
 from smart_trader.strategy.builtin.buy_and_hold import BuyAndHold
@@ -55,6 +59,7 @@ from tests.analytics.kit import (
     sequential,
     snapshot,
 )
+from tests.app.conftest import make_settings
 from tests.conftest import fresh_database_url
 
 with warnings.catch_warnings():
@@ -155,8 +160,23 @@ def test_a_rebuild_in_another_interleaving_gives_identical_rows(world: World) ->
     )
 
 
-def test_two_replicas_taking_turns_on_the_same_accounts_give_the_rows_of_one(world: World) -> None:
-    """Each replica keeps recent daily series in memory; a series another replica moved on is read again."""
+def test_analytics_is_ordered_one_replica_reads_the_outbox_even_with_redis(tmp_path: Path) -> None:
+    """Ordered: the runner reads the commit-ordered outbox under the consumer's lock (one replica at a time), not a
+    Redis consumer group shared by replicas — so an account's events of its three streams are applied as written."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'ordered.db'}")
+    settings = make_settings(tmp_path, "sqlite", None).model_copy(update={"redis_url": "redis://127.0.0.1:1/0"})
+    try:
+        (runner,) = runners(settings, engine, BatchWriter(engine), [AnalyticsProjection()])
+        assert AnalyticsProjection.ordered is True
+        assert runner.source is None and runner.lock is not None
+    finally:
+        engine.dispose()
+
+
+def test_the_lock_moving_between_replicas_gives_the_rows_of_one(world: World) -> None:
+    """The consumer's lock may move from replica to replica (a restart, a lost session): each keeps recent daily series
+    in memory, and a series another replica moved on meanwhile is read again. Simulated by two projections applying
+    alternate committed batches, one at a time, in commit order."""
     events = interleaved([world.accounts["orcl"], world.accounts["plain"]], seed=8)
     apply_all(world.engine, AnalyticsProjection(), events, seed=9)
     with world.engine.connect() as conn:
@@ -321,28 +341,87 @@ def test_the_leaderboard_ranks_a_programs_accounts_by_return_and_pages(world: Wo
     assert board["period_start"] is None  # all time has no start
 
 
+class Recording:
+    """A sync Redis client that records the commands it is given, then passes them to ``client``."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.commands: list[tuple[str, str]] = []
+
+    def set(self, key: str, value: bytes, ex: int) -> None:
+        self.commands.append(("set", key))
+        self.client.set(key, value, ex=ex)
+
+    def incr(self, key: str) -> int:
+        self.commands.append(("incr", key))
+        return int(self.client.incr(key))
+
+    def get(self, key: str) -> bytes | None:
+        self.commands.append(("get", key))
+        return self.client.get(key)
+
+
 def test_the_leaderboard_generation_moves_after_each_committed_batch(world: World, redis_url: str) -> None:
-    client = redis.Redis.from_url(redis_url)
+    """(The Redis is shared with concurrent tests bumping the same programs: what this projection sent is read from
+    its own client, generations are only compared as increasing.)"""
+    client = Recording(redis.Redis.from_url(redis_url))
     cache = LeaderboardCache(client)
     projection = AnalyticsProjection(cache)
     events = sequential([world.accounts["orcl"]])
     program = "ftmo-2step"
     cache.put(program, "all", 10, 0, cache.generation(program), b"stale page")
+    before = cache.generation(program)
     with world.engine.begin() as conn:
         apply(conn, projection, events[:10])
-        during = cache.generation(program)
-        before_page = cache.get(program, "all", 10, 0, during)
+        sent_during = list(client.commands)
     projection.after_commit()
     after = cache.generation(program)
 
-    assert after > during  # a page cached while the batch was uncommitted is never served again
+    assert [c for c in sent_during if c[0] == "incr"] == []  # no Redis inside the transaction
+    assert ("incr", generation_key(program)) in client.commands
+    assert after > before  # a page cached while the batch was uncommitted is never served again
     assert cache.get(program, "all", 10, 0, after) is None
-    assert before_page is None or before_page == b"stale page"
     with world.engine.begin() as conn:
         apply(conn, projection, [e for e in events[10:20] if e.stream == "orders"])  # fills only: not on boards
+    bumps = len([c for c in client.commands if c[0] == "incr"])
     projection.after_commit()
-    assert cache.generation(program) == after
-    client.close()
+    assert len([c for c in client.commands if c[0] == "incr"]) == bumps
+    client.client.close()
+
+
+def test_with_redis_down_bumps_wait_after_the_commit_and_resume_when_it_is_back(world: World, redis_url: str) -> None:
+    """Nothing in the transaction talks to Redis; after a failed bump the projection leaves Redis alone for
+    BUMP_RETRY_SECONDS, and every program changed meanwhile is bumped once Redis answers again."""
+    down = Recording(redis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5))
+    cache = LeaderboardCache(down)
+    now = [1000.0]
+    projection = AnalyticsProjection(cache, clock=lambda: now[0])
+    events = interleaved([world.accounts["orcl"], world.accounts["ltc"]], seed=12)  # two programs
+    programs_changed = ["ftmo-2step", "fundednext-stellar-2step"]
+    assert {e.partition_key for e in events[:300]} == {world.accounts[k].account_id for k in ("orcl", "ltc")}  # both
+
+    with world.engine.begin() as conn:
+        apply(conn, projection, events[:300])
+    assert down.commands == []  # the writer's transaction never waited on Redis
+    projection.after_commit()  # Redis refuses: logged, not raised
+    assert down.commands == [("incr", generation_key(programs_changed[0]))]  # one try, not one per program
+
+    now[0] += BUMP_RETRY_SECONDS - 0.1
+    with world.engine.begin() as conn:
+        apply(conn, projection, events[300:])
+    projection.after_commit()
+    assert len(down.commands) == 1  # still pausing
+
+    up = Recording(redis.Redis.from_url(redis_url))
+    before = {p: LeaderboardCache(up.client).generation(p) for p in programs_changed}
+    cache.client = up  # Redis is back
+    now[0] += 0.1
+    projection.after_commit()
+    assert sorted(up.commands) == [("incr", generation_key(p)) for p in programs_changed]
+    assert all(LeaderboardCache(up.client).generation(p) > before[p] for p in programs_changed)  # (shared Redis)
+    projection.after_commit()  # nothing changed since: nothing to bump
+    assert len(up.commands) == 2
+    up.client.close()
 
 
 def test_an_account_the_portfolio_does_not_know_is_skipped(world: World) -> None:

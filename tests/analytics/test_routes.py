@@ -4,21 +4,25 @@ rows (as the worker does; the platform's own in-process worker may apply them fi
 ``GET /api/v1/leaderboards`` ranks the challenge accounts by return, pages, shows public names and no e-mail, and
 refuses a bad period, limit or program with a problem document; ``GET /api/v1/accounts/{id}/performance`` answers the
 owner and a risk manager, and 404 to another trader. With Redis, a leaderboard page is served from the cache until
-the projection commits a change of the program."""
+the projection commits a change of the program; with Redis down (a closed port) or silent (a socket that never
+answers), the page is served from the database, the same rows, at once."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import redis
+import redis.asyncio as aioredis
 from sqlalchemy import select
 
-from smart_trader.analytics.leaderboard import LeaderboardCache, page_key
+from smart_trader.analytics.leaderboard import CACHE_TIMEOUT_SECONDS, LeaderboardCache, encode, leaderboard, page_key
 from smart_trader.analytics.projection import AnalyticsProjection
 from smart_trader.db.outbox import outbox
 from smart_trader.gateway.access import Role
@@ -193,3 +197,53 @@ def test_with_redis_a_page_is_cached_until_the_projection_commits_a_change(with_
     again = h.client.get(f"{V1}/leaderboards", params=params, headers=carol).json()
     assert "marker" not in again and len(again["entries"]) == 2
     client.close()
+
+
+CLOSED_PORT = "redis://127.0.0.1:1/0"
+
+
+@contextmanager
+def router_redis(h: Harness, url: str) -> Iterator[None]:
+    """The API's Redis client (``platform.redis``, what the router caches pages with) pointed at ``url`` for a while.
+    Only the client is swapped: a platform started with ``REDIS_URL`` unreachable does not start (its pub/sub bus
+    subscribes at start), so the platform runs without Redis and nothing else of it expects a client."""
+    assert h.platform.redis is None
+    h.platform.redis = aioredis.Redis.from_url(url)
+    try:
+        yield
+    finally:
+        h.platform.redis = None
+
+
+def test_with_redis_down_the_leaderboard_is_served_from_the_database(platform: Harness) -> None:
+    h = platform
+    world = _trade(h)
+    _project(h, AnalyticsProjection())
+    accounts, carol = world["accounts"], world["headers"]["carol"]
+    params = {"program": PROGRAM, "period": "all", "limit": 7}
+
+    with router_redis(h, CLOSED_PORT):  # every command refused
+        r = h.client.get(f"{V1}/leaderboards", params=params, headers=carol)
+
+    assert r.status_code == 200, r.text
+    entries = r.json()["entries"]
+    assert {e["account_id"] for e in entries} == {accounts["alice"], accounts["bob"]}
+    assert [e["rank"] for e in entries] == [1, 2] and entries[0]["return_pct"] >= entries[1]["return_pct"]
+    with h.platform.engine.connect() as conn:
+        assert r.content == encode(leaderboard(conn, PROGRAM, "all", 7, 0))  # the rows the database holds
+
+
+def test_a_redis_that_never_answers_delays_the_leaderboard_by_the_cache_timeout_only(platform: Harness) -> None:
+    h = platform
+    alice = h.user("alice@example.com")
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never reads nor answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        with router_redis(h, f"redis://127.0.0.1:{silent.getsockname()[1]}/0"):
+            started = time.monotonic()
+            r = h.client.get(f"{V1}/leaderboards", params={"program": PROGRAM}, headers=alice)
+            elapsed = time.monotonic() - started
+
+    assert r.status_code == 200, r.text
+    assert r.json()["program"] == PROGRAM and r.json()["entries"] == []  # a known program nobody traded
+    assert elapsed < CACHE_TIMEOUT_SECONDS + 1.5, elapsed  # one bounded wait for the read; nothing is written

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, Table, func, insert, select
+from sqlalchemy import Engine, Table, func, insert, select, text
 
 from smart_trader.app.workers import consumers
 from smart_trader.db.metadata import all_tables
@@ -57,6 +57,27 @@ def insert_events(engine: Engine, rows: list[dict[str, Any]], chunk: int = 5000)
     for k in range(0, len(rows), chunk):
         with engine.begin() as conn:
             conn.execute(insert(outbox), rows[k : k + chunk])
+
+
+def insert_concurrently(engine: Engine, rows: list[dict[str, Any]], writers: int = 2, chunk: int = 500) -> None:
+    """Insert ``rows`` from ``writers`` connections at once (ids taken and committed out of order, as several
+    processes writing the outbox do on PostgreSQL)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    parts = [rows[k::writers] for k in range(writers)]
+    with ThreadPoolExecutor(writers) as pool:
+        list(pool.map(lambda part: insert_events(engine, part, chunk), parts))
+
+
+def copy_outbox(src: Engine, dst: Engine) -> None:
+    """The source's outbox as it is (ids and the relay's delivery order), without the notifications' own documents
+    (a consumer's output, made again by the rebuild)."""
+    with src.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(select(outbox).where(outbox.c.stream != "notifications"))]
+    insert_events(dst, rows)
+    if dst.dialect.name == "postgresql":  # ids were given: the sequence must go on after them
+        with dst.begin() as conn:
+            conn.execute(text("SELECT setval(pg_get_serial_sequence('outbox', 'id'), (SELECT max(id) FROM outbox))"))
 
 
 def snapshot(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:

@@ -22,7 +22,9 @@ from smart_trader.db.migrate import upgrade_to_head
 from smart_trader.live.relay import OutboxRelay, redis_deliver
 from tests.app.backbone_support import (
     audit_count,
+    copy_outbox,
     copy_tables,
+    insert_concurrently,
     insert_events,
     private_redis,
     rebuild,
@@ -90,17 +92,17 @@ def test_a_worker_killed_mid_stream_leaves_every_projection_equal_to_a_rebuild(
         first.wait(10)
     killed_at = audit_count(deployed)
     assert killed_at < half, "the worker finished before it was killed: nothing was proven"
-    insert_events(deployed, events[half:])
+    insert_concurrently(deployed, events[half:])  # two writers: ids commit out of order, the relay orders them
     asyncio.run(relay_all(relay))
     w.stop()
-    with worker_process(deployed_url, redis_url, prefix, home):
-        wait_drained(deployed, timeout=600)
+    with worker_process(deployed_url, redis_url, prefix, home), worker_process(deployed_url, redis_url, prefix, home):
+        wait_drained(deployed, timeout=600)  # two replicas: ordered consumers on one (lock), notifications shared
     with deployed.connect() as conn:
         assert audit_store.verify_stored(conn)[2] is None
     rebuilt_url = _second_database(request, tmp_path)
     rebuilt = migrated(rebuilt_url)
     copy_tables(platform.platform.engine, rebuilt)
-    insert_events(rebuilt, events)
+    copy_outbox(deployed, rebuilt)  # the same events in the same delivery order
     rebuild(rebuilt)
     got, want = snapshot(deployed), snapshot(rebuilt)
     assert len(got["audit_log"]) == TOTAL  # every event audited once (users, orders, accounts, challenges)
@@ -160,7 +162,7 @@ def test_redis_killed_during_the_run_trading_goes_on_and_delivery_resumes(
             got = snapshot(engine)
             rebuilt = migrated(_second_database(request, tmp_path))
             copy_tables(engine, rebuilt)
-            insert_events(rebuilt, outbox_rows(engine))
+            copy_outbox(engine, rebuilt)
             rebuild(rebuilt)
             want = snapshot(rebuilt)
             for name in want:

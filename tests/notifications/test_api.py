@@ -80,6 +80,27 @@ def _breach(h: Harness, alice: dict[str, str]) -> tuple[str, str]:
     return cid, acct
 
 
+def _consumed(h: Harness, timeout: float = 15.0) -> int:
+    """Wait until the platform's own notification consumer (``up`` runs the workers in process) has consumed every
+    challenge and payment event in the outbox; returns how many it consumed."""
+    from sqlalchemy import func
+
+    from smart_trader.workers.tables import consumed
+
+    def counts(c: Any) -> tuple[int, int]:
+        wanted = c.execute(select(func.count()).where(outbox.c.stream.in_(("challenges", "payments")))).scalar_one()
+        done = c.execute(select(func.count()).where(consumed.c.consumer == "notifications")).scalar_one()
+        return int(wanted), int(done)
+
+    deadline = time.monotonic() + timeout
+    while True:
+        wanted, done = on_loop(h, h.platform.read, counts)
+        if done >= wanted:
+            return done
+        assert time.monotonic() < deadline, f"the notification consumer consumed {done} of {wanted} events"
+        time.sleep(0.05)
+
+
 def _apply_consumer(h: Harness) -> int:
     """Apply the notification consumer to every challenge and payment event in the outbox, as a worker does."""
     rows = on_loop(h, h.platform.read, lambda c: c.execute(select(outbox).order_by(outbox.c.id)).all())
@@ -118,7 +139,7 @@ def test_a_real_breach_notifies_in_app_over_the_websocket_by_e_mail_and_by_signe
         reply = ws_request(ws, {"op": "subscribe", "channel": "notifications"})
         assert reply["type"] == "subscribed" and reply["topic"].startswith("notifications.")
         _cid, acct = _breach(h, alice)
-        assert _apply_consumer(h) > 0
+        assert _consumed(h) > 0
         deadline = time.monotonic() + 10
         live = None
         while live is None:
@@ -179,7 +200,7 @@ def test_pages_preferences_and_endpoint_rules(running: tuple[Harness, Inbox, Rec
         for i in range(5)
     ]
     write(h, lambda c: c.execute(outbox.insert(), rows))
-    _apply_consumer(h)
+    _consumed(h)
     seen: list[str] = []
     cursor = None
     for _ in range(3):

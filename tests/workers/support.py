@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, func, insert, select, update
 
 from smart_trader.compliance import store as audit_store
 from smart_trader.db.engine import make_engine
@@ -41,9 +41,16 @@ def order_events(n: int, accounts: int = 3, start: int = 0, ts0: int = 1_700_000
     return rows
 
 
-def write(engine: Engine, rows: Iterable[dict[str, Any]]) -> None:
+def write(engine: Engine, rows: Iterable[dict[str, Any]], published: bool = True) -> None:
+    """Insert outbox rows; ``published``: also mark them delivered, as the relay would (one batch, stamped after
+    everything published before)."""
+    rows = list(rows)
     with engine.begin() as conn:
-        conn.execute(insert(outbox), list(rows))
+        if rows:
+            conn.execute(insert(outbox), rows)
+        if published:
+            stamp = int(conn.execute(select(func.max(outbox.c.published_ns))).scalar() or 0) + 1
+            conn.execute(update(outbox).where(outbox.c.published_ns.is_(None)).values(published_ns=stamp))
 
 
 def chain(engine: Engine) -> list[tuple[int, str | None, str, str]]:
@@ -65,6 +72,7 @@ class Failing:
         self.name = inner.name
         self.streams = inner.streams
         self.ordered = inner.ordered
+        self.dead_letters = getattr(inner, "dead_letters", True)
         self.bad = bad
         self.times = times
         self.failures: dict[str, int] = {}

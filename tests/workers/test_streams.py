@@ -66,7 +66,7 @@ def test_the_relay_appends_events_in_commit_order_and_a_group_applies_each_once(
     url: str, redis_url: str, prefix: str
 ) -> None:
     engine = migrated(url)
-    write(engine, order_events(700))
+    write(engine, order_events(700), published=False)
 
     async def run() -> None:
         w = writer_for(engine)
@@ -93,7 +93,7 @@ def test_the_relay_appends_events_in_commit_order_and_a_group_applies_each_once(
 
 def test_entries_a_killed_replica_never_acknowledged_are_taken_over(url: str, redis_url: str, prefix: str) -> None:
     engine = migrated(url)
-    write(engine, order_events(50))
+    write(engine, order_events(50), published=False)
 
     async def run() -> None:
         w = writer_for(engine)
@@ -118,7 +118,7 @@ def test_entries_a_killed_replica_never_acknowledged_are_taken_over(url: str, re
 def test_a_poison_event_is_dead_lettered_after_n_deliveries(url: str, redis_url: str, prefix: str) -> None:
     engine = migrated(url)
     rows = order_events(10)
-    write(engine, rows)
+    write(engine, rows, published=False)
     poison = rows[4]["event_id"]
     client = redis.Redis.from_url(redis_url)
 
@@ -154,7 +154,7 @@ def test_streams_are_trimmed_by_age(url: str, redis_url: str, prefix: str) -> No
     old_ms = int(time.time() * 1000) - 3_600_000
     for k in range(200):  # entries an hour old
         client.xadd(key, {"old": str(k)}, id=f"{old_ms}-{k}")
-    write(engine, order_events(5))
+    write(engine, order_events(5), published=False)
 
     async def run() -> None:
         w = writer_for(engine)
@@ -172,7 +172,7 @@ def test_streams_are_trimmed_by_age(url: str, redis_url: str, prefix: str) -> No
 
 def test_while_redis_is_unreachable_the_outbox_keeps_the_events(url: str, redis_url: str, prefix: str) -> None:
     engine = migrated(url)
-    write(engine, order_events(30))
+    write(engine, order_events(30), published=False)
 
     def unpublished() -> int:
         with engine.connect() as conn:

@@ -15,16 +15,24 @@ program's *generation* (an integer in Redis, ``smart-trader:leaderboard:gen:<pro
 transaction commits (:meth:`~smart_trader.analytics.projection.AnalyticsProjection.after_commit`): any process then
 computes the page key of the new generation and misses, so a page is never older than the last commit the worker
 reported, across processes. Without Redis there is no cache (the query reads an index).
+
+The cache is an optimization, never a dependency: the API's reads and writes of it are bounded by
+:data:`CACHE_TIMEOUT_SECONDS` and any Redis error or timeout serves the page uncached from the database
+(:meth:`AsyncLeaderboardCache.lookup`, :meth:`AsyncLeaderboardCache.store`, logged as a warning); the projection's
+bumps happen after its commit and pause after a failure (``analytics/projection.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 import orjson
+import structlog
+from redis.exceptions import RedisError
 from sqlalchemy import Connection, Row, bindparam, func, select
 
 from smart_trader.analytics.performance import PERIODS, Period
@@ -35,8 +43,13 @@ from smart_trader.analytics.tables import (
     analytics_performance,
 )
 
+log = structlog.get_logger("smart_trader.analytics")
+
 PAGE_TTL_SECONDS = 30
 """How long a cached page lives at most (a backstop: pages are invalidated by generation)."""
+
+CACHE_TIMEOUT_SECONDS = 0.5
+"""The most a leaderboard request waits for Redis (the generation and page reads together, or the page write)."""
 
 MAX_LIMIT = 100
 """The largest page a leaderboard request may ask for."""
@@ -249,8 +262,8 @@ def _generation(raw: Any) -> int:
 
 
 class LeaderboardCache:
-    """Leaderboard pages in Redis, invalidated by program generation (sync client: the projection's worker thread,
-    benchmarks).
+    """Leaderboard pages in Redis, invalidated by program generation (sync client: the projection's bumps after each
+    commit, benchmarks; give the client socket timeouts — a bump runs on the worker's event loop).
 
     Args:
         client: a ``redis.Redis``.
@@ -280,11 +293,37 @@ class LeaderboardCache:
 
 
 class AsyncLeaderboardCache:
-    """:class:`LeaderboardCache` over a ``redis.asyncio.Redis`` (the API process's client)."""
+    """:class:`LeaderboardCache` over a ``redis.asyncio.Redis`` (the API process's client).
 
-    def __init__(self, client: Any, ttl_seconds: int = PAGE_TTL_SECONDS) -> None:
+    :meth:`lookup` and :meth:`store` are what a request uses: bounded by ``timeout_seconds`` and never raising for
+    Redis, so a Redis outage costs the cache, not the answer. The other methods raise as the client does.
+    """
+
+    def __init__(
+        self, client: Any, ttl_seconds: int = PAGE_TTL_SECONDS, timeout_seconds: float = CACHE_TIMEOUT_SECONDS
+    ) -> None:
         self.client = client
         self.ttl_seconds = ttl_seconds
+        self.timeout_seconds = timeout_seconds
+
+    async def lookup(self, program_id: str, period: str, limit: int, offset: int) -> tuple[int | None, bytes | None]:
+        """``(generation, cached page or None)``; ``(None, None)`` when Redis failed or did not answer within
+        ``timeout_seconds`` (logged): the caller serves the page from the database and does not cache it."""
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                generation = await self.generation(program_id)
+                return generation, await self.get(program_id, period, limit, offset, generation)
+        except (RedisError, OSError) as exc:  # TimeoutError is an OSError
+            log.warning("leaderboard_cache_read_failed", program=program_id, error=repr(exc))
+            return None, None
+
+    async def store(self, program_id: str, period: str, limit: int, offset: int, generation: int, body: bytes) -> None:
+        """:meth:`put`, bounded by ``timeout_seconds``; a failure is logged and otherwise ignored."""
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                await self.put(program_id, period, limit, offset, generation, body)
+        except (RedisError, OSError) as exc:
+            log.warning("leaderboard_cache_write_failed", program=program_id, error=repr(exc))
 
     async def generation(self, program_id: str) -> int:
         """The program's current generation (0 before the first bump)."""

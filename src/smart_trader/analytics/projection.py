@@ -22,16 +22,19 @@ multiplier.
 
 **Determinism and order.** What the projection stores depends only on the events (and on facts about the account
 that never change: owner, initial balance, program, read once from the portfolio and challenges services), so
-applying all events to empty tables gives the same rows as applying them as they came. Events of one account and
-stream must arrive in order (the backbone partitions by account); accounts interleave freely. An ``account.updated``
-older (``ts_event``) than the last one applied is ignored; a challenge status older than the stored one too. Rows
-written from two streams are disjoint (days vs fill days) or updated column-wise (status), so replicas applying two
-streams of one account at once do not overwrite each other.
+applying all events to empty tables gives the same rows as applying them as they came. Analytics is an ORDERED
+consumer (``ordered = True``): one replica at a time (the holder of its lock, ``workers/leader.py``) reads the outbox
+in commit order, so an account's events of all three streams come in the order they were written; accounts
+interleave freely. When the lock moves to another replica, the series each replica keeps in memory are checked
+against the stored version of the account and read again when the other moved on. An ``account.updated`` older
+(``ts_event``) than the last one applied is ignored; a challenge status older than the stored one too.
 
 **Cache invalidation.** Every program whose rows changed is remembered; :meth:`AnalyticsProjection.after_commit`
 (the worker calls it once the batch committed) bumps each one's leaderboard generation in Redis
-(``analytics/leaderboard.py``). As a backstop for a caller that never calls it, :meth:`handle` also bumps a program
-at most once a second (before the commit: a page read in between lives until the next bump or its TTL).
+(``analytics/leaderboard.py``). Nothing in :meth:`~AnalyticsProjection.handle` talks to Redis: a Redis outage never
+holds the writer's transaction. When a bump fails (Redis down, or slow beyond the client's timeouts) the projection
+does not try again for :data:`BUMP_RETRY_SECONDS` and keeps the programs not bumped yet: they are bumped at the first
+``after_commit`` after that, with Redis back (meanwhile a cached page lives at most its TTL).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -67,7 +70,8 @@ log = structlog.get_logger("smart_trader.analytics")
 
 UTC_ZONE = "UTC"
 MIDNIGHT = dt.time(0, 0)
-BACKSTOP_BUMP_SECONDS = 1.0
+BUMP_RETRY_SECONDS = 5.0
+"""After a failed leaderboard generation bump, how long :meth:`AnalyticsProjection.after_commit` leaves Redis alone."""
 
 
 SERIES_CACHE = 4096
@@ -150,21 +154,24 @@ class AnalyticsProjection:
 
     The daily series of recently seen accounts stay in memory (:data:`SERIES_CACHE` accounts), each with the version
     it was read or written at (``analytics_accounts.events``, the count of account events applied, and ``last_ts``):
-    when the stored version differs — another replica applied an event of the account, or a batch rolled back — the
-    series is read again.
+    when the stored version differs — the consumer's lock moved to another replica that applied events of the
+    account, or a batch rolled back — the series is read again.
 
     Args:
-        cache: the leaderboard cache whose program generations to bump (``None``: no cache, no Redis).
+        cache: the leaderboard cache whose program generations to bump after each commit (``None``: no cache, no
+            Redis). Its client should have socket timeouts: a bump runs on the worker's event loop.
+        clock: monotonic seconds (the retry pause after a failed bump).
     """
 
     name = "analytics"
     streams: tuple[str, ...] = ("accounts", "orders", "challenges")
-    ordered = False
+    ordered = True
 
-    def __init__(self, cache: LeaderboardCache | None = None) -> None:
+    def __init__(self, cache: LeaderboardCache | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         self.cache = cache
+        self._monotonic = clock
         self._dirty: set[str] = set()
-        self._bumped_at: dict[str, float] = {}
+        self._retry_at: float | None = None
         self._clocks: dict[tuple[str, str], DayClock] = {}
         self._statements: dict[str, _Statements] = {}
         self._series: OrderedDict[str, tuple[tuple[int, int | None], list[DayPoint]]] = OrderedDict()
@@ -189,7 +196,7 @@ class AnalyticsProjection:
         else:
             return
         if program is not None:
-            self._touched(program)
+            self._dirty.add(program)  # bumped after the commit (after_commit), never here: no Redis in a transaction
 
     def flush(self, conn: Connection) -> None:
         """Store the statistics of every account whose series changed in this batch (called by the backbone once at
@@ -199,13 +206,34 @@ class AnalyticsProjection:
             self._store_performance(conn, meta, points, ts)
 
     def after_commit(self) -> None:
-        """Bump the leaderboard generation of every program changed since the last call (call it after each
-        committed batch; harmless after a rolled-back one: a page is recomputed for nothing)."""
-        dirty, self._dirty = self._dirty, set()
+        """Bump the leaderboard generation of every program changed since the last successful bump (call it after
+        each committed batch; harmless after a rolled-back one: a page is recomputed for nothing).
+
+        Never raises for Redis: at the first failed bump it logs a warning, keeps that program and the ones not bumped
+        yet, and does nothing more until :data:`BUMP_RETRY_SECONDS` have passed."""
         if self.cache is None:
+            self._dirty.clear()
             return
-        for program in sorted(dirty):
-            self._bump(program)
+        if not self._dirty:
+            return
+        now = self._monotonic()
+        if self._retry_at is not None and now < self._retry_at:
+            return  # Redis failed a moment ago: the programs stay dirty until the pause is over
+        self._retry_at = None
+        for program in sorted(self._dirty):
+            try:
+                self.cache.bump(program)
+            except (RedisError, OSError) as exc:  # pages live until their TTL; the projection goes on
+                self._retry_at = self._monotonic() + BUMP_RETRY_SECONDS
+                log.warning(
+                    "analytics_cache_bump_failed",
+                    program=program,
+                    pending=len(self._dirty),
+                    retry_in_s=BUMP_RETRY_SECONDS,
+                    error=str(exc),
+                )
+                return
+            self._dirty.discard(program)
 
     # -- events -----------------------------------------------------------------------------------------------------
 
@@ -381,22 +409,3 @@ class AnalyticsProjection:
                 }
             )
         conn.execute(self._sql(conn).performance, rows)
-
-    # -- cache ------------------------------------------------------------------------------------------------------
-
-    def _touched(self, program: str) -> None:
-        self._dirty.add(program)
-        if self.cache is None:
-            return
-        now = time.monotonic()
-        if now - self._bumped_at.get(program, -BACKSTOP_BUMP_SECONDS) >= BACKSTOP_BUMP_SECONDS:
-            self._bump(program)
-
-    def _bump(self, program: str) -> None:
-        assert self.cache is not None
-        try:
-            self.cache.bump(program)
-        except (RedisError, OSError) as exc:  # Redis down: pages expire by TTL; the projection goes on
-            log.warning("analytics_cache_bump_failed", program=program, error=str(exc))
-            return
-        self._bumped_at[program] = time.monotonic()

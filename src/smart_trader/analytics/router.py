@@ -2,7 +2,13 @@
 
 Both read what the analytics projection (``analytics/projection.py``) stored; nothing is computed per request. Money
 as decimal strings in the account currency, ratios as numbers (``null`` when undefined), days as ISO dates.
-Leaderboard pages are cached in Redis when ``REDIS_URL`` is set (``analytics/leaderboard.py``).
+Leaderboard pages are cached in Redis when ``REDIS_URL`` is set (``analytics/leaderboard.py``); with Redis down or
+slow (over ``CACHE_TIMEOUT_SECONDS``) a page is served uncached from the database, never an error.
+
+The leaderboard is visible to every signed-in user and shows other traders' ``account_id`` beside their public name
+(``trader-`` + 8 characters of the user id; never an e-mail). That is deliberate: account ids are opaque identifiers,
+not secrets — knowing one grants nothing, since every account route checks ownership (``OwnedAccount``: another
+trader's id answers 404).
 """
 
 from __future__ import annotations
@@ -127,13 +133,14 @@ async def get_leaderboard(
     """A challenge program's leaderboard for a period, ranked by return (%), with the other statistics; paginated
     (``limit`` 1..100, ``offset``). The windows are the program's days (its IANA zone and reset time): ``day`` the
     latest firm day with data, ``week`` its ISO week (Monday first), ``month`` its calendar month, ``all`` all time.
-    404 for an unknown program (the detail lists the known ones); 422 for a bad period, limit or offset."""
+    Entries name each account by its ``account_id`` (an opaque id, not a secret: other traders' account routes answer
+    404) and its owner's public name. 404 for an unknown program (the detail lists the known ones); 422 for a bad
+    period, limit or offset. Served uncached when Redis is down or slow."""
     del who  # any signed-in user
     cache = boards.AsyncLeaderboardCache(platform.redis) if platform.redis is not None else None
-    generation = 0
-    if cache is not None:
-        generation = await cache.generation(program)
-        hit = await cache.get(program, period, limit, offset, generation)
+    generation: int | None = None
+    if cache is not None:  # Redis down or slow: generation None, the page comes from the database, uncached
+        generation, hit = await cache.lookup(program, period, limit, offset)
         if hit is not None:
             return _json(hit)
 
@@ -145,8 +152,8 @@ async def get_leaderboard(
         body = boards.encode(await platform.read(page))
     except NotFoundError as exc:
         raise ProblemError(404, str(exc), "not-found") from None
-    if cache is not None:
-        await cache.put(program, period, limit, offset, generation, body)
+    if cache is not None and generation is not None:
+        await cache.store(program, period, limit, offset, generation, body)
     return _json(body)
 
 

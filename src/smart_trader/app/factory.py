@@ -274,12 +274,11 @@ async def _running(
     # One relay per deployment, in the process running the trading runtime: events of one order then leave in
     # the order they were written (an API process's `submitted` event commits before the runtime can accept it).
     relay = OutboxRelay(writer, deliver, blocking=bool(settings.redis_url))
-    if role in ("all", "feed"):
-        relay.start()
     runtime: TradingRuntime | None = None
     runtime_lock = RuntimeLock(engine)
     if role in ("all", "feed"):
         await asyncio.to_thread(runtime_lock.acquire)
+        relay.start()  # one relay per deployment, in the process holding the runtime's lock: its order is THE order
         # challenge accounts: their sessions get the challenge's monitor; its state, events and promotions are
         # written with each batch (challenges/persist.py)
         clock = MarketClock()

@@ -1,9 +1,9 @@
 """The audit consumer: every domain event, in the outbox's commit order, becomes the next record of the hash chain.
 
 One ordered reader (``ordered = True``: the worker replica holding the consumer's lock reads the outbox itself, see
-:mod:`smart_trader.workers.outbox_source`), so the chain's order is the events' commit order and a rebuild from the same
-events gives the same chain, hash for hash. The record's time is the event's ``ts_init`` (when Smart Trader made it),
-not the append time, for the same reason.
+:mod:`smart_trader.workers.outbox_source`), so the chain's order is the relay's delivery order (stored with the
+events) and a rebuild from the same events gives the same chain, hash for hash. The record's time is the event's
+commit to the outbox (``created_ns``, wall clock, stored with the event), not the append time, for the same reason.
 
 What a record says: ``action`` = the event type, ``actor`` = the payload's ``actor`` (the user who caused it; none for
 the platform's own actions such as a fill), ``subject`` = ``<family>:<partition key>`` (the account or the user),
@@ -30,6 +30,7 @@ class AuditConsumer:
     name = "audit"
     streams: tuple[str, ...] = AUDITED_STREAMS
     ordered = True
+    dead_letters = False  # an event the chain cannot take stops it (and alerts): a record is never skipped
 
     def __init__(self) -> None:
         self._entries: list[dict[str, Any]] = []
@@ -51,7 +52,7 @@ class AuditConsumer:
                 "subject": f"{event.stream}:{event.partition_key}" if event.partition_key else event.stream,
                 "request_id": None if request_id is None else str(request_id)[:64],
                 "event_id": event.event_id,
-                "ts_ns": event.ts_init,
+                "ts_ns": event.created_ns or event.ts_init,
             }
         )
 

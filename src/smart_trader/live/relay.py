@@ -1,4 +1,7 @@
-"""The outbox relay: delivers committed outbox events, in commit order, then marks them published.
+"""The outbox relay: delivers committed outbox events, then marks them published; the order it marks them in (a
+strictly increasing ``published_ns`` per batch, batches one after the other) is the delivery order every ordered
+consumer follows (:mod:`smart_trader.workers.outbox_source`). One relay per deployment: it runs in the process that
+holds the trading runtime's lock.
 
 At least once: an event is marked published in the same transaction that read it, after it was handed on; if the
 process dies before that commit, the next relay delivers it again (consumers dedupe by ``event_id``, WebSocket clients
@@ -7,7 +10,7 @@ groups read them: :mod:`smart_trader.workers.streams`) and its WebSocket documen
 ``smart-trader:<topic>``, which the hub of every process listens to), both in one pipeline inside that transaction;
 when Redis is down the transaction fails, nothing is marked, and the relay tries again (trading goes on; the outbox
 holds the events). Without Redis the documents go to this process's hub and the in-process consumers are woken (they
-read the outbox themselves). On PostgreSQL, rows are locked with ``FOR UPDATE SKIP LOCKED``.
+read the published rows themselves).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from functools import partial
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from smart_trader.core.clock import now_ns as wall_clock_ns
 from smart_trader.db.outbox import outbox
@@ -80,6 +83,7 @@ def _stream_fields(r: Any) -> dict[str, str]:
         "ts_event": str(r.ts_event if r.ts_event is not None else r.created_ns),
         "ts_init": str(r.ts_init if r.ts_init is not None else r.created_ns),
         "payload": r.payload,
+        "created_ns": str(r.created_ns),
     }
 
 
@@ -112,6 +116,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.published = 0
+        self._last_stamp = -1  # the last published_ns written (read from the database at the first batch)
 
     def wake(self) -> None:
         """Events were committed: relay them now."""
@@ -122,11 +127,12 @@ class OutboxRelay:
         self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
-        """Relay what is pending, then stop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        """Relay what is pending, then stop (a relay never started does nothing: one relay per deployment)."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
         with contextlib.suppress(Exception):
             while await self.relay_once() == self.batch:
                 pass
@@ -154,19 +160,22 @@ class OutboxRelay:
         return conn.execute(q).all()
 
     def _mark(self, conn: Connection, ids: list[int]) -> None:
-        conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(published_ns=self.now_ns()))
+        conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(published_ns=self._stamp(conn)))
+
+    def _stamp(self, conn: Connection) -> int:
+        """The next batch's ``published_ns``: the wall clock, but always above the last one (a clock step back must
+        not reorder deliveries)."""
+        if self._last_stamp < 0:
+            self._last_stamp = int(conn.execute(select(func.max(outbox.c.published_ns))).scalar() or 0)
+        self._last_stamp = max(self.now_ns(), self._last_stamp + 1)
+        return self._last_stamp
 
     def _job(self, conn: Connection) -> int:
-        q = select(outbox).where(outbox.c.published_ns.is_(None))
-        q = q.order_by(outbox.c.id).limit(self.batch)
-        if conn.dialect.name == "postgresql":
-            q = q.with_for_update(skip_locked=True)
-        rows = conn.execute(q).all()
+        rows = self._read(conn)
         if not rows:
             return 0
         self.deliver(rows)
-        ids = [r.id for r in rows]
-        conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(published_ns=self.now_ns()))
+        self._mark(conn, [r.id for r in rows])
         return len(rows)
 
     async def _loop(self) -> None:

@@ -23,6 +23,8 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Connection
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from smart_trader.challenges import store as challenge_store
 from smart_trader.core.clock import now_ns as wall_clock_ns
@@ -113,7 +115,9 @@ class NotificationConsumer:
             ts_event=event.ts_event,
             ts_init=event.ts_init,
         )
-        store.insert_ignoring_conflicts(conn, outbox, [row])  # once: an event applied again finds it (event_id)
+        # once: an event applied again finds it; only a known event id is skipped (any other conflict is an error)
+        ins = pg_insert(outbox) if conn.dialect.name == "postgresql" else sqlite_insert(outbox)
+        conn.execute(ins.on_conflict_do_nothing(index_elements=[outbox.c.event_id]), [row])
         if user.disabled_ns is not None:
             return
         deliveries = []

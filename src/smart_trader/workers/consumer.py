@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -56,33 +56,31 @@ def flush_of(consumer: object) -> Callable[[Connection], None] | None:
 
 def apply(conn: Connection, consumer: Consumer, events: Sequence[Envelope]) -> int:
     """Apply ``events`` (in order) to ``consumer`` inside ``conn``'s transaction, skipping those it already consumed;
-    returns how many were applied. Commit (or roll back) is the caller's: the marks and the effects go together."""
-    wanted = [e for e in events if e.stream in consumer.streams]
+    returns how many were applied. Commit (or roll back) is the caller's: the marks and the effects go together.
+
+    The marks are written FIRST (``INSERT ... ON CONFLICT DO NOTHING RETURNING``) and only the events whose mark this
+    transaction wrote are handled: a second transaction applying the same event at the same time (two replicas, a
+    claim taken over from a slow one) waits on the first one's mark and then skips it, so an effect is never applied
+    twice (a plain read of the marks would let both apply)."""
+    wanted: list[Envelope] = []
+    seen: set[str] = set()
+    for e in events:
+        if e.stream in consumer.streams and e.event_id not in seen:
+            seen.add(e.event_id)
+            wanted.append(e)
     if not wanted:
         return 0
-    ids = list({e.event_id for e in wanted})
-    done = {
-        str(r.event_id)
-        for r in conn.execute(
-            select(consumed.c.event_id).where(consumed.c.consumer == consumer.name, consumed.c.event_id.in_(ids))
-        )
-    }
-    fresh: list[Envelope] = []
-    for e in wanted:
-        if e.event_id not in done:
-            done.add(e.event_id)
-            fresh.append(e)
+    now = time.time_ns()
+    rows = [
+        {"consumer": consumer.name, "event_id": e.event_id, "outbox_id": e.outbox_id, "applied_ns": now} for e in wanted
+    ]
+    ins = pg_insert(consumed) if conn.dialect.name == "postgresql" else sqlite_insert(consumed)
+    stmt = ins.on_conflict_do_nothing().returning(consumed.c.event_id)
+    mine = {str(r.event_id) for r in conn.execute(stmt, rows)}
+    fresh = [e for e in wanted if e.event_id in mine]
     for e in fresh:
         consumer.handle(conn, e)
     flush = flush_of(consumer)
     if fresh and flush is not None:
         flush(conn)
-    if fresh:
-        now = time.time_ns()
-        rows = [
-            {"consumer": consumer.name, "event_id": e.event_id, "outbox_id": e.outbox_id, "applied_ns": now}
-            for e in fresh
-        ]
-        ins = pg_insert(consumed) if conn.dialect.name == "postgresql" else sqlite_insert(consumed)
-        conn.execute(ins.on_conflict_do_nothing(), rows)
     return len(fresh)

@@ -28,6 +28,10 @@ class Envelope:
         ts_event: when it happened (market clock for trading events), ns since the epoch, UTC.
         ts_init: when Smart Trader made the event, ns since the epoch, UTC.
         payload: the event's data (a JSON object; decimals as strings).
+        created_ns: when the event was committed to the outbox (wall clock, ns UTC): the audit record's time and the
+            start of the commit-to-consumer latency (``ts_init`` is the market clock for trading events in a replay).
+        published_ns: when the relay delivered it (wall clock, ns UTC; 0 when not known): with ``outbox_id`` the
+            delivery order ordered consumers follow.
     """
 
     outbox_id: int
@@ -40,6 +44,8 @@ class Envelope:
     ts_event: int
     ts_init: int
     payload: Mapping[str, Any]
+    created_ns: int = 0
+    published_ns: int = 0
 
     def fields(self) -> dict[str, str]:
         """The envelope as flat string fields (a Redis stream entry); :func:`from_fields` reads them back."""
@@ -54,6 +60,7 @@ class Envelope:
             "ts_event": str(self.ts_event),
             "ts_init": str(self.ts_init),
             "payload": orjson.dumps(dict(self.payload)).decode(),
+            "created_ns": str(self.created_ns),
         }
 
 
@@ -71,6 +78,8 @@ def from_row(row: Any) -> Envelope:
         ts_event=int(row.ts_event if row.ts_event is not None else created),
         ts_init=int(row.ts_init if row.ts_init is not None else created),
         payload=orjson.loads(row.payload),
+        created_ns=created,
+        published_ns=int(row.published_ns or 0),
     )
 
 
@@ -96,4 +105,5 @@ def from_fields(fields: Mapping[Any, Any]) -> Envelope:
         ts_event=int(f["ts_event"]),
         ts_init=int(f["ts_init"]),
         payload=orjson.loads(f["payload"]),
+        created_ns=int(f.get("created_ns") or f["ts_init"]),
     )

@@ -2,7 +2,8 @@
 every ``interval`` seconds it checks
 
 - **audit integrity**: the hash chain verified from the last verified record on (the whole chain at start and every
-  ``full_every`` cycles), so most cycles cost only what was appended since; ``audit_log_integrity`` is 1 while intact
+  ``full_every`` cycles), so most cycles cost only what was appended since; records verified before that are gone
+  (the chain's tail cut) count as broken too; ``audit_log_integrity`` is 1 while intact
   and 0 once a broken link is found (the alert "audit log integrity compromised" fires on 0), the log names the record;
 - **challenges about to expire or go inactive**: active challenges on their last allowed firm day (``max_days``, R10)
   or one firm day from their inactivity limit (``inactivity_days``), in the program's IANA zone and reset time;
@@ -139,6 +140,10 @@ class MonitoringCycle:
         with self.engine.connect() as conn:
             self._verify_audit(conn, report)
             report.expiring, report.inactive = challenge_deadlines(conn, self.now_ns())
+        # one snapshot for the ledgers and the cash (on PostgreSQL: REPEATABLE READ), so a batch committing between
+        # two reads is not reported as a difference
+        level = "REPEATABLE READ" if self.engine.dialect.name == "postgresql" else "SERIALIZABLE"
+        with self.engine.connect().execution_options(isolation_level=level) as conn, conn.begin():
             report.unreconciled = unreconciled_accounts(conn)
         return report
 
@@ -146,6 +151,9 @@ class MonitoringCycle:
         if self._cycles % self.full_every == 0:  # from the first record again
             self._verified_seq, self._verified_hash, self._broken_at = 0, GENESIS, None
         self._cycles += 1
+        top = int(conn.execute(select(func.max(audit_log.c.seq))).scalar() or 0)
+        if self._broken_at is None and top < self._verified_seq:  # records verified before are gone (a cut tail)
+            self._broken_at = top + 1
         if self._broken_at is None:
             if self._verified_seq == 0:  # from the first stored record (older ones may be archived: retention)
                 first = conn.execute(select(func.min(audit_log.c.seq))).scalar() or 1

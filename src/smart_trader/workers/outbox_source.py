@@ -1,72 +1,64 @@
-"""The outbox as an event source: a consumer reads the committed rows of its streams in id order from its stored
-offset (``consumer_offsets``). This is the in-process transport of the embedded default (no Redis), and the transport
-of ordered consumers (the audit chain) everywhere: the database's order is the one total order of all families.
+"""The outbox as an event source, in delivery order: a consumer reads the rows the relay has published, ordered by
+``(published_ns, id)``, from its stored position (``consumer_offsets``). This is the in-process transport of the
+embedded default (no Redis) and the transport of ordered consumers (the audit chain, analytics) everywhere.
 
-Rows committed out of id order (several writer processes on PostgreSQL: an API process's row with a lower id can commit
-after the runtime's higher one) are not skipped: each read looks back ``lookback`` ids below the offset for rows the
-consumer has not consumed (``consumed`` marks), so a late commit is picked up on the next read. Rows written before
-migration 0007 (no event id) are not delivered.
+Why the relay's order and not the ids: on PostgreSQL ids are taken at insert and transactions commit in any order (an
+API process's row with a lower id can commit after the runtime's higher one), so a reader following ids would skip a
+late commit or see rows in an order a rebuild cannot reproduce. The relay is one per deployment, marks each batch it
+delivered in its own transaction with a strictly increasing ``published_ns``, one batch after the other; a row is
+therefore visible to readers only once everything before it in that order is, and the order is stored with the rows
+(a rebuild from the same outbox applies the same sequence). Rows written before migration 0007 (no event id) are not
+delivered.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from smart_trader.db.outbox import outbox
 from smart_trader.workers.envelope import Envelope, from_row
-from smart_trader.workers.tables import consumed, consumer_offsets
-
-LOOKBACK = 1000
-"""How many ids below its offset a reader looks for rows committed late (out of id order)."""
+from smart_trader.workers.tables import consumer_offsets
 
 
-def offset(conn: Connection, consumer: str) -> int:
-    """The consumer's offset: the highest outbox id it has read (0 at first)."""
-    v = conn.execute(select(consumer_offsets.c.outbox_id).where(consumer_offsets.c.consumer == consumer)).scalar()
-    return int(v or 0)
-
-
-def read(
-    conn: Connection, consumer: str, streams: tuple[str, ...], limit: int = 1000, lookback: int = LOOKBACK
-) -> list[Envelope]:
-    """The next events of ``streams`` for ``consumer`` in id order: first the rows within ``lookback`` ids below its
-    offset it has not consumed (late commits: a bounded anti-join), then the rows after its offset (an index range
-    scan; :func:`~smart_trader.workers.consumer.apply` skips any already consumed); at most ``limit``."""
-    at = offset(conn, consumer)
-    wanted = and_(outbox.c.stream.in_(streams), outbox.c.event_id.is_not(None))
-    rows = []
-    if at > 0:  # ids and event ids of the window (a primary-key range), then which of them were consumed (by key)
-        window = select(outbox.c.id, outbox.c.event_id).where(
-            and_(outbox.c.id > max(0, at - lookback), outbox.c.id <= at, wanted)
+def offset(conn: Connection, consumer: str) -> tuple[int, int]:
+    """The consumer's position: the ``(published_ns, id)`` of the last row it read (``(0, 0)`` at first)."""
+    row = conn.execute(
+        select(consumer_offsets.c.published_ns, consumer_offsets.c.outbox_id).where(
+            consumer_offsets.c.consumer == consumer
         )
-        seen = {str(r.event_id): int(r.id) for r in conn.execute(window)}
-        if seen:
-            q = select(consumed.c.event_id).where(consumed.c.consumer == consumer, consumed.c.event_id.in_(list(seen)))
-            missing = sorted(seen[e] for e in set(seen) - {str(r.event_id) for r in conn.execute(q)})[:limit]
-            if missing:
-                rows = list(conn.execute(select(outbox).where(outbox.c.id.in_(missing)).order_by(outbox.c.id)))
-    if len(rows) < limit:
-        after = select(outbox).where(and_(outbox.c.id > at, wanted)).order_by(outbox.c.id).limit(limit - len(rows))
-        rows += list(conn.execute(after))
-    return [from_row(r) for r in rows]
+    ).first()
+    return (0, 0) if row is None else (int(row.published_ns), int(row.outbox_id))
 
 
-def advance(conn: Connection, consumer: str, to: int) -> None:
-    """Store ``to`` as the consumer's offset when it is higher than the stored one (in the caller's transaction)."""
+def _after(position: tuple[int, int]):  # type: ignore[no-untyped-def]
+    p, i = position
+    return or_(outbox.c.published_ns > p, and_(outbox.c.published_ns == p, outbox.c.id > i))
+
+
+def read(conn: Connection, consumer: str, streams: tuple[str, ...], limit: int = 1000) -> list[Envelope]:
+    """The next published events of ``streams`` for ``consumer``, in delivery order, at most ``limit`` (an index
+    range scan on ``(published_ns, id)``)."""
+    wanted = and_(outbox.c.stream.in_(streams), outbox.c.event_id.is_not(None), outbox.c.published_ns.is_not(None))
+    q = select(outbox).where(wanted, _after(offset(conn, consumer)))
+    return [from_row(r) for r in conn.execute(q.order_by(outbox.c.published_ns, outbox.c.id).limit(limit))]
+
+
+def advance(conn: Connection, consumer: str, published_ns: int, outbox_id: int) -> None:
+    """Store ``(published_ns, outbox_id)`` as the consumer's position (in the caller's transaction)."""
     ins = pg_insert(consumer_offsets) if conn.dialect.name == "postgresql" else sqlite_insert(consumer_offsets)
-    stmt = ins.values(consumer=consumer, outbox_id=to)
+    stmt = ins.values(consumer=consumer, published_ns=published_ns, outbox_id=outbox_id)
     stmt = stmt.on_conflict_do_update(
         index_elements=[consumer_offsets.c.consumer],
-        set_={"outbox_id": func.max(consumer_offsets.c.outbox_id, stmt.excluded.outbox_id)}
-        if conn.dialect.name == "sqlite"
-        else {"outbox_id": func.greatest(consumer_offsets.c.outbox_id, stmt.excluded.outbox_id)},
+        set_={"published_ns": stmt.excluded.published_ns, "outbox_id": stmt.excluded.outbox_id},
     )
     conn.execute(stmt)
 
 
 def lag(conn: Connection, consumer: str, streams: tuple[str, ...]) -> int:
-    """Events of ``streams`` after the consumer's offset (its queue length)."""
-    q = select(func.count()).where(outbox.c.id > offset(conn, consumer), outbox.c.stream.in_(streams))
+    """Events of ``streams`` after the consumer's position, published or not yet (its queue length)."""
+    q = select(func.count()).where(
+        outbox.c.stream.in_(streams), or_(outbox.c.published_ns.is_(None), _after(offset(conn, consumer)))
+    )
     return int(conn.execute(q).scalar() or 0)

@@ -42,6 +42,8 @@ from smart_trader.workers.streams import Delivery, StreamSource
 from smart_trader.workers.tables import consumed
 
 log = structlog.get_logger("smart_trader.workers")
+BACKSTOP = 10
+"""An entry delivered more than ``BACKSTOP × max_attempts`` times is dead-lettered whatever this replica counted."""
 
 
 class ConsumerRunner:
@@ -78,7 +80,8 @@ class ConsumerRunner:
         self.poll_seconds = poll_seconds
         self.max_attempts = max_attempts
         self.now_ns = now_ns
-        self.lock = ConsumerLock(engine, consumer.name) if consumer.ordered and source is None else None
+        # without Redis every consumer has one reader at a time (its position is one row), however many replicas run
+        self.lock = ConsumerLock(engine, consumer.name) if source is None else None
         self.applied = 0
         self._attempts: dict[str, int] = {}
         self._wake = asyncio.Event()
@@ -145,12 +148,14 @@ class ConsumerRunner:
             events = outbox_source.read(conn, c.name, c.streams, self.batch)
             if events:
                 apply(conn, c, events)
-                outbox_source.advance(conn, c.name, max(e.outbox_id for e in events))
+                outbox_source.advance(conn, c.name, events[-1].published_ns, events[-1].outbox_id)
             return events
 
         try:
             events = await self.writer.run(job)
-        except Exception:
+        except Exception as exc:
+            if _unavailable(exc):
+                raise  # the database is down: the loop backs off; nothing is counted against the events
             return await self._outbox_one_by_one()
         self._done(events)
         return len(events)
@@ -164,12 +169,14 @@ class ConsumerRunner:
 
             def one(conn: Connection, e: Envelope = e) -> None:
                 apply(conn, c, [e])
-                outbox_source.advance(conn, c.name, e.outbox_id)
+                outbox_source.advance(conn, c.name, e.published_ns, e.outbox_id)
 
             try:
                 await self.writer.run(one)
             except Exception as exc:
-                if self._failed(e.event_id, exc):
+                if _unavailable(exc):
+                    raise
+                if self._failed(e.event_id, exc, getattr(c, "dead_letters", True)):
                     await self.writer.run(partial(_mark_dead, consumer=c.name, e=e, error=repr(exc)))
                     n += 1
                     continue
@@ -191,10 +198,16 @@ class ConsumerRunner:
             if d.event is None:
                 await asyncio.to_thread(source.dead_letter, d, "not an event envelope")
                 EVENT_DEAD_LETTERS.labels(self.name).inc()
-            elif d.attempts > self.max_attempts:
-                await asyncio.to_thread(source.dead_letter, d, f"failed {d.attempts - 1} times")
+            elif (
+                self._attempts.get(d.event.event_id, 0) >= self.max_attempts
+                or d.attempts > BACKSTOP * self.max_attempts
+            ):
+                # its handler failed max_attempts times here, or it was delivered so often that it must be killing
+                # the replicas that take it (their in-memory counts died with them)
+                tries = max(self._attempts.pop(d.event.event_id, 0), d.attempts - 1)
+                await asyncio.to_thread(source.dead_letter, d, f"failed {tries} times")
                 EVENT_DEAD_LETTERS.labels(self.name).inc()
-                log.error("event dead-lettered", group=self.name, event_id=d.event.event_id, attempts=d.attempts)
+                log.error("event dead-lettered", group=self.name, event_id=d.event.event_id, attempts=tries)
             else:
                 if d.attempts > 1:
                     EVENT_RETRIES.labels(self.name).inc()
@@ -207,12 +220,17 @@ class ConsumerRunner:
             await self.writer.run(lambda conn: apply(conn, c, events))
             await asyncio.to_thread(source.ack, good)
             self._done(events)
-        except Exception:
+        except Exception as exc:
+            if _unavailable(exc):
+                raise  # the database is down: entries stay pending, nothing counted against them; the loop backs off
             for d in good:
                 assert d.event is not None
                 try:
                     await self.writer.run(partial(_apply_one, consumer=c, event=d.event))
-                except Exception as exc:  # stays pending: XAUTOCLAIM brings it back, counted
+                except Exception as exc:  # stays pending: XAUTOCLAIM brings it back; its handler's failures count
+                    if _unavailable(exc):
+                        raise
+                    self._attempts[d.event.event_id] = self._attempts.get(d.event.event_id, 0) + 1
                     log.warning("event failed", group=self.name, event_id=d.event.event_id, error=repr(exc))
                     continue
                 await asyncio.to_thread(source.ack, [d])
@@ -226,7 +244,7 @@ class ConsumerRunner:
         now = self.now_ns()
         hist = EVENT_PROCESSING_SECONDS.labels(self.name)
         for e in events:
-            hist.observe(max(0, now - e.ts_init) / 1e9)
+            hist.observe(max(0, now - (e.created_ns or e.ts_init)) / 1e9)
             self._attempts.pop(e.event_id, None)
         EVENTS_PROCESSED.labels(self.name).inc(len(events))
         self.applied += len(events)
@@ -237,12 +255,18 @@ class ConsumerRunner:
             except Exception:
                 log.exception("after_commit failed", group=self.name)
 
-    def _failed(self, event_id: str, exc: Exception) -> bool:
-        """Count a failed attempt; True when the event is to be dead-lettered."""
+    def _failed(self, event_id: str, exc: Exception, may_dead_letter: bool = True) -> bool:
+        """Count a failed attempt; True when the event is to be dead-lettered. A consumer with ``dead_letters =
+        False`` (the audit chain: a record must never be skipped) retries for ever, logging an error."""
         n = self._attempts.get(event_id, 0) + 1
         self._attempts[event_id] = n
         EVENT_RETRIES.labels(self.name).inc()
         log.warning("event failed", group=self.name, event_id=event_id, attempt=n, error=repr(exc))
+        if n >= self.max_attempts and not may_dead_letter:
+            log.error(
+                "event refused again and again; this consumer never skips one", group=self.name, event_id=event_id
+            )
+            return False
         if n >= self.max_attempts:
             EVENT_DEAD_LETTERS.labels(self.name).inc()
             log.error("event dead-lettered", group=self.name, event_id=event_id, attempts=n)
@@ -279,6 +303,16 @@ class ConsumerRunner:
             await asyncio.sleep(every)
 
 
+def _unavailable(exc: BaseException) -> bool:
+    """The database (or the network to it) is down, as opposed to a handler refusing an event: such failures are
+    retried with back-off and never count towards dead-lettering."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, OperationalError | InterfaceError | ConnectionError | TimeoutError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
 def _apply_one(conn: Connection, consumer: Consumer, event: Envelope) -> int:
     return apply(conn, consumer, [event])
 
@@ -291,4 +325,4 @@ def _mark_dead(conn: Connection, consumer: str, e: Envelope, error: str) -> None
         "error": error[:500],
     }  # fmt: skip
     conn.execute(ins.on_conflict_do_nothing(), [row])
-    outbox_source.advance(conn, consumer, e.outbox_id)
+    outbox_source.advance(conn, consumer, e.published_ns, e.outbox_id)

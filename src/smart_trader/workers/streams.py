@@ -3,10 +3,13 @@
 - One stream per event family: ``smart-trader:events:<family>`` (``orders``, ``accounts``, ``challenges``, ...). The
   relay appends with ``XADD ... MINID ~ <now − retention>`` (trimmed by age, approximately, at each append).
 - One consumer group per consumer (its ``name``), created at the stream's start (id ``0``) so a new group reads the
-  retained history; every worker replica is one consumer of the group (``XREADGROUP``): the group shares the load.
+  retained history (and made again when Redis comes back without its data: ``NOGROUP``); every worker replica is one
+  consumer of the group (``XREADGROUP``): the group shares the load. Used by consumers whose effects do not depend on
+  the order of events across accounts (notifications); ordered ones read the outbox.
 - A replica killed before it acknowledged leaves its entries pending: another replica (or itself restarted under a new
-  name) takes them with ``XAUTOCLAIM`` once idle for ``claim_ms``. Each delivery counts; an entry delivered more than
-  ``max_attempts`` times, or one that is not an envelope, goes to the dead-letter stream
+  name) takes them with ``XAUTOCLAIM`` once idle for ``claim_ms``. An entry whose handler failed ``max_attempts``
+  times (counted by the runner; database outages do not count), or delivered ``10 × max_attempts`` times (it kills
+  the replicas that take it), or that is not an envelope, goes to the dead-letter stream
   ``smart-trader:events:dead-letter`` (with its group, stream, id and reason) and is acknowledged.
 - Acknowledge (``XACK``) only after the consumer's transaction committed: delivery is at least once, the consumer's
   ``consumed`` marks make the effect exactly once.
@@ -17,7 +20,6 @@ counts, MINID trimming).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -33,15 +35,6 @@ DEAD_LETTER = PREFIX + "dead-letter"
 def stream_key(family: str, prefix: str = PREFIX) -> str:
     """The Redis key of an event family's stream."""
     return prefix + family
-
-
-def append(
-    pipe: redis.client.Pipeline, events: Sequence[Envelope], retention_ms: int, now_ms: int | None = None
-) -> None:
-    """Queue an ``XADD`` per event on ``pipe`` (the caller executes it), trimming each stream to ``retention_ms``."""
-    minid = max(0, (now_ms if now_ms is not None else time.time_ns() // 1_000_000) - retention_ms)
-    for e in events:
-        pipe.xadd(stream_key(e.stream), cast(Any, e.fields()), minid=minid, approximate=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +95,18 @@ class StreamSource:
         (waiting up to ``block_ms`` when there are none)."""
         if not self._ready:
             self.ensure_groups()
-        out = self._claim(count)
-        if out:
-            return out
-        got: Any = self.client.xreadgroup(
-            self.group, self.consumer_id, dict.fromkeys(self.keys, ">"), count=count, block=block_ms
-        )
+        try:
+            out = self._claim(count)
+            if out:
+                return out
+            got: Any = self.client.xreadgroup(
+                self.group, self.consumer_id, dict.fromkeys(self.keys, ">"), count=count, block=block_ms
+            )
+        except redis.ResponseError as exc:
+            if "NOGROUP" in str(exc):  # Redis restarted without its data: make the groups again, read on
+                self._ready = False
+                return []
+            raise
         for key, entries in got or []:
             k = key.decode() if isinstance(key, bytes) else str(key)
             for entry_id, fields in entries:
@@ -156,9 +155,10 @@ class StreamSource:
             entries = res[1] if res else []
             if not entries:
                 continue
-            ids = [e[0] for e in entries]
-            pending: Any = self.client.xpending_range(key, self.group, min=ids[0], max=ids[-1], count=len(ids) + 100)
-            counts = {_text(p["message_id"]): int(p["times_delivered"]) for p in pending}
+            pipe = self.client.pipeline(transaction=False)  # each entry's own delivery count (claims are rare)
+            for e in entries:
+                pipe.xpending_range(key, self.group, min=e[0], max=e[0], count=1)
+            counts = {_text(p["message_id"]): int(p["times_delivered"]) for got in pipe.execute() for p in got}
             for entry_id, fields in entries:
                 if fields is None:  # deleted by trimming while pending
                     self.client.xack(key, self.group, entry_id)

@@ -21,6 +21,7 @@ consumer_offsets = Table(
     "consumer_offsets",
     metadata,
     Column("consumer", String(64), primary_key=True),
-    Column("outbox_id", BigInteger, nullable=False),  # every outbox row with a lower or equal id was seen
+    Column("published_ns", BigInteger, nullable=False),  # the position: the last row read, in the relay's order
+    Column("outbox_id", BigInteger, nullable=False),
 )
 """Where a consumer reading the outbox directly (in-process transport, ordered consumers) stands."""

@@ -29,6 +29,7 @@ def upgrade() -> None:
     op.create_table(
         "consumer_offsets",
         sa.Column("consumer", sa.String(length=64), nullable=False),
+        sa.Column("published_ns", sa.BigInteger(), nullable=False),
         sa.Column("outbox_id", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("consumer", name=op.f("pk_consumer_offsets")),
     )

@@ -48,6 +48,15 @@ def upgrade() -> None:
             "CREATE TRIGGER audit_archives_append_only BEFORE UPDATE OR DELETE ON audit_archives "
             "FOR EACH ROW EXECUTE FUNCTION audit_archives_append_only()"
         )
+        op.execute(  # TRUNCATE skips row triggers: refused on both tables by a statement trigger
+            "CREATE FUNCTION audit_no_truncate() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN RAISE EXCEPTION 'the audit tables are append-only: TRUNCATE is refused'; END $$"
+        )
+        for table in ("audit_log", "audit_archives"):
+            op.execute(
+                f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION audit_no_truncate()"
+            )
     else:
         op.execute("DROP TRIGGER IF EXISTS audit_log_no_delete")
         op.execute(
@@ -63,6 +72,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS audit_log_no_truncate ON audit_log")
+        op.execute("DROP TRIGGER IF EXISTS audit_archives_no_truncate ON audit_archives")
+        op.execute("DROP FUNCTION IF EXISTS audit_no_truncate()")
         op.execute("DROP TRIGGER IF EXISTS audit_archives_append_only ON audit_archives")
         op.execute("DROP FUNCTION IF EXISTS audit_archives_append_only()")
         op.execute(
