@@ -171,8 +171,18 @@ def test_a_passed_phase_is_promoted_to_a_fresh_account_at_the_size(world: World)
         assert owner is not None and owner.id == second.id
         stored = store.events_of(conn, w.challenge_id)
         assert [r.event_id for r in stored] == [r["event_id"] for r in rows.events]
-        written = select(func.count()).select_from(outbox).where(outbox.c.stream != "users")
-        assert conn.execute(written).scalar_one() == len(rows.outbox)
+        # the batch's events once, after the first phase's opening; then the promotion opens the next phase (the
+        # platform's own action: no actor)
+        q = select(outbox.c.event_type, outbox.c.partition_key, outbox.c.payload).where(outbox.c.stream != "users")
+        written = list(conn.execute(q.order_by(outbox.c.id)))
+        opening = ["account.opened", "challenge.started"]
+        assert [(r.event_type, r.partition_key) for r in written] == [
+            *[(t, first.account_id) for t in opening],
+            *[(o["event_type"], first.account_id) for o in rows.outbox],
+            *[(t, second.account_id) for t in opening],
+        ]
+        assert [json.loads(r.payload)["actor"] for r in written[-2:]] == [None, None]
+        assert json.loads(written[-1].payload)["previous_id"] == first.id
 
     # the stored state restores to an evaluator in the same state
     restored = ChallengeEvaluator.restore(w.program, json.loads(first.state))

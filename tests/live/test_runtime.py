@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import orjson
 import pytest
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from smart_trader.core.instruments import AssetClass, Instrument
 from smart_trader.data.model import Trade
@@ -69,12 +69,15 @@ class FailingWriter:
 
 @dataclass
 class World:
-    """A migrated database with one user and one account (100,000 USDT), its writer and the wall clock."""
+    """A migrated database with one user and one account (100,000 USDT), its writer and the wall clock;
+    ``setup_events``: the outbox id of the last event its setting up wrote (the user's registration, the account's
+    opening)."""
 
     engine: Engine
     writer: BatchWriter
     account_id: str
     now_ns: FakeWallClock
+    setup_events: int = 0
     published: list[tuple[str, str]] = field(default_factory=list)
 
     def runtime(self, writer: Any = None) -> TradingRuntime:
@@ -111,8 +114,8 @@ class World:
             return order_store.get_order(conn, self.account_id, order_id)
 
     def events(self, event_type: str | None = None) -> list[dict[str, Any]]:
-        """The outbox events written so far (payloads), in id order."""
-        q = select(outbox).order_by(outbox.c.id)
+        """The outbox events written since the world was set up (payloads), in id order."""
+        q = select(outbox).where(outbox.c.id > self.setup_events).order_by(outbox.c.id)
         if event_type is not None:
             q = q.where(outbox.c.event_type == event_type)
         with self.engine.connect() as conn:
@@ -127,7 +130,8 @@ def world(tmp_path: Path) -> Iterator[World]:
     with engine.begin() as conn:
         user = register(conn, "trader@example.com", "not-a-real-hash")
         account = account_store.create_account(conn, user.id, "main", "USDT", Decimal(100_000), now_ns=now_ns)
-    yield World(engine, BatchWriter(engine, inline=True), account["id"], now_ns)
+        setup_events = conn.execute(select(func.max(outbox.c.id))).scalar() or 0
+    yield World(engine, BatchWriter(engine, inline=True), account["id"], now_ns, setup_events)
     engine.dispose()
 
 

@@ -161,7 +161,7 @@ async def take_challenge(body: ChallengeIn, user_id: CurrentUser, platform: Plat
     def create(conn: Connection) -> dict[str, Any]:
         if len(account_store.accounts_of(conn, user_id)) >= most:
             raise ProblemError(409, f"a user may open at most {most} accounts (MAX_ACCOUNTS_PER_USER)", "too-many")
-        return store.create_challenge(conn, user_id, program, body.account_size, body.currency)
+        return store.create_challenge(conn, user_id, program, body.account_size, body.currency, actor=user_id)
 
     row = await platform.writer.run(create)
     return await _view(platform, str(row["id"]))

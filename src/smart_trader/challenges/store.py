@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +18,8 @@ from smart_trader.challenges.program import Program, program_from_dict, programs
 from smart_trader.challenges.tables import challenge_events, challenge_programs, challenges
 from smart_trader.core.clock import now_ns
 from smart_trader.core.errors import InvalidInputError, NotFoundError, RejectedByRulesError
+from smart_trader.db.outbox import event_row, outbox
+from smart_trader.gateway.hub import challenges_topic
 from smart_trader.portfolio import store as account_store
 from smart_trader.portfolio.account import AccountType
 
@@ -33,10 +35,15 @@ def create_challenge(
     currency: str | None = None,
     phase_index: int = 0,
     previous_id: str | None = None,
+    *,
+    actor: str | None = None,
 ) -> dict[str, Any]:
     """Open a challenge of ``program`` at ``account_size`` for ``user_id``: a fresh margin paper account funded with the
     size (in ``currency``, default the program's) and the challenge row (status ``active``, no evaluator state yet:
-    the trading runtime starts judging it at its market clock). Returns the challenge row.
+    the trading runtime starts judging it at its market clock), with their ``account.opened`` and
+    ``challenge.started`` events (for the audit trail; ``actor``: who opened it — the trader, the administrator or the
+    payment provider of a grant —, ``None`` for the platform's own, a promotion's next phase). Returns the challenge
+    row.
 
     Raises:
         InvalidInputError: a size the program does not offer (the message lists the sizes), a phase it has not.
@@ -49,7 +56,7 @@ def create_challenge(
     phase = program.phases[phase_index]
     name = f"{program.name} — {phase.name}"[:200]
     account = account_store.create_account(
-        conn, user_id, name, currency or program.currency, account_size, AccountType.MARGIN
+        conn, user_id, name, currency or program.currency, account_size, AccountType.MARGIN, actor=actor
     )
     now = now_ns()
     row = {
@@ -67,7 +74,33 @@ def create_challenge(
         "updated_ns": now,
     }
     conn.execute(insert(challenges), [row])
+    conn.execute(insert(outbox), [_started(row, phase.name, str(account["currency"]), actor)])
     return row
+
+
+def _started(row: Mapping[str, Any], phase: str, currency: str, actor: str | None) -> dict[str, Any]:
+    """The ``challenge.started`` outbox row of a new challenge row (its WebSocket document's type:
+    ``challenge_started``). It has neither the ``event`` / ``data`` of the evaluator's events nor their ``challenge``
+    view: the notification rules and the analytics projection, which read those, pass it by."""
+    account_id = str(row["account_id"])
+    topic = challenges_topic(account_id)
+    body = {
+        "type": "challenge_started",
+        "topic": topic,
+        "challenge_id": row["id"],
+        "account_id": account_id,
+        "user_id": row["user_id"],
+        "actor": actor,
+        "program": row["program_id"],
+        "account_size": str(row["account_size"]),
+        "currency": currency,
+        "phase_index": row["phase_index"],
+        "phase": phase,
+        "previous_id": row["previous_id"],
+        "created_ns": row["created_ns"],
+    }
+    created = int(row["created_ns"])
+    return event_row(topic, "challenge.started", body, created, stream="challenges", partition_key=account_id)
 
 
 def get_challenge(conn: Connection, challenge_id: str) -> Row[Any] | None:
@@ -230,7 +263,8 @@ def custom_programs(conn: Connection) -> list[Program]:
 
 
 def save_program(conn: Connection, definition: dict[str, Any], user_id: str | None) -> Program:
-    """Validate and store a program defined through the API (a risk manager's or an admin's).
+    """Validate and store a program defined through the API (a risk manager's or an admin's, ``user_id``), with its
+    ``challenge.program_defined`` event (stream ``admin``, partition key the program id; the definition as stored).
 
     Raises:
         InvalidInputError: a field breaks a rule (each problem names its field path).
@@ -245,8 +279,14 @@ def save_program(conn: Connection, definition: dict[str, Any], user_id: str | No
     if taken:
         raise RejectedByRulesError(f"program id {program.id!r} is taken: choose another id")
     stored = program.model_dump(mode="json")
+    now = now_ns()
     conn.execute(
         insert(challenge_programs),
-        [{"id": program.id, "definition": json.dumps(stored), "created_by": user_id, "created_ns": now_ns()}],
+        [{"id": program.id, "definition": json.dumps(stored), "created_by": user_id, "created_ns": now}],
     )
+    body = {"program": program.id, "actor": user_id, "definition": stored}
+    event = event_row(
+        f"admin.{program.id}", "challenge.program_defined", body, now, stream="admin", partition_key=program.id
+    )
+    conn.execute(insert(outbox), [event])
     return program

@@ -30,16 +30,17 @@ outbox = Table(
     # the typed event the row carries (rows written before migration 0007 have none)
     Column("event_id", String(64), nullable=True, unique=True),  # the domain event's id: consumers dedupe by it
     Column("version", Integer, nullable=True),  # version of the event's shape
-    Column("stream", String(32), nullable=True),  # event family: orders, accounts, challenges
+    Column("stream", String(32), nullable=True),  # event family (STREAMS): orders, accounts, challenges ...
     Column("partition_key", String(100), nullable=True),  # events of one key keep their order (the account id)
     Column("ts_event", BigInteger, nullable=True),  # when it happened (market clock), ns UTC
     Column("ts_init", BigInteger, nullable=True),  # when Smart Trader made the event, ns UTC
     Index("ix_outbox_published_ns_id", "published_ns", "id"),
 )
 
-STREAMS = ("orders", "accounts", "challenges", "payments", "users", "notifications")
+STREAMS = ("orders", "accounts", "challenges", "payments", "users", "admin", "notifications")
 """The event families (one Redis stream each when the backbone delivers them): orders and fills, account updates,
-challenge transitions, payments and grants, users' logins, keys and role changes, in-app notifications."""
+challenge transitions, payments and grants, users' logins, keys and role changes, platform-wide administrative
+actions (instrument halts, challenge programs defined), in-app notifications."""
 
 
 def event_row(

@@ -27,12 +27,14 @@ ZERO = Decimal(0)
 
 @dataclass(frozen=True, slots=True)
 class Received:
-    """An order as received by the API, already validated against its instrument."""
+    """An order as received by the API, already validated against its instrument; ``actor``: the user id who
+    submitted it (an API key's user), recorded in its ``order.submitted`` event for the audit trail."""
 
     account_id: str
     request: OrderRequest
     symbol: str
     venue: str
+    actor: str | None = None
 
 
 def _row(r: Received, now: int) -> dict[str, Any]:
@@ -63,7 +65,7 @@ def _row(r: Received, now: int) -> dict[str, Any]:
     }
 
 
-def _event(row: dict[str, Any]) -> dict[str, Any]:
+def _event(row: dict[str, Any], actor: str | None) -> dict[str, Any]:
     topic = orders_topic(row["account_id"])
     body = {
         "type": "order",
@@ -71,6 +73,7 @@ def _event(row: dict[str, Any]) -> dict[str, Any]:
         "event": "submitted",
         "account_id": row["account_id"],
         "order_id": row["id"],
+        "actor": actor,
         "order": order_view(row),
     }
     return event_row(
@@ -97,6 +100,7 @@ def store_orders(
     now = now_ns()
     out: list[tuple[Any, bool]] = []
     new_rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
     for r in received:
         coid = r.request.client_order_id
         if coid is not None and (r.account_id, coid) in existing:
@@ -106,8 +110,9 @@ def store_orders(
         if coid is not None:
             existing[(r.account_id, coid)] = row
         new_rows.append(row)
+        events.append(_event(row, r.actor))
         out.append((row, True))
     if new_rows:
         conn.execute(insert(orders), new_rows)
-        conn.execute(insert(outbox), [_event(row) for row in new_rows])
+        conn.execute(insert(outbox), events)
     return out

@@ -25,7 +25,7 @@ from smart_trader.execution import store
 from smart_trader.execution.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from smart_trader.execution.intake import Received, store_orders
 from smart_trader.execution.orders import OrderRequest
-from smart_trader.gateway.deps import OwnedAccount, PlatformDep, owned_account
+from smart_trader.gateway.deps import CurrentUser, OwnedAccount, PlatformDep, owned_account, principal
 from smart_trader.gateway.problems import ProblemError
 from smart_trader.ops import metrics
 
@@ -126,6 +126,7 @@ async def place(account_id: str, body: OrderIn, request: Request) -> tuple[bytes
             (failed: the message names the rule; locked; phase over). Nothing is stored then.
     """
     await owned_account(account_id, request)
+    actor = (await principal(request)).user_id  # the caller owned_account checked (kept in the request's state)
     platform: Platform = request.app.state.platform
     blocked = await platform.trading_block(account_id)
     if blocked is not None:
@@ -152,7 +153,7 @@ async def place(account_id: str, body: OrderIn, request: Request) -> tuple[bytes
         order_request.validate(instrument)
     except (InvalidInputError, RejectedByRulesError) as exc:
         raise ProblemError(422, str(exc), "invalid-order") from None
-    received = Received(account_id, order_request, instrument.symbol, instrument.venue)
+    received = Received(account_id, order_request, instrument.symbol, instrument.venue, actor)
     row, created = await platform.writer.run_bulk(store_orders, received)
     if created:
         metrics.ORDERS_SUBMITTED.inc()
@@ -251,11 +252,13 @@ async def get_order(account_id: OwnedAccount, order_id: str, platform: PlatformD
         409: {"description": "the order is not open (filled, canceled, rejected or expired)"},
     },
 )
-async def cancel_order(account_id: OwnedAccount, order_id: str, platform: PlatformDep, response: Response) -> OrderOut:
-    """Cancel an open order. 200 with the canceled order once the broker confirms (within 2 s), else 202 with
-    ``cancel_requested``; 409 when the order is already filled, canceled, rejected or expired, or closes some other
-    way (a fill) before the cancel takes effect."""
-    before = await platform.writer.run(lambda c: store.request_cancel(c, account_id, order_id))
+async def cancel_order(
+    account_id: OwnedAccount, order_id: str, user_id: CurrentUser, platform: PlatformDep, response: Response
+) -> OrderOut:
+    """Cancel an open order (recorded as ``order.cancel_requested``). 200 with the canceled order once the broker
+    confirms (within 2 s), else 202 with ``cancel_requested``; 409 when the order is already filled, canceled,
+    rejected or expired, or closes some other way (a fill) before the cancel takes effect."""
+    before = await platform.writer.run(lambda c: store.request_cancel(c, account_id, order_id, user_id))
     if before is None:
         raise ProblemError(404, f"no order {order_id} in account {account_id}", "not-found")
     if before.status not in (OrderStatus.NEW.value, *store.OPEN_STATUSES):

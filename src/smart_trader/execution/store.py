@@ -11,11 +11,14 @@ from typing import Any
 from sqlalchemy import Connection, Row, bindparam, func, insert, select, update
 from uuid_utils import uuid7
 
+from smart_trader.core.clock import now_ns as wall_clock_ns
 from smart_trader.core.ids import AccountId, ClientOrderId, InstrumentId, OrderId
+from smart_trader.db.outbox import event_row, outbox
 from smart_trader.execution.enums import OrderSide, OrderStatus, OrderType, TimeInForce
 from smart_trader.execution.events import Fill, OrderCanceled, OrderExpired, OrderRejected
 from smart_trader.execution.orders import Order, OrderRequest
 from smart_trader.execution.tables import fills, orders
+from smart_trader.gateway.hub import orders_topic
 
 ZERO = Decimal(0)
 OPEN_STATUSES = tuple(s.value for s in OrderStatus if s.is_open)  # stored values of working orders
@@ -56,13 +59,33 @@ def list_orders(
     return list(conn.execute(q))
 
 
-def request_cancel(conn: Connection, account_id: str, order_id: str) -> Row[Any] | None:
-    """Mark an open (or not yet accepted) order for cancellation; returns the row before the change, or ``None``
+def request_cancel(conn: Connection, account_id: str, order_id: str, actor: str | None = None) -> Row[Any] | None:
+    """Mark an open (or not yet accepted) order for cancellation, with its ``order.cancel_requested`` event (stream
+    ``orders``; ``actor``: the user id who asked, an API key's user); returns the row before the change, or ``None``
     when there is no such order."""
     row = get_order(conn, account_id, order_id)
     if row is not None and row.status in (OrderStatus.NEW.value, *OPEN_STATUSES):
         conn.execute(update(orders).where(orders.c.id == order_id).values(cancel_requested=True))
+        conn.execute(insert(outbox), [_cancel_requested(row, actor)])
     return row
+
+
+def _cancel_requested(row: Row[Any], actor: str | None) -> dict[str, Any]:
+    """The ``order.cancel_requested`` outbox row: an order document as the runtime's events carry it, the order as
+    stored now (``cancel_requested`` true)."""
+    account_id = str(row.account_id)
+    topic = orders_topic(account_id)
+    now = wall_clock_ns()
+    body = {
+        "type": "order",
+        "topic": topic,
+        "event": "cancel_requested",
+        "account_id": account_id,
+        "order_id": row.id,
+        "actor": actor,
+        "order": order_view({**row._mapping, "cancel_requested": True}),
+    }
+    return event_row(topic, "order.cancel_requested", body, now, stream="orders", partition_key=account_id)
 
 
 PENDING_KEYS = (orders.c.id, orders.c.account_id, orders.c.cancel_requested, orders.c.created_ns)

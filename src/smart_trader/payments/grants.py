@@ -296,7 +296,7 @@ def grant_purchase(conn: Connection, delivery: Delivery, purchase: Purchase, now
     currency = purchase.account_currency
     if currency is not None and not 2 <= len(currency) <= 16:
         return _fail("invalid-currency", f"account currency {currency!r} must be 2 to 16 characters")
-    challenge = challenge_store.create_challenge(conn, user_id, program, size, currency)
+    challenge = challenge_store.create_challenge(conn, user_id, program, size, currency, actor=delivery.provider)
     payment_id = store.insert_payment(
         conn,
         delivery.provider,
@@ -492,7 +492,7 @@ def grant_by_hand(
         InvalidInputError: a size the program does not offer.
     """
     user, program, size = checked_grant(conn, user_id, program_id, str(account_size))
-    challenge = challenge_store.create_challenge(conn, user, program, size, currency)
+    challenge = challenge_store.create_challenge(conn, user, program, size, currency, actor=admin_id)
     grant_id = store.insert_grant(
         conn, challenge["id"], user, program.id, size, "admin", None, admin_id, reason, now_ns
     )

@@ -155,7 +155,9 @@ async def create_account(body: AccountIn, user_id: CurrentUser, platform: Platfo
     def create(conn: Connection) -> Any:
         if len(store.accounts_of(conn, user_id)) >= most:
             raise ProblemError(409, f"a user may open at most {most} accounts (MAX_ACCOUNTS_PER_USER)", "too-many")
-        return store.create_account(conn, user_id, body.name, body.currency, body.starting_balance, body.account_type)
+        return store.create_account(
+            conn, user_id, body.name, body.currency, body.starting_balance, body.account_type, actor=user_id
+        )
 
     row = await platform.writer.run(create)
     saved, positions = await platform.read(lambda c: _load(c, row["id"]))

@@ -21,8 +21,10 @@ from smart_trader.core.clock import now_ns as wall_clock_ns
 from smart_trader.core.errors import DataValidationError
 from smart_trader.core.ids import AccountId, ClientOrderId, FillId, InstrumentId, OrderId
 from smart_trader.core.instruments import Instrument
+from smart_trader.db.outbox import event_row, outbox
 from smart_trader.execution.enums import LiquiditySide, OrderSide
 from smart_trader.execution.events import Fill
+from smart_trader.gateway.hub import accounts_topic
 from smart_trader.portfolio.account import Account, AccountType
 from smart_trader.portfolio.ledger import EntryKind, LedgerEntry
 from smart_trader.portfolio.position import Position
@@ -39,9 +41,12 @@ def create_account(
     starting_balance: Decimal,
     account_type: AccountType = AccountType.CASH,
     now_ns: Callable[[], int] = wall_clock_ns,
+    *,
+    actor: str | None = None,
 ) -> dict[str, Any]:
     """Open an account and deposit ``starting_balance`` (through the core ledger's rules) at ``now_ns()`` (wall clock,
-    ns UTC); returns the row.
+    ns UTC), with its ``account.opened`` event (stream ``accounts``, for the audit trail; ``actor``: the user id who
+    opened it, ``None`` for the platform's own, such as a promotion's next phase); returns the row.
 
     Raises:
         InvalidInputError: the starting balance is not a positive finite amount.
@@ -66,7 +71,26 @@ def create_account(
     }
     conn.execute(insert(accounts), [row])
     write_ledger(conn, account_id, core.ledger.entries)
+    conn.execute(insert(outbox), [_opened(row, actor)])
     return row
+
+
+def _opened(row: Mapping[str, Any], actor: str | None) -> dict[str, Any]:
+    """The ``account.opened`` outbox row of a new account row (its WebSocket document's type: ``account_opened``)."""
+    topic = accounts_topic(row["id"])
+    body = {
+        "type": "account_opened",
+        "topic": topic,
+        "account_id": row["id"],
+        "user_id": row["user_id"],
+        "actor": actor,
+        "name": row["name"],
+        "currency": row["currency"],
+        "starting_balance": str(row["starting_balance"]),
+        "account_type": row["account_type"],
+        "created_ns": row["created_ns"],
+    }
+    return event_row(topic, "account.opened", body, row["created_ns"], stream="accounts", partition_key=row["id"])
 
 
 def get_account(conn: Connection, account_id: str) -> Row[Any] | None:

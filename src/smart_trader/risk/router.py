@@ -423,6 +423,6 @@ async def resume_instrument(
 ) -> list[InstrumentHaltOut]:
     """Lift an instrument's halt (nothing to do when it was not halted). Returns every halted instrument left."""
     iid = _known_instrument(platform, body.symbol, body.venue)
-    await platform.writer.run(lambda c: store.resume_instrument(c, iid))
+    await platform.writer.run(lambda c: store.resume_instrument(c, iid, who.user_id))
     await _instrument_halts_changed(platform)
     return await instrument_halts(who, platform)

@@ -15,6 +15,8 @@ from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from smart_trader.core.clock import NS_PER_DAY
+from smart_trader.db.outbox import event_row, outbox
+from smart_trader.gateway.hub import accounts_topic
 from smart_trader.portfolio.tables import equity_snapshots
 from smart_trader.risk.tables import account_limits, instrument_halts
 
@@ -77,15 +79,21 @@ def all_limits(conn: Connection, account_ids: list[str]) -> dict[str, StoredLimi
     return {r.account_id: _stored(r) for r in rows}
 
 
-def _upsert(conn: Connection, account_id: str, by: str | None, **values: object) -> StoredLimits:
+def _upsert(conn: Connection, account_id: str, by: str | None, event: str, **values: object) -> StoredLimits:
+    """Write ``values`` to the account's row and the ``risk.<event>`` event (stream ``accounts``, partition key the
+    account, for the audit trail; its WebSocket document on the account's topic has the type ``risk``)."""
     now = time.time_ns()
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    stmt = insert(account_limits).values(account_id=account_id, updated_ns=now, updated_by=by, **values)
+    upsert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = upsert(account_limits).values(account_id=account_id, updated_ns=now, updated_by=by, **values)
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=[account_limits.c.account_id], set_={"updated_ns": now, "updated_by": by, **values}
         )
     )
+    topic = accounts_topic(account_id)
+    body = {"type": "risk", "event": event, "topic": topic, "account_id": account_id, "actor": by, **values}
+    row = event_row(topic, f"risk.{event}", body, now, stream="accounts", partition_key=account_id)
+    conn.execute(insert(outbox), [row])
     return limits_of(conn, account_id)
 
 
@@ -102,11 +110,12 @@ def set_limits(
     price_collar_bps: Decimal | None = None,
 ) -> StoredLimits:
     """Set every limit of an account at once (a PUT: ``None`` returns the open-orders and rate limits to the
-    platform's defaults, and removes the others)."""
+    platform's defaults, and removes the others), recorded as ``risk.limits_set`` (``by``: the risk manager)."""
     return _upsert(
         conn,
         account_id,
         by,
+        "limits_set",
         max_open_orders=max_open_orders,
         max_orders_per_second=max_orders_per_second,
         max_order_quantity=max_order_quantity,
@@ -117,8 +126,11 @@ def set_limits(
 
 
 def set_state(conn: Connection, account_id: str, state: str, reason: str | None, by: str) -> StoredLimits:
-    """Halt (``HALTED`` with a reason) or resume (``ACTIVE``) an account."""
-    return _upsert(conn, account_id, by, trading_state=state, reason=reason)
+    """Halt (``HALTED`` with a reason) or resume (``ACTIVE``) an account, recorded as ``risk.account_halted`` or
+    ``risk.account_resumed`` (``by``: who did it — a risk manager's user id, or the payment provider whose refund
+    revoked a challenge)."""
+    event = "account_halted" if state == HALTED else "account_resumed"
+    return _upsert(conn, account_id, by, event, trading_state=state, reason=reason)
 
 
 def changed_since(conn: Connection, since_ns: int) -> list[str]:
@@ -166,16 +178,33 @@ def daily_close_points_of(
 
 def halt_instrument(conn: Connection, instrument_id: str, reason: str, by: str | None) -> None:
     """Halt ``instrument_id`` for every account (a new order on it is refused by every session's risk checks, naming
-    the reason); halting it again replaces the reason."""
-    values = {"reason": reason, "updated_ns": time.time_ns(), "updated_by": by}
+    the reason); halting it again replaces the reason. Recorded as ``risk.instrument_halted`` (``by``: the risk
+    manager)."""
+    now = time.time_ns()
+    values = {"reason": reason, "updated_ns": now, "updated_by": by}
     conn.execute(delete(instrument_halts).where(instrument_halts.c.instrument_id == instrument_id))
     conn.execute(insert(instrument_halts), [{"instrument_id": instrument_id, **values}])
+    _instrument_event(conn, "risk.instrument_halted", instrument_id, by, reason, now)
 
 
-def resume_instrument(conn: Connection, instrument_id: str) -> bool:
-    """Lift an instrument's halt; ``False`` when it was not halted."""
+def resume_instrument(conn: Connection, instrument_id: str, by: str | None = None) -> bool:
+    """Lift an instrument's halt, recorded as ``risk.instrument_resumed`` (``by``: the risk manager); ``False`` when
+    it was not halted (nothing changed, nothing recorded)."""
     done = conn.execute(delete(instrument_halts).where(instrument_halts.c.instrument_id == instrument_id))
-    return bool(done.rowcount)
+    if not done.rowcount:
+        return False
+    _instrument_event(conn, "risk.instrument_resumed", instrument_id, by, None, time.time_ns())
+    return True
+
+
+def _instrument_event(
+    conn: Connection, event_type: str, instrument_id: str, by: str | None, reason: str | None, now: int
+) -> None:
+    """An instrument halt's event: platform-wide, so stream ``admin`` with the instrument as partition key (its topic
+    is no WebSocket channel)."""
+    body = {"instrument_id": instrument_id, "actor": by, "reason": reason}
+    row = event_row(f"admin.{instrument_id}", event_type, body, now, stream="admin", partition_key=instrument_id)
+    conn.execute(insert(outbox), [row])
 
 
 def halted_instruments(conn: Connection) -> dict[str, str]:
