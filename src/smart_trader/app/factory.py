@@ -258,14 +258,11 @@ async def _running(
     runners: list[ConsumerRunner] = []
     if role in ("all", "worker"):
         runners = worker_runners(settings, engine, writer)
-    in_process_runners = [w for w in runners if w.source is None]
     if not settings.redis_url:
 
         def publish_all(messages: list[tuple[str, str]]) -> None:
             for topic, message in messages:
                 hub.publish(topic, message)
-            for w in in_process_runners:
-                w.wake()
 
         def deliver(rows: Sequence[Any]) -> None:
             messages = [(r.topic, ws_message(r.payload, r.id)) for r in rows]

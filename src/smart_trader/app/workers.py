@@ -64,5 +64,12 @@ def runners(
                 max_attempts=settings.worker_max_attempts,
                 prefix=settings.event_stream_prefix,
             )
-        out.append(ConsumerRunner(c, writer, engine, source, max_attempts=settings.worker_max_attempts))
+        # the outbox readers poll once a second instead of being woken at every relay batch: one batch then carries
+        # about a second of events, and per-batch work (the chain's head, an account's statistics) is paid once for
+        # them — woken per relay batch, `up`'s order path cost 2–4× the CPU per order (docs/benchmarks.md §8)
+        out.append(
+            ConsumerRunner(
+                c, writer, engine, source, batch=2000, poll_seconds=1.0, max_attempts=settings.worker_max_attempts
+            )
+        )
     return out

@@ -288,7 +288,7 @@ class ConsumerRunner:
                     log.warning("consumer still failing", group=self.name, attempts=failures, error=repr(exc))
                 await asyncio.sleep(min(5.0, self.poll_seconds * 2 ** min(failures, 4)))
                 continue
-            if n == 0 and self.source is None:
+            if n < self.batch and self.source is None:  # caught up: gather a poll period's events into one batch
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.poll_seconds):
                         await self._wake.wait()
