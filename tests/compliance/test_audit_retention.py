@@ -84,3 +84,39 @@ def test_the_database_refuses_to_delete_records_no_archive_covers(database: str,
         with pytest.raises(Exception, match="append-only"), engine.begin() as conn:
             conn.execute(text(sql))
     engine.dispose()
+
+
+def _partitions(engine: object) -> list[str]:
+    with engine.connect() as conn:  # type: ignore[attr-defined]
+        return [
+            r[0]
+            for r in conn.execute(
+                text(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'audit_log' ORDER BY 1"
+                )
+            )
+        ]
+
+
+def test_postgresql_keeps_one_partition_per_month_and_retention_drops_archived_ones(
+    database: str, tmp_path: Path
+) -> None:
+    engine = make_engine(database)
+    if engine.dialect.name != "postgresql":
+        engine.dispose()
+        pytest.skip("partitions are PostgreSQL's (SQLite keeps one table)")
+    today = dt.datetime.now(dt.UTC).date()
+    old = [today.replace(day=1) - dt.timedelta(days=400 - 30 * m) for m in range(3)]
+    months = {f"audit_log_p{d.year:04d}{d.month:02d}" for d in old} | {f"audit_log_p{today.year:04d}{today.month:02d}"}
+    yesterday = today - dt.timedelta(days=1)
+    months.add(f"audit_log_p{yesterday.year:04d}{yesterday.month:02d}")
+    assert set(_partitions(engine)) == months  # made by the appends, one per month of the records
+    with pytest.raises(Exception, match="TRUNCATE is refused"), engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {sorted(months)[0]}"))
+    runner.invoke(app, ["audit", "archive", "--out-dir", str(tmp_path / "a"), "--retention-days", "30"])
+    left = set(_partitions(engine))
+    assert left == months - {f"audit_log_p{d.year:04d}{d.month:02d}" for d in old}  # archived months are gone
+    r = runner.invoke(app, ["audit", "verify"])
+    assert r.exit_code == 0 and "5 records from 31" in r.output, r.output
+    engine.dispose()

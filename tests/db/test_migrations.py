@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,12 @@ def test_migrations_build_the_declared_schema(database: str, tmp_path: Path, req
         after = schema_status(engine)
         assert after.current == head_revision() and after.at_head
         with engine.connect() as conn:
-            assert compare_metadata(MigrationContext.configure(conn), all_tables()) == []
+            # the audit log's monthly partitions on PostgreSQL are made at run time (compliance/partitions.py)
+            context = MigrationContext.configure(conn, opts={"include_name": _not_a_partition})
+            assert compare_metadata(context, all_tables()) == []
     finally:
         engine.dispose()
+
+
+def _not_a_partition(name: str | None, type_: str, _parent: object) -> bool:
+    return not (type_ == "table" and name is not None and re.fullmatch(r"audit_log_p\d{6}", name))

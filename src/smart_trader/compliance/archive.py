@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
 
-from smart_trader.compliance import store
+from smart_trader.compliance import partitions, store
 from smart_trader.compliance.chain import GENESIS, AuditRecord, BrokenLink, verify
 from smart_trader.compliance.tables import audit_archives, audit_log
 from smart_trader.core.errors import InvalidInputError
@@ -88,6 +88,7 @@ def archive(conn: Connection, out_dir: Path, before_ns: int, now_ns: int) -> lis
         written.append(Archived(path, period, run[0].seq, run[-1].seq, prev_hash, run[-1].hash))
         prev_hash = run[-1].hash
     conn.execute(delete(audit_log).where(audit_log.c.seq <= last))
+    partitions.drop_empty_before(conn, before_ns)  # PostgreSQL: whole archived months leave as partitions
     return written
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
+from smart_trader.compliance import partitions
 from smart_trader.compliance.chain import GENESIS, AuditRecord, BrokenLink, link, verify
 from smart_trader.compliance.tables import audit_log
 from smart_trader.core.clock import now_ns
@@ -33,6 +34,7 @@ def append(conn: Connection, entries: Sequence[Mapping[str, Any]]) -> list[Audit
         )  # fmt: skip
         out.append(prev)
     if out:
+        partitions.ensure(conn, (r.ts_ns for r in out))  # PostgreSQL: the months' partitions exist first
         conn.execute(insert(audit_log), [_row(r) for r in out])
     return out
 

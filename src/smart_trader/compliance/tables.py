@@ -3,23 +3,26 @@ archived, through triggers: migrations 0008, 0013); ``audit_archives`` records w
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, String, Table
+from sqlalchemy import BigInteger, Column, String, Table, UniqueConstraint
 
 from smart_trader.db.metadata import metadata
 
 audit_log = Table(
     "audit_log",
     metadata,
+    # the key includes ts_ns: on PostgreSQL the table is partitioned by month of ts_ns (compliance/partitions.py), and
+    # a partitioned table's keys must hold its partition key; seq alone is unique all the same (the chain's order)
     Column("seq", BigInteger, primary_key=True, autoincrement=False),  # 1, 2, 3... without gaps
-    Column("ts_ns", BigInteger, nullable=False),  # appended at, ns UTC
+    Column("ts_ns", BigInteger, primary_key=True, autoincrement=False),  # the event's commit, ns UTC
     Column("actor", String(36), nullable=True),  # user id; None: the platform
     Column("action", String(64), nullable=False),
     Column("subject", String(100), nullable=True),
     Column("request_id", String(64), nullable=True),
-    Column("event_id", String(64), nullable=True, unique=True),
+    Column("event_id", String(64), nullable=True),
     Column("payload_hash", String(64), nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    UniqueConstraint("event_id", "ts_ns", name="uq_audit_log_event_id"),
 )
 
 audit_archives = Table(
