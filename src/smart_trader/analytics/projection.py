@@ -176,6 +176,8 @@ class AnalyticsProjection:
         self._statements: dict[str, _Statements] = {}
         self._series: OrderedDict[str, tuple[tuple[int, int | None], list[DayPoint]]] = OrderedDict()
         self._pending: dict[str, tuple[Row[Any], list[DayPoint], int]] = {}
+        self._fills: dict[tuple[str, str], tuple[int, Decimal]] = {}
+        self._facts: dict[str, Row[Any]] = {}  # account id → its analytics_accounts row (the fixed facts are read)
         self._txn: Any = None
 
     # -- the consumer protocol --------------------------------------------------------------------------------------
@@ -202,8 +204,21 @@ class AnalyticsProjection:
         """Store the statistics of every account whose series changed in this batch (called by the backbone once at
         the end of each batch, in its transaction): once per account per batch, not at every event."""
         pending, self._pending, self._txn = self._pending, {}, None
+        fills, self._fills = self._fills, {}
         for meta, points, ts in pending.values():
             self._store_performance(conn, meta, points, ts)
+        for (aid, day), (n, paid) in fills.items():
+            # read, add, write: exact decimals are text on SQLite, so the sum is made here (only this stream writes it)
+            known = conn.execute(self._sql(conn).fill_day, {"aid": aid, "d": day}).first()
+            count, commissions = (int(known.fills), known.commissions) if known is not None else (0, ZERO)
+            row = {"account_id": aid, "day": day, "fills": count + n, "commissions": commissions + paid}
+            conn.execute(self._sql(conn).fill, [row])
+
+    def _batch(self, conn: Connection) -> None:
+        """Start the batch's pending work afresh when ``conn``'s transaction is new (a failed one's is gone)."""
+        txn = conn.get_transaction()
+        if txn is not self._txn:
+            self._pending, self._fills, self._txn = {}, {}, txn
 
     def after_commit(self) -> None:
         """Bump the leaderboard generation of every program changed since the last successful bump (call it after
@@ -287,9 +302,7 @@ class AnalyticsProjection:
         conn.execute(statements.advance, {"aid": aid, "ts": ts, "n": applied, "realized": kept})
         self._remember(aid, (applied, ts), points)
         # the statistics depend on the whole series: recomputed once per account at the batch's end (flush)
-        txn = conn.get_transaction()
-        if txn is not self._txn:  # a new transaction: what a failed one left pending is gone with it
-            self._pending, self._txn = {}, txn
+        self._batch(conn)
         self._pending[aid] = (meta, points, ts)
         return None if meta.program_id is None else str(meta.program_id)
 
@@ -297,17 +310,18 @@ class AnalyticsProjection:
         payload = event.payload
         fill = payload.get("fill") or {}
         aid = str(payload.get("account_id") or event.partition_key)
-        meta = self._meta(conn, aid)
+        meta = self._facts.get(aid)  # only the account's fixed facts (its day clock) are needed here
         if meta is None:
-            return None
+            meta = self._meta(conn, aid)
+            if meta is None:
+                return None
+            self._facts[aid] = meta
         ts = int(fill.get("ts_event") or event.ts_event)
         commission = _dec(fill.get("commission")) or ZERO
         day = iso(self._clock(meta).day_of(ts))
-        # read, add, write: exact decimals are text on SQLite, so the sum is made here (only this stream writes it)
-        known = conn.execute(self._sql(conn).fill_day, {"aid": aid, "d": day}).first()
-        fills, commissions = (int(known.fills), known.commissions) if known is not None else (0, ZERO)
-        row = {"account_id": aid, "day": day, "fills": fills + 1, "commissions": commissions + commission}
-        conn.execute(self._sql(conn).fill, [row])
+        self._batch(conn)  # summed per account and day over the batch, written once at its end (flush)
+        n, paid = self._fills.get((aid, day), (0, ZERO))
+        self._fills[(aid, day)] = (n + 1, paid + commission)
         return None  # fills are not on the leaderboards
 
     def _challenge(self, conn: Connection, event: Envelope) -> str | None:
