@@ -53,6 +53,7 @@ from sqlalchemy import Engine, text  # noqa: E402
 
 from smart_trader.analytics import leaderboard as boards  # noqa: E402
 from smart_trader.analytics.performance import DayPoint, all_windows  # noqa: E402
+from smart_trader.analytics.projection import performance_row  # noqa: E402
 from smart_trader.analytics.tables import analytics_accounts, analytics_days, analytics_performance  # noqa: E402
 from smart_trader.db.engine import make_engine  # noqa: E402
 from smart_trader.db.migrate import upgrade_to_head  # noqa: E402
@@ -109,31 +110,7 @@ def build_rows(accounts: int, days: int) -> tuple[list[dict[str, Any]], list[tup
         )
         day_rows += [(aid, p.day.isoformat(), p.equity, 0, 0, 0, Decimal(0), Decimal(0)) for p in points]
         for period, perf, start in all_windows(SIZE, points):
-            perf_rows.append(
-                {
-                    "account_id": aid,
-                    "period": period,
-                    "program_id": PROGRAM,
-                    "user_id": user,
-                    "period_start": boards.iso(start),
-                    "first_day": boards.iso(perf.first_day),
-                    "last_day": boards.iso(perf.last_day),
-                    "start_equity": perf.start_equity,
-                    "end_equity": perf.end_equity,
-                    "profit": perf.profit,
-                    "total_return": perf.total_return,
-                    "sharpe": perf.sharpe,
-                    "sortino": perf.sortino,
-                    "max_drawdown": perf.max_drawdown,
-                    "win_rate": perf.win_rate,
-                    "profit_factor": perf.profit_factor,
-                    "consistency": perf.consistency,
-                    "best_day": perf.best_day,
-                    "trades": perf.trades,
-                    "days": perf.days,
-                    "updated_ts": 0,
-                }
-            )
+            perf_rows.append(performance_row(aid, PROGRAM, user, period, start, perf, 0))
     return metas, day_rows, perf_rows
 
 

@@ -395,31 +395,38 @@ class AnalyticsProjection:
             self._series.popitem(last=False)
 
     def _store_performance(self, conn: Connection, meta: Row[Any], points: Sequence[DayPoint], ts: int) -> None:
-        rows = []
-        for period, perf, start in all_windows(meta.initial_balance, points):
-            rows.append(
-                {
-                    "account_id": meta.account_id,
-                    "period": period,
-                    "program_id": meta.program_id,
-                    "user_id": meta.user_id,
-                    "period_start": iso(start),
-                    "first_day": iso(perf.first_day),
-                    "last_day": iso(perf.last_day),
-                    "start_equity": perf.start_equity,
-                    "end_equity": perf.end_equity,
-                    "profit": perf.profit,
-                    "total_return": perf.total_return,
-                    "sharpe": perf.sharpe,
-                    "sortino": perf.sortino,
-                    "max_drawdown": perf.max_drawdown,
-                    "win_rate": perf.win_rate,
-                    "profit_factor": perf.profit_factor,
-                    "consistency": perf.consistency,
-                    "best_day": perf.best_day,
-                    "trades": perf.trades,
-                    "days": perf.days,
-                    "updated_ts": ts,
-                }
-            )
+        rows = [
+            performance_row(str(meta.account_id), meta.program_id, str(meta.user_id), period, start, perf, ts)
+            for period, perf, start in all_windows(meta.initial_balance, points)
+        ]
         conn.execute(self._sql(conn).performance, rows)
+
+
+def performance_row(
+    account_id: str, program_id: str | None, user_id: str, period: str, start: Any, perf: Any, ts: int
+) -> dict[str, Any]:
+    """An ``analytics_performance`` row: the statistics ``perf`` (:mod:`smart_trader.analytics.performance`) of one
+    account over the ``period`` window that starts on ``start`` (a date), as of the event time ``ts`` (ns UTC)."""
+    return {
+        "account_id": account_id,
+        "period": period,
+        "program_id": program_id,
+        "user_id": user_id,
+        "period_start": iso(start),
+        "first_day": iso(perf.first_day),
+        "last_day": iso(perf.last_day),
+        "start_equity": perf.start_equity,
+        "end_equity": perf.end_equity,
+        "profit": perf.profit,
+        "total_return": perf.total_return,
+        "sharpe": perf.sharpe,
+        "sortino": perf.sortino,
+        "max_drawdown": perf.max_drawdown,
+        "win_rate": perf.win_rate,
+        "profit_factor": perf.profit_factor,
+        "consistency": perf.consistency,
+        "best_day": perf.best_day,
+        "trades": perf.trades,
+        "days": perf.days,
+        "updated_ts": ts,
+    }
