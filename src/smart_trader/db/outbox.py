@@ -17,6 +17,7 @@ from sqlalchemy import BigInteger, Column, Connection, Index, Integer, String, T
 from uuid_utils import uuid7
 
 from smart_trader.db.metadata import metadata
+from smart_trader.ops.logging import REQUEST_ID
 
 outbox = Table(
     "outbox",
@@ -60,6 +61,12 @@ def event_row(
     ``created_ns`` wall clock in ns since the epoch, UTC; the typed event it carries: ``event_id`` (a new UUIDv7 when
     the event has none of its own), ``version``, ``stream`` (its family, :data:`STREAMS`; default the topic's first
     part), ``partition_key`` (the account id), ``ts_event`` / ``ts_init`` (ns UTC; default ``created_ns``)."""
+    if payload.get("actor") is not None and "request_id" not in payload:
+        # an action someone took: the request that carried it (writer.run runs a request's jobs in its context;
+        # batched jobs and the runtime's own events see none), for the audit record
+        request_id = REQUEST_ID.get()
+        if request_id is not None:
+            payload = {**payload, "request_id": request_id}
     return {
         "topic": topic,
         "event_type": event_type,

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import queue
 import threading
 import time
@@ -121,6 +122,8 @@ class BatchWriter:
         Raises:
             whatever ``job`` raised, or the database error that failed the batch's commit.
         """
+        # the job runs in its caller's context (a request's id reaches the events it writes: db/outbox.event_row)
+        job = _in_context(contextvars.copy_context(), job)
         if self.inline:
             result: T = await self._enqueue(job)
             return result
@@ -287,6 +290,15 @@ class _JobFailedError(Exception):
     """A job of an unisolated batch raised: the batch is redone with a savepoint per job."""
 
 
+def _in_context(ctx: contextvars.Context, fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` run inside ``ctx`` (a request's copied context, or a fresh one)."""
+
+    def run(*args: Any) -> T:
+        return ctx.run(fn, *args)
+
+    return run
+
+
 def _run_all(conn: Connection, jobs: list[Any], isolate: bool) -> list[_Outcome]:
     """Plain jobs in order, then each bulk function once over its items; outcomes in the jobs' order.
 
@@ -306,6 +318,8 @@ def _run_all(conn: Connection, jobs: list[Any], isolate: bool) -> list[_Outcome]
             except Exception as exc:
                 raise _JobFailedError from exc
     for fn, entries in bulks.items():
+        # many callers' items in one call: no caller's context (request id) may leak into it
+        fn = _in_context(contextvars.Context(), fn)
         if isolate:
             results = _run_bulk(conn, fn, [item for _i, item in entries])
         else:

@@ -28,13 +28,15 @@ ZERO = Decimal(0)
 @dataclass(frozen=True, slots=True)
 class Received:
     """An order as received by the API, already validated against its instrument; ``actor``: the user id who
-    submitted it (an API key's user), recorded in its ``order.submitted`` event for the audit trail."""
+        submitted it (an API key's user), and ``request_id`` the request's id, recorded in its ``order.submitted`` event for
+    the audit trail."""
 
     account_id: str
     request: OrderRequest
     symbol: str
     venue: str
     actor: str | None = None
+    request_id: str | None = None  # the HTTP request's X-Request-ID (the audit record's request id)
 
 
 def _row(r: Received, now: int) -> dict[str, Any]:
@@ -65,7 +67,7 @@ def _row(r: Received, now: int) -> dict[str, Any]:
     }
 
 
-def _event(row: dict[str, Any], actor: str | None) -> dict[str, Any]:
+def _event(row: dict[str, Any], actor: str | None, request_id: str | None) -> dict[str, Any]:
     topic = orders_topic(row["account_id"])
     body = {
         "type": "order",
@@ -74,6 +76,7 @@ def _event(row: dict[str, Any], actor: str | None) -> dict[str, Any]:
         "account_id": row["account_id"],
         "order_id": row["id"],
         "actor": actor,
+        "request_id": request_id,
         "order": order_view(row),
     }
     return event_row(
@@ -110,7 +113,7 @@ def store_orders(
         if coid is not None:
             existing[(r.account_id, coid)] = row
         new_rows.append(row)
-        events.append(_event(row, r.actor))
+        events.append(_event(row, r.actor, r.request_id))
         out.append((row, True))
     if new_rows:
         conn.execute(insert(orders), new_rows)

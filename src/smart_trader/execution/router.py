@@ -28,6 +28,7 @@ from smart_trader.execution.orders import OrderRequest
 from smart_trader.gateway.deps import CurrentUser, OwnedAccount, PlatformDep, owned_account, principal
 from smart_trader.gateway.problems import ProblemError
 from smart_trader.ops import metrics
+from smart_trader.ops.logging import REQUEST_ID
 
 router = APIRouter(prefix="/api/v1/accounts/{account_id}", tags=["orders"])
 CANCEL_WAIT_SECONDS = 2.0
@@ -153,7 +154,7 @@ async def place(account_id: str, body: OrderIn, request: Request) -> tuple[bytes
         order_request.validate(instrument)
     except (InvalidInputError, RejectedByRulesError) as exc:
         raise ProblemError(422, str(exc), "invalid-order") from None
-    received = Received(account_id, order_request, instrument.symbol, instrument.venue, actor)
+    received = Received(account_id, order_request, instrument.symbol, instrument.venue, actor, REQUEST_ID.get())
     row, created = await platform.writer.run_bulk(store_orders, received)
     if created:
         metrics.ORDERS_SUBMITTED.inc()
