@@ -28,8 +28,8 @@ ZERO = Decimal(0)
 @dataclass(frozen=True, slots=True)
 class Received:
     """An order as received by the API, already validated against its instrument; ``actor``: the user id who
-        submitted it (an API key's user), and ``request_id`` the request's id, recorded in its ``order.submitted`` event for
-    the audit trail."""
+    submitted it (an API key's user), and ``request_id`` the request's id, both recorded in its ``order.submitted``
+    event for the audit trail."""
 
     account_id: str
     request: OrderRequest
