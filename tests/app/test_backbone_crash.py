@@ -1,9 +1,9 @@
-"""The event backbone's must-show (PostgreSQL, real Redis, a real worker process): 100,000 events recorded from a real
+"""The event backbone's must-show (PostgreSQL, real Redis, real worker processes): 100,000 events recorded from a real
 session on real trades (tiled), written to the outbox and relayed to Redis Streams while `smart-trader serve --role
-worker` consumes them; the worker is killed with SIGKILL mid-stream and started again. Every projection (audit chain,
-analytics, notifications) then equals a rebuild from scratch of the same events: none lost, none applied twice. The
-same with Redis itself killed during the run on the running platform: orders are still taken and filled over HTTP,
-and delivery resumes when Redis is back."""
+worker` consumes them; the worker is killed with SIGKILL mid-stream, a new one started, then Redis itself is killed
+while the rest of the stream is written and started again. Every projection (audit chain, analytics, notifications)
+then equals a rebuild from scratch of the same events: none lost, none applied twice. And on the running platform
+with Redis killed: orders are still taken and filled over HTTP, and delivery resumes when Redis is back."""
 
 from __future__ import annotations
 
@@ -62,8 +62,12 @@ def _drop(admin: str, name: str) -> None:
 
 @pytest.mark.parametrize("platform", ["sqlite"], indirect=True)
 def test_a_worker_killed_mid_stream_leaves_every_projection_equal_to_a_rebuild(
-    platform: Harness, request: pytest.FixtureRequest, tmp_path: Path, redis_url: str
+    platform: Harness, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
+    """The stream: half the events written and relayed; a worker killed with SIGKILL a fifth of the way; a new
+    worker started, then Redis killed (SIGKILL; its AOF keeps what it acknowledged) while the other half is written by
+    two writers at once (ids commit out of order) and the relay fails; Redis started again, the relay catches up, a
+    second worker joins; once drained, every projection equals a rebuild from scratch."""
     trade_session(platform)
     recorded = outbox_rows(platform.platform.engine)
     events = tile(recorded, TOTAL)
@@ -78,25 +82,32 @@ def test_a_worker_killed_mid_stream_leaves_every_projection_equal_to_a_rebuild(
         while await relay.relay_once():
             pass
 
-    w = writer_for(deployed)
-    relay = OutboxRelay(w, redis_deliver(redis_url, prefix=f"{prefix}ws:", stream_prefix=prefix), batch=2000)
-    half = TOTAL // 2
-    with worker_process(deployed_url, redis_url, prefix, home) as first:
-        insert_events(deployed, events[:half])
-        asyncio.run(relay_all(relay))
-        deadline = time.monotonic() + 300
-        while audit_count(deployed) < TOTAL // 5:  # mid-stream
-            assert time.monotonic() < deadline, "the worker made no progress"
-            time.sleep(0.05)
-        first.send_signal(signal.SIGKILL)
-        first.wait(10)
-    killed_at = audit_count(deployed)
-    assert killed_at < half, "the worker finished before it was killed: nothing was proven"
-    insert_concurrently(deployed, events[half:])  # two writers: ids commit out of order, the relay orders them
-    asyncio.run(relay_all(relay))
-    w.stop()
-    with worker_process(deployed_url, redis_url, prefix, home), worker_process(deployed_url, redis_url, prefix, home):
-        wait_drained(deployed, timeout=600)  # two replicas: ordered consumers on one (lock), notifications shared
+    with private_redis(tmp_path / "redis") as (redis_url, (stop_redis, start_redis)):
+        w = writer_for(deployed)
+        relay = OutboxRelay(w, redis_deliver(redis_url, prefix=f"{prefix}ws:", stream_prefix=prefix), batch=2000)
+        half = TOTAL // 2
+        with worker_process(deployed_url, redis_url, prefix, home) as first:
+            insert_events(deployed, events[:half])
+            asyncio.run(relay_all(relay))
+            deadline = time.monotonic() + 300
+            while audit_count(deployed) < TOTAL // 5:  # mid-stream
+                assert time.monotonic() < deadline, "the worker made no progress"
+                time.sleep(0.05)
+            first.send_signal(signal.SIGKILL)
+            first.wait(10)
+        killed_at = audit_count(deployed)
+        assert killed_at < half, "the worker finished before it was killed: nothing was proven"
+        with worker_process(deployed_url, redis_url, prefix, home):
+            stop_redis()
+            insert_concurrently(deployed, events[half:])  # the platform's writes go on without Redis
+            with pytest.raises(redis.exceptions.ConnectionError):
+                asyncio.run(relay.relay_once())  # the events wait in the outbox
+            time.sleep(2)  # the worker's Redis reads fail meanwhile; its ordered consumers go on from the outbox
+            start_redis()
+            asyncio.run(relay_all(relay))
+            w.stop()
+            with worker_process(deployed_url, redis_url, prefix, home):
+                wait_drained(deployed, timeout=600)  # two replicas: ordered consumers on one, notifications shared
     with deployed.connect() as conn:
         assert audit_store.verify_stored(conn)[2] is None
     rebuilt_url = _second_database(request, tmp_path)
@@ -109,9 +120,6 @@ def test_a_worker_killed_mid_stream_leaves_every_projection_equal_to_a_rebuild(
     assert got["analytics_performance"] and got["notifications"]  # the projections are not empty
     for name in want:
         assert got[name] == want[name], f"{name} differs from its rebuild"
-    client = redis.Redis.from_url(redis_url)
-    for key in client.scan_iter(match=prefix + "*"):
-        client.delete(key)
     deployed.dispose()
     rebuilt.dispose()
 
