@@ -121,7 +121,11 @@ def _json(body: bytes) -> Response:
     return Response(content=body, media_type="application/json")
 
 
-@router.get("/leaderboards", response_model=LeaderboardOut)
+@router.get(
+    "/leaderboards",
+    response_model=LeaderboardOut,
+    responses={404: {"description": "unknown challenge program (the message lists the known ones)"}},
+)
 async def get_leaderboard(
     who: CurrentPrincipal,
     platform: PlatformDep,
