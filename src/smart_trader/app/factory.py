@@ -365,13 +365,15 @@ async def _running(
         if runtime is not None:
             await runtime.stop()
         runtime_lock.release()
-        await relay.stop()
+        # the backbone's pieces stop within a bound each: what they leave is delivered again (at least once) after a
+        # restart, while a stop that never returned would keep the process from exiting
+        await _bounded(relay.stop(), "outbox relay")
         for w in runners:
-            await w.stop()
+            await _bounded(w.stop(), f"consumer {w.name}")
         if monitoring is not None:
-            await monitoring.stop()
+            await _bounded(monitoring.stop(), "monitoring cycle")
         if sender is not None:
-            await sender.stop()
+            await _bounded(sender.stop(), "notification sender")
         if bus is not None:
             await bus.stop()
         if platform.redis is not None:
@@ -485,6 +487,15 @@ async def _listen_for_risk_controls(hub: Hub, runtime: TradingRuntime) -> None:
                 runtime.limits_changed(account_id)  # the order taker waits for it before that account's next order
     finally:
         hub.detach(sub)
+
+
+async def _bounded(stopping: Awaitable[None], what: str, seconds: float = 10.0) -> None:
+    """Await a component's stop for at most ``seconds``; log and go on when it does not finish."""
+    try:
+        async with asyncio.timeout(seconds):
+            await stopping
+    except TimeoutError:
+        log.warning("stop timed out; going on", component=what, seconds=seconds)
 
 
 def _latest_prices(platform: Platform, runtime: TradingRuntime | None) -> Prices | None:
