@@ -18,7 +18,6 @@ import pytest
 import redis
 
 from smart_trader.compliance import store as audit_store
-from smart_trader.db.migrate import upgrade_to_head
 from smart_trader.live.relay import OutboxRelay, redis_deliver
 from tests.app.backbone_support import (
     audit_count,
@@ -175,6 +174,5 @@ def test_redis_killed_during_the_run_trading_goes_on_and_delivery_resumes(
             want = snapshot(rebuilt)
             for name in want:
                 assert got[name] == want[name], f"{name} differs from its rebuild"
-            upgrade_to_head(rebuilt)
         finally:
             h.client.__exit__(None, None, None)

@@ -26,21 +26,20 @@ from smart_trader.ops.metrics import REGISTRY
 from smart_trader.portfolio.tables import accounts
 from smart_trader.workers.monitoring import MonitoringCycle, challenge_deadlines, unreconciled_accounts
 from tests.app.conftest import Harness
+from tests.app.security_support import poll
 
 V1 = "/api/v1"
 NS_PER_DAY = 86_400 * 10**9
 
 
 def _audited(h: Harness, at_least: int, timeout: float = 15.0) -> int:
-    deadline = time.monotonic() + timeout
-    while True:
+    def seq() -> int | None:
         with h.platform.engine.connect() as conn:
             head = audit_store.head(conn)
-        n = 0 if head is None else head.seq
-        if n >= at_least:
-            return n
-        assert time.monotonic() < deadline, f"only {n} audit records"
-        time.sleep(0.05)
+        return head.seq if head is not None and head.seq >= at_least else None
+
+    found: int = poll(seq, f"{at_least} audit records", timeout)
+    return found
 
 
 def test_the_cycle_checks_the_audit_chain_and_the_ledgers_of_the_running_platform(platform: Harness) -> None:

@@ -51,6 +51,7 @@ def redis_deliver(
     """
     import redis
 
+    from smart_trader.workers.envelope import row_fields
     from smart_trader.workers.streams import PREFIX, stream_key
 
     streams = PREFIX if stream_prefix is None else stream_prefix
@@ -63,28 +64,11 @@ def redis_deliver(
         minid = max(0, time.time_ns() // 1_000_000 - retention_ms)
         for r in rows:
             if r.event_id is not None:
-                pipe.xadd(stream_key(r.stream, streams), cast(Any, _stream_fields(r)), minid=minid, approximate=True)
+                pipe.xadd(stream_key(r.stream, streams), cast(Any, row_fields(r)), minid=minid, approximate=True)
             pipe.publish(prefix + r.topic, ws_message(r.payload, r.id))
         pipe.execute()
 
     return deliver
-
-
-def _stream_fields(r: Any) -> dict[str, str]:
-    """A stream entry of an outbox row (the fields :func:`smart_trader.workers.envelope.from_fields` reads)."""
-    return {
-        "outbox_id": str(r.id),
-        "event_id": r.event_id,
-        "event_type": r.event_type,
-        "version": str(r.version or 1),
-        "stream": r.stream,
-        "partition_key": r.partition_key or "",
-        "topic": r.topic,
-        "ts_event": str(r.ts_event if r.ts_event is not None else r.created_ns),
-        "ts_init": str(r.ts_init if r.ts_init is not None else r.created_ns),
-        "payload": r.payload,
-        "created_ns": str(r.created_ns),
-    }
 
 
 class OutboxRelay:

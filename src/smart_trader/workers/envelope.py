@@ -83,6 +83,24 @@ def from_row(row: Any) -> Envelope:
     )
 
 
+def row_fields(r: Any) -> dict[str, str]:
+    """The stream entry of an ``outbox`` row: the fields :func:`from_fields` reads, the payload kept as its stored JSON
+    text (the relay appends it without decoding and encoding it again)."""
+    return {
+        "outbox_id": str(r.id),
+        "event_id": r.event_id,
+        "event_type": r.event_type,
+        "version": str(r.version or 1),
+        "stream": r.stream,
+        "partition_key": r.partition_key or "",
+        "topic": r.topic,
+        "ts_event": str(r.ts_event if r.ts_event is not None else r.created_ns),
+        "ts_init": str(r.ts_init if r.ts_init is not None else r.created_ns),
+        "payload": r.payload,
+        "created_ns": str(r.created_ns),
+    }
+
+
 def _text(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 

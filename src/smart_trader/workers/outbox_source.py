@@ -13,7 +13,7 @@ delivered.
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -32,7 +32,8 @@ def offset(conn: Connection, consumer: str) -> tuple[int, int]:
     return (0, 0) if row is None else (int(row.published_ns), int(row.outbox_id))
 
 
-def _after(position: tuple[int, int]):  # type: ignore[no-untyped-def]
+def _after(position: tuple[int, int]) -> ColumnElement[bool]:
+    """Rows after ``position`` in delivery order: ``(published_ns, id) > position``."""
     p, i = position
     return or_(outbox.c.published_ns > p, and_(outbox.c.published_ns == p, outbox.c.id > i))
 
