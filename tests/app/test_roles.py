@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +201,46 @@ async def _drain(ws: Any) -> None:
     """Read until the server closes the socket (raises ConnectionClosed), 5 s at most per message."""
     while True:
         await asyncio.wait_for(ws.recv(), 5)
+
+
+@pytest.mark.slow
+def test_a_feed_given_no_source_replays_the_packaged_sample_like_up(
+    tmp_path: Path, postgres_url: str, redis_url: str
+) -> None:
+    """``serve --role feed`` with no source (a Helm or Compose default) replays the packaged real sample: an order
+    placed through an API process fills at one of the sample's prices."""
+    from smart_trader.data.readers import read_file
+    from smart_trader.samples import default_sample
+
+    sample = default_sample()
+    assert sample is not None
+    reset_postgres(postgres_url)
+    env = {"SMART_TRADER_HOME": str(tmp_path / "home"), "DATABASE_URL": postgres_url, "REDIS_URL": redis_url}
+    feed = servers.start(["serve", "--role", "feed", "--host", "127.0.0.1"], env, tmp_path / "feed.log")
+    api = servers.start(["serve", "--role", "api", "--host", "127.0.0.1"], env, tmp_path / "api.log")
+    try:
+        feed.wait_ready()
+        api.wait_ready()
+        assert "no source given: replaying" in feed.log.read_text()
+        headers = servers.login(api.url, "feed-default@example.com")
+        r = httpx.post(
+            api.url + "/api/v1/accounts",
+            headers=headers,
+            json={"name": "sample", "starting_balance": "100000", "currency": "USDT"},
+        )
+        assert r.status_code == 201, r.text
+        account = r.json()["id"]
+        order = {"symbol": sample.symbol, "venue": sample.venue, "side": "buy", "type": "market", "qty": "0.01"}
+        r = httpx.post(f"{api.url}/api/v1/accounts/{account}/orders", headers=headers, json=order)
+        assert r.status_code == 201, r.text
+        deadline = time.monotonic() + 30
+        fills: list[Any] = []
+        while not fills and time.monotonic() < deadline:
+            time.sleep(0.2)
+            fills = httpx.get(f"{api.url}/api/v1/accounts/{account}/fills", headers=headers).json()
+        assert fills, f"no fill in 30 s:\n{feed.log_tail()}"
+        prices = {Decimal(p) for f in sample.files for p in read_file(f).table.column("open").to_pylist()}
+        assert Decimal(fills[0]["price"]) in prices
+    finally:
+        for s in (api, feed):
+            s.stop()

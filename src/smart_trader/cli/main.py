@@ -16,7 +16,7 @@ import typer
 
 from smart_trader.core.errors import NotFoundError
 
-from . import audit, challenge, data, users
+from . import audit, challenge, data, db, users
 from .backtest import backtest
 from .common import cli_errors, console, service, settings
 from .platform import serve, up
@@ -35,6 +35,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(users.app, name="users")
 app.add_typer(audit.app, name="audit")
 app.add_typer(challenge.app, name="challenge")
+app.add_typer(db.app, name="db")
 app.command()(backtest)
 app.command()(up)
 app.command()(serve)

@@ -379,16 +379,7 @@ def up(
     with _closing_on_error(sockets), cli_errors():
         check_database(settings, runtime=True)
         if replay is None and not store and exchange is None:
-            sample = default_sample()
-            if sample is None:
-                raise InvalidInputError(NO_SOURCE)
-            if symbol is not None or venue is not None:
-                raise InvalidInputError("--symbol/--venue name the instrument of --replay, --store or --exchange")
-            console.print(f"no source given: replaying {sample.description}")
-            _import_sample(settings, sample)
-            store, symbol, venue, kind, timeframe = True, sample.symbol, sample.venue, sample.kind, sample.timeframe
-            speed = speed or sample.speed
-            loop = True if loop is None else loop
+            store, symbol, venue, kind, timeframe, speed, loop = _sample_source(settings, symbol, venue, speed, loop)
         feed = build_feed(
             settings, replay, store, exchange, symbol, venue, speed or "1", bool(loop), kind, timeframe, fmt, start,
             end,
@@ -413,6 +404,29 @@ def _closing_on_error(sockets: list[socket.socket]) -> Iterator[None]:
         raise
 
 
+def _sample_source(
+    settings: Settings, symbol: str | None, venue: str | None, speed: str | None, loop: bool | None
+) -> tuple[bool, str, str, str, str | None, str, bool]:
+    """No source given: the packaged real sample, imported into the store, replayed at its own speed, looping.
+
+    Returns ``(store, symbol, venue, kind, timeframe, speed, loop)`` for :func:`build_feed`.
+
+    Raises:
+        InvalidInputError: this build ships no sample, or --symbol/--venue were given without a source.
+    """
+    sample = default_sample()
+    if sample is None:
+        raise InvalidInputError(NO_SOURCE)
+    if symbol is not None or venue is not None:
+        raise InvalidInputError("--symbol/--venue name the instrument of --replay, --store or --exchange")
+    console.print(f"no source given: replaying {sample.description}")
+    _import_sample(settings, sample)
+    return (
+        True, sample.symbol, sample.venue, sample.kind, sample.timeframe, speed or sample.speed,
+        True if loop is None else loop,
+    )  # fmt: skip
+
+
 def _import_sample(settings: Settings, sample: Sample) -> None:
     """Import the packaged sample's files into the store (idempotent: a second ``up`` adds nothing)."""
     from smart_trader.data.service import MarketDataService
@@ -435,7 +449,7 @@ def serve(
     exchange: ExchangeOpt = None,
     symbol: SymbolOpt = None,
     venue: VenueOpt = None,
-    speed: SpeedOpt = "1",
+    speed: SpeedOpt = None,
     loop: LoopOpt = None,
     kind: KindOpt = None,
     timeframe: TimeframeOpt = None,
@@ -473,6 +487,9 @@ def serve(
             )
         feed = None
         if role == "feed":
+            if replay is None and not store and exchange is None:  # like `up`: the packaged sample
+                sample = _sample_source(settings, symbol, venue, speed, loop)
+                store, symbol, venue, kind, timeframe, speed, loop = sample
             feed = build_feed(
                 settings, replay, store, exchange, symbol, venue, speed or "1", bool(loop), kind, timeframe, fmt,
                 start, end,
