@@ -42,8 +42,13 @@ from smart_trader.analytics.tables import (
     analytics_fill_days,
     analytics_performance,
 )
+from smart_trader.ops.metrics import CACHE_REQUESTS
 
 log = structlog.get_logger("smart_trader.analytics")
+# cache_requests_total{cache="leaderboard"} (ops/metrics.py): the lookups of AsyncLeaderboardCache, by result
+_CACHE_HIT = CACHE_REQUESTS.labels("leaderboard", "hit")
+_CACHE_MISS = CACHE_REQUESTS.labels("leaderboard", "miss")
+_CACHE_ERROR = CACHE_REQUESTS.labels("leaderboard", "error")
 
 PAGE_TTL_SECONDS = 30
 """How long a cached page lives at most (a backstop: pages are invalidated by generation)."""
@@ -312,10 +317,13 @@ class AsyncLeaderboardCache:
         try:
             async with asyncio.timeout(self.timeout_seconds):
                 generation = await self.generation(program_id)
-                return generation, await self.get(program_id, period, limit, offset, generation)
+                page = await self.get(program_id, period, limit, offset, generation)
         except (RedisError, OSError) as exc:  # TimeoutError is an OSError
             log.warning("leaderboard_cache_read_failed", program=program_id, error=repr(exc))
+            _CACHE_ERROR.inc()
             return None, None
+        (_CACHE_MISS if page is None else _CACHE_HIT).inc()
+        return generation, page
 
     async def store(self, program_id: str, period: str, limit: int, offset: int, generation: int, body: bytes) -> None:
         """:meth:`put`, bounded by ``timeout_seconds``; a failure is logged and otherwise ignored."""

@@ -24,7 +24,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from smart_trader.ops.metrics import DB_WRITER_PAUSE_SECONDS
+from smart_trader.ops.metrics import DB_WRITER_PAUSE_SECONDS, track_pool
 
 if TYPE_CHECKING:
     from smart_trader.db.writer import BatchWriter
@@ -39,7 +39,8 @@ WAL_SIZE_LIMIT = 256 * 1024 * 1024
 def make_engine(url: str, *, pool_size: int = 8) -> Engine:
     """Create the engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``).
 
-    The SQLite file's folder is created when missing.
+    The SQLite file's folder is created when missing. Its pool is published as ``db_pool_*{pool="main"}``
+    (``ops/metrics.py``).
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -50,14 +51,18 @@ def make_engine(url: str, *, pool_size: int = 8) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=8, pool_pre_ping=True)
+    else:
+        engine = create_engine(url, pool_size=pool_size, max_overflow=8, pool_pre_ping=True)
+    track_pool(engine.pool, "main")
+    return engine
 
 
 def make_async_engine(url: str, *, pool_size: int = 6) -> AsyncEngine:
     """An asyncio engine (psycopg's async driver) for the PostgreSQL ``url`` (the writer's, see
-    :class:`~smart_trader.db.writer.BatchWriter`)."""
-    return create_async_engine(url, pool_size=pool_size, max_overflow=2, pool_pre_ping=True)
+    :class:`~smart_trader.db.writer.BatchWriter`); its pool is published as ``db_pool_*{pool="writer"}``."""
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=2, pool_pre_ping=True)
+    track_pool(engine.sync_engine.pool, "writer")
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

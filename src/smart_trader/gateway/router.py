@@ -25,6 +25,7 @@ from smart_trader.gateway.hashing import PasswordHashing
 from smart_trader.gateway.passwords import MAX_LENGTH, check_password
 from smart_trader.gateway.problems import ProblemError
 from smart_trader.gateway.security import TokenPair
+from smart_trader.ops import metrics
 
 router = APIRouter(prefix="/api/v1", tags=["auth"])
 NS = 1_000_000_000
@@ -185,11 +186,13 @@ async def token(
     # an unknown email is checked against a real hash all the same: the time does not tell which emails exist
     ok = await _pool(platform).verify(found[1] if found is not None else None, form.password)
     if not ok or found is None:
+        metrics.LOGIN_FAILURES.labels("credentials").inc()
         if guard is not None:
             await guard.failed(email, ip)
         raise ProblemError(401, "wrong email or password", "unauthorized", CHALLENGE)
     user = found[0]
     if user.disabled_ns is not None:  # the same answer as a wrong password: a guess is not confirmed
+        metrics.LOGIN_FAILURES.labels("disabled").inc()
         raise ProblemError(401, "wrong email or password", "unauthorized", CHALLENGE)
     if guard is not None:
         await guard.succeeded(email, ip)
@@ -264,6 +267,7 @@ async def change_password(body: PasswordIn, who: CurrentPrincipal, request: Requ
     if guard is not None:
         await guard.before(user.email, ip)
     if not await _pool(platform).verify(stored, body.current_password):
+        metrics.LOGIN_FAILURES.labels("current-password").inc()
         if guard is not None:
             await guard.failed(user.email, ip)
         raise ProblemError(401, "the current password is wrong", "unauthorized", CHALLENGE)

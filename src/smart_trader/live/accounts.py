@@ -345,17 +345,23 @@ class AccountRegistry:
 
     # -- metrics ----------------------------------------------------------------------------
     def update_gauges(self) -> None:
-        """Set the P&L gauge (realized + unrealized, per account currency)."""
+        """Set the P&L gauge (realized + unrealized) and the equity gauge (``portfolio_equity``), per account
+        currency."""
         pnl: dict[str, Decimal] = {}
+        equity: dict[str, Decimal] = {}
         for book in self.books.values():
             a = book.account
             try:
                 total = a.realized_pnl + a.unrealized_pnl
+                value = a.equity
             except NotFoundError:
                 continue
             pnl[a.currency] = pnl.get(a.currency, Decimal(0)) + total
+            equity[a.currency] = equity.get(a.currency, Decimal(0)) + value
         for currency, value in pnl.items():
             metrics.TRADING_PNL.labels(currency).set(float(value))
+        for currency, value in equity.items():
+            metrics.PORTFOLIO_EQUITY.labels(currency).set(float(value))
 
     async def risk_gauges_loop(self, gauges: RiskGauges, every: float | None = None) -> None:
         """:meth:`publish_risk` now (replacing what an earlier runtime of the process published) and then every

@@ -6,7 +6,16 @@ Units: money in the account currency (summed across accounts as plain numbers), 
 
 from __future__ import annotations
 
+import os
+import weakref
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Final
+
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy.pool import Pool, QueuePool
 
 from smart_trader.risk.aggregates import RiskGauges
 
@@ -69,3 +78,105 @@ EVENT_RETRIES = Counter(
 EVENT_DEAD_LETTERS = Counter(
     "event_dead_letters_total", "Events set aside after too many failed attempts (dead-letter).", ["group"]
 )
+
+# -- the deployment kit's metrics (deploy/monitoring: alert rules and dashboards use every one of them) -------------
+LOGIN_FAILURES = Counter(
+    "auth_login_failures_total",
+    "Failed logins, by reason: credentials (wrong email or password at /auth/token), disabled (a disabled user's "
+    "right password: answered as a wrong one), current-password (a wrong current password at /auth/password). "
+    'Refusals while backing off or locked are the 429s of api_response_duration_seconds{route=~".*/auth/.*"}.',
+    ["reason"],
+)
+LOGIN_FAILURE_REASONS: Final = ("credentials", "disabled", "current-password")
+CACHE_REQUESTS = Counter(
+    "cache_requests_total",
+    "Cache lookups by cache and result: hit, miss, or error (the cache failed or timed out: served uncached).",
+    ["cache", "result"],
+)
+CACHE_RESULTS: Final = ("hit", "miss", "error")
+PORTFOLIO_EQUITY = Gauge(
+    "portfolio_equity",
+    "Equity (cash + marked-to-market positions) of all loaded accounts (account currency, summed).",
+    ["currency"],
+)
+for _reason in LOGIN_FAILURE_REASONS:  # every series exists from the start (at 0): rate() and alerts see the first one
+    LOGIN_FAILURES.labels(_reason)
+for _result in CACHE_RESULTS:
+    CACHE_REQUESTS.labels("leaderboard", _result)
+
+
+def memory_limit_bytes(cgroup: Path = Path("/sys/fs/cgroup"), physical: Callable[[], int] | None = None) -> float:
+    """The memory this process's container may use (bytes): the cgroup v2 ``memory.max`` or the cgroup v1
+    ``memory/memory.limit_in_bytes``; the machine's physical memory when there is no limit (``max``, a v1 "no limit"
+    value above the physical memory) or no cgroup file is readable."""
+    phys = physical() if physical is not None else os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    for name in ("memory.max", "memory/memory.limit_in_bytes"):
+        try:
+            raw = (cgroup / name).read_text().strip()
+        except OSError:
+            continue
+        if raw.isdigit() and 0 < int(raw) < phys:
+            return float(raw)
+        return float(phys)
+    return float(phys)
+
+
+MEMORY_LIMIT = Gauge(
+    "process_memory_limit_bytes",
+    "Memory this process's container may use: its cgroup limit, or the physical memory without one (bytes). "
+    "Alert on process_resident_memory_bytes / process_memory_limit_bytes.",
+)
+MEMORY_LIMIT.set_function(memory_limit_bytes)  # read at each scrape (a small file), never at import
+
+
+class PoolCollector(Collector):
+    """Database connection pools as gauges, read from the pools at each scrape (nothing on the checkout path):
+
+    - ``db_pool_max_connections{pool}``: the most connections the pool opens (``pool_size + max_overflow``);
+    - ``db_pool_checked_out_connections{pool}``: connections in use now;
+    - ``db_pool_idle_connections{pool}``: connections open and waiting in the pool.
+
+    ``pool`` names what the engine is for (``main``: reads and the SQLite writer; ``writer``: the PostgreSQL group
+    commit). Pools of the same name in one process (tests open several platforms) are summed. A pool is held weakly:
+    a disposed engine's pool disappears with it. Pools without a bound (``NullPool``, ``StaticPool``) are skipped.
+    """
+
+    def __init__(self) -> None:
+        self._pools: weakref.WeakKeyDictionary[Pool, str] = weakref.WeakKeyDictionary()
+
+    def track(self, pool: Pool, name: str) -> None:
+        """Publish ``pool`` under ``pool=name`` from now on (QueuePool and its asyncio variant; others ignored)."""
+        if isinstance(pool, QueuePool):
+            self._pools[pool] = name
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        stats: dict[str, list[float]] = {}
+        for pool, name in list(self._pools.items()):
+            assert isinstance(pool, QueuePool)
+            overflow: int = getattr(pool, "_max_overflow", 0)
+            capacity = float("inf") if overflow < 0 else float(pool.size() + overflow)
+            each = stats.setdefault(name, [0.0, 0.0, 0.0])
+            each[0] += capacity
+            each[1] += pool.checkedout()
+            each[2] += pool.checkedin()
+        families = (
+            GaugeMetricFamily("db_pool_max_connections", "Most connections the pool opens.", labels=["pool"]),
+            GaugeMetricFamily("db_pool_checked_out_connections", "Connections in use now.", labels=["pool"]),
+            GaugeMetricFamily("db_pool_idle_connections", "Connections open, waiting in the pool.", labels=["pool"]),
+        )
+        for name, values in sorted(stats.items()):
+            for family, value in zip(families, values, strict=True):
+                family.add_metric([name], value)
+        yield from families
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return self.collect()
+
+
+DB_POOLS = PoolCollector()
+REGISTRY.register(DB_POOLS)
+
+
+def track_pool(pool: Pool, name: str) -> None:
+    """Publish a database engine's connection pool as ``db_pool_*{pool=name}`` (:class:`PoolCollector`)."""
+    DB_POOLS.track(pool, name)

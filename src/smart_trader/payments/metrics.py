@@ -25,3 +25,5 @@ PAYMENT_FAILURES = Counter(
     "invalid-currency, missing-field, declined).",
     ["provider", "reason"],
 )
+for _provider in ("stripe", "paypal"):  # both series exist from the start (at 0): the failure ratio has a denominator
+    PAYMENTS.labels(_provider)
