@@ -23,7 +23,7 @@ $(DEV_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(DEV_STAMP)
 
-.PHONY: up demo test lint compiled test-compiled bench deploy-tools deploy-lint deploy-check
+.PHONY: up demo test lint compiled test-compiled bench deploy-tools deploy-lint deploy-check image
 up: $(STAMP)  ## the main job: the platform on http://127.0.0.1:8000 (SQLite), replaying the packaged real sample
 	$(VENV)/bin/smart-trader up
 
@@ -67,3 +67,6 @@ deploy-lint: $(DEV_STAMP) $(DEPLOY_TOOLS)  ## the kit's static checks alone (the
 
 deploy-check: $(DEV_STAMP) $(DEPLOY_TOOLS)  ## the kit's real checks: image, Compose, Kubernetes, Prometheus, restore drill
 	$(VENV)/bin/pytest -v -m deploy --durations=0 tests/deploy
+
+image:  ## the container image smart-trader:dev (a Docker engine: `eval "$$(deploy/tools/dockerd.sh start)"` starts one here)
+	docker build -f deploy/docker/Dockerfile -t smart-trader:dev .
