@@ -452,7 +452,12 @@ def test_every_pod_runs_non_root_read_only_with_no_capabilities(env: str) -> Non
         assert spec["automountServiceAccountToken"] is False, name
         assert not spec.get("hostNetwork") and not spec.get("hostPID") and not spec.get("hostIPC"), name
         volumes = {v["name"]: v for v in spec["volumes"]}
-        assert all(set(v) == {"name", "emptyDir"} for v in volumes.values()), f"{name}: only emptyDir volumes"
+        # emptyDir, and the shared SMART_TRADER_HOME claim of the roles: no hostPath, no Secret files, nothing else
+        kinds = {v["name"]: (set(v) - {"name"}).pop() for v in volumes.values()}
+        allowed = {"tmp": "emptyDir", "home": "persistentVolumeClaim" if name.startswith("Deployment") else "emptyDir"}
+        assert kinds == allowed, f"{name}: volumes {kinds}"
+        if name.startswith("Deployment"):
+            assert pod["fsGroup"] == 10001, f"{name}: the shared home is writable by the image's user (fsGroup)"
         for c in spec["containers"] + spec.get("initContainers", []):
             sc = c["securityContext"]
             assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False, name
@@ -482,10 +487,62 @@ def test_each_role_probes_health_and_ready_and_the_feed_never_overlaps(env: str)
     assert feed["replicas"] == 1 and feed["strategy"] == {"type": "Recreate"}, feed
     hpas = {h["spec"]["scaleTargetRef"]["name"] for h in of_kind(docs, "HorizontalPodAutoscaler")}
     assert f"{RELEASE}-smart-trader-feed" not in hpas, "the feed never scales"
+    minimum = {h["spec"]["scaleTargetRef"]["name"]: h["spec"]["minReplicas"]
+               for h in of_kind(docs, "HorizontalPodAutoscaler")}  # fmt: skip
+    values = _values(env)
     for role in ("api", "worker"):
-        spec = deployments[role]["spec"]
+        spec, name = deployments[role]["spec"], f"{RELEASE}-smart-trader-{role}"
         assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
-        assert ("replicas" in spec) != (f"{RELEASE}-smart-trader-{role}" in hpas), f"{role}: replicas xor an HPA"
+        # with an HPA a new Deployment starts at its minimum (`helm install --wait` waits for all of them; an upgrade
+        # renders the live count, looked up in the cluster); without one, the values' count
+        assert spec["replicas"] == minimum.get(name, values["roles"][role]["replicas"]), f"{role}: {spec['replicas']}"
+
+
+def _values(env: str) -> Doc:
+    """values.yaml with values-<env>.yaml over it (the keys the assertions read are plain maps)."""
+
+    def merge(base: Doc, over: Doc) -> Doc:
+        return {k: merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                for k, v in {**base, **over}.items()}  # fmt: skip
+
+    base = yaml.safe_load((CHART / "values.yaml").read_text())
+    return merge(base, yaml.safe_load((CHART / f"values-{env}.yaml").read_text()) or {})
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_api_feed_and_worker_share_one_home_claim(env: str) -> None:
+    """The multi-process contract: every role reads the instrument catalog and market data the others add, so all
+    three mount the SAME PersistentVolumeClaim at SMART_TRADER_HOME (ReadWriteMany by default, for pods on several
+    nodes); ``existingClaim`` uses the operator's claim; ``enabled: false`` falls back to a home per pod."""
+    docs = render(env)
+    claims: dict[str, str] = {}
+    for d in of_kind(docs, "Deployment"):
+        spec = d["spec"]["template"]["spec"]
+        (c,) = spec["containers"]
+        home = next(m for m in c["volumeMounts"] if m["mountPath"] == "/var/lib/smart-trader")
+        assert {"name": "SMART_TRADER_HOME", "value": "/var/lib/smart-trader"} in c["env"]
+        volume = next(v for v in spec["volumes"] if v["name"] == home["name"])
+        claims[d["metadata"]["labels"]["app.kubernetes.io/component"]] = volume["persistentVolumeClaim"]["claimName"]
+    assert set(claims) == set(ROLES) and len(set(claims.values())) == 1, claims
+    (pvc,) = of_kind(docs, "PersistentVolumeClaim")
+    assert pvc["metadata"]["name"] == claims["api"] == f"{RELEASE}-smart-trader-home"
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"], pvc["spec"]
+    assert pvc["spec"]["resources"]["requests"]["storage"], pvc["spec"]
+    existing = render(env, extra=("--set", "sharedHome.existingClaim=mine"))
+    assert not of_kind(existing, "PersistentVolumeClaim")
+    assert {v["persistentVolumeClaim"]["claimName"] for d in of_kind(existing, "Deployment")
+            for v in d["spec"]["template"]["spec"]["volumes"] if "persistentVolumeClaim" in v} == {"mine"}  # fmt: skip
+    off = render(env, extra=("--set", "sharedHome.enabled=false"))
+    assert not of_kind(off, "PersistentVolumeClaim")
+    for d in of_kind(off, "Deployment"):
+        volumes = {v["name"]: v for v in d["spec"]["template"]["spec"]["volumes"]}
+        assert set(volumes["home"]) == {"name", "emptyDir"}, volumes["home"]
+
+
+def test_the_local_cluster_values_use_an_existing_single_node_claim() -> None:
+    """deploy/k8s-local has no storage provisioner: its values name a claim the test (or operator) makes."""
+    local = yaml.safe_load((DEPLOY / "k8s-local" / "values-local.yaml").read_text())
+    assert local["sharedHome"]["enabled"] is True and local["sharedHome"]["existingClaim"], local["sharedHome"]
 
 
 def test_the_resources_and_scaling_bounds_follow_the_documents() -> None:

@@ -46,6 +46,8 @@ RELEASE = "st"
 GATEWAY = "10.244.0.1"  # the CNI bridge's address on the host: pods reach the host's services there (up.sh)
 DATABASE = "k8s_test"
 REDIS_PORT = 16379  # a private Redis for the release: pub/sub channels are not per database
+HOME_CLAIM = "smart-trader-home"  # values-local.yaml: sharedHome.existingClaim
+APP_UID = 10001  # the image's user
 # the packaged sample the feed replays (src/smart_trader/samples)
 SYMBOL, VENUE = "BTC/USDT:USDT", "BINANCE"
 DURATIONS: dict[str, float] = {}
@@ -181,6 +183,18 @@ def test_the_rendered_chart_passes_server_side_validation(cluster: Path, tmp_pat
     api["spec"]["ports"][0]["protocol"] = "TCPX"
     bad = _apply_dry_run(yaml.safe_dump(api))
     assert bad.returncode != 0 and "Unsupported value" in bad.stderr, bad.stdout + bad.stderr
+    # every role mounts the one claim named in values-local.yaml
+    claims = {v["persistentVolumeClaim"]["claimName"] for d in docs if d["kind"] == "Deployment"
+              for v in d["spec"]["template"]["spec"]["volumes"] if "persistentVolumeClaim" in v}  # fmt: skip
+    assert claims == {HOME_CLAIM}, claims
+    # without the shared home the install notes warn that orders will be refused (helm install --dry-run: the notes
+    # are rendered against this cluster)
+    notes = _check(
+        [helm, "install", RELEASE, str(CHART), "-n", NAMESPACE, "-f", str(VALUES), "--dry-run",
+         "--set", "sharedHome.enabled=false", *_secrets(tmp_path, f"redis://{GATEWAY}:{REDIS_PORT}/0")],
+        what="helm install --dry-run",
+    )  # fmt: skip
+    assert "WARNING: sharedHome.enabled=false" in notes and "unknown" in notes, notes[-2000:]
 
 
 def _apply_dry_run(manifests: str) -> subprocess.CompletedProcess[str]:
@@ -246,15 +260,19 @@ def test_the_chart_installs_and_an_order_through_the_api_service_fills(
     _image_loaded()
     kubectl("delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=true", timeout=180)  # the dry run's
     started = time.monotonic()
+    home = tmp_path / "smart-trader-home"
+    release = [RELEASE, str(CHART), "-n", NAMESPACE, "-f", str(VALUES), *EXTRA_VALUES, *_secrets(tmp_path, redis_url)]
     try:
-        _check(
-            [helm, "install", RELEASE, str(CHART), "-n", NAMESPACE, "--create-namespace", "-f", str(VALUES),
-             "--wait", "--timeout", "10m", *EXTRA_VALUES, *_secrets(tmp_path, redis_url)],
-            timeout=700, what="helm install --wait",
-        )  # fmt: skip
+        _shared_home(home)
+        _check([helm, "install", *release, "--wait", "--timeout", "10m"], timeout=700, what="helm install --wait")
         _timed("helm install --wait (hook Job, every pod Ready)", started)
         _assert_release_healthy()
         _order_fills_through_the_api_service()
+        # the roles really share one SMART_TRADER_HOME: the catalog the feed wrote is on the node's folder
+        catalog = home / "market-data" / "instruments.json"
+        assert catalog.is_file() and SYMBOL in catalog.read_text(), sorted(str(p) for p in home.rglob("*"))[:20]
+        assert catalog.stat().st_uid == APP_UID, catalog.stat()
+        _upgrade_keeps_the_count_the_hpa_chose(helm, release)
     except BaseException:
         print(_diagnostics())
         raise
@@ -263,7 +281,77 @@ def test_the_chart_installs_and_an_order_through_the_api_service_fills(
             env={"KUBECONFIG": str(KUBECONFIG)}, timeout=240)  # fmt: skip
         run([str(K8S / "bin" / "kubectl"), "--kubeconfig", str(KUBECONFIG), "delete", "namespace", NAMESPACE,
              "--wait=true", "--timeout=120s"], timeout=180)  # fmt: skip
-    _timed("chart test (install, checks, order filled, uninstall)", started)
+        run([str(K8S / "bin" / "kubectl"), "--kubeconfig", str(KUBECONFIG), "delete", "persistentvolume",
+             _pv_name(), "--ignore-not-found", "--wait=true", "--timeout=60s"], timeout=90)  # fmt: skip
+        shutil.rmtree(home, ignore_errors=True)
+    _timed("chart test (install, checks, order filled, upgrade, uninstall)", started)
+
+
+def _pv_name() -> str:
+    return f"{NAMESPACE}-{HOME_CLAIM}"
+
+
+def _shared_home(folder: Path) -> None:
+    """The claim values-local.yaml names (``sharedHome.existingClaim``): this cluster has no storage provisioner, so
+    a hostPath PersistentVolume on the one node, over ``folder`` (owned by the image's user: hostPath volumes ignore
+    fsGroup), pre-bound to a ReadWriteOnce claim in the release's namespace. Every role mounts it."""
+    folder.mkdir(mode=0o750)
+    os.chown(folder, APP_UID, APP_UID)
+    kubectl("create", "namespace", NAMESPACE)
+    volume = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": _pv_name()},
+        "spec": {
+            "capacity": {"storage": "1Gi"},
+            "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain",
+            "storageClassName": "",
+            "hostPath": {"path": str(folder), "type": "Directory"},
+            "claimRef": {"namespace": NAMESPACE, "name": HOME_CLAIM},
+        },
+    }
+    claim = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": HOME_CLAIM, "namespace": NAMESPACE},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": "",
+            "volumeName": _pv_name(),
+            "resources": {"requests": {"storage": "1Gi"}},
+        },
+    }
+    result = subprocess.run(
+        [str(K8S / "bin" / "kubectl"), "--kubeconfig", str(KUBECONFIG), "apply", "-f", "-"],
+        input=yaml.safe_dump_all([volume, claim]), capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    deadline = time.monotonic() + 60
+    phase = ""
+    while time.monotonic() < deadline:
+        phase = kubectl("-n", NAMESPACE, "get", "pvc", HOME_CLAIM, "-o", "jsonpath={.status.phase}")
+        if phase == "Bound":
+            break
+        time.sleep(1)
+    assert phase == "Bound", f"claim {HOME_CLAIM} is {phase!r}"
+
+
+def _upgrade_keeps_the_count_the_hpa_chose(helm: str, release: list[str]) -> None:
+    """With an HPA the chart renders the live replica count on upgrade: a ``helm upgrade`` neither resets the count
+    the HPA chose nor drops the field (a field removed from the manifest resets a Deployment to 1 replica). Here the
+    HPA has no metrics (no metrics server) and keeps any count within its bounds; 3 is its maximum."""
+    deployment = f"{RELEASE}-smart-trader-api"
+    kubectl("-n", NAMESPACE, "scale", "deployment", deployment, "--replicas=3")
+    started = time.monotonic()
+    _check([helm, "upgrade", *release, "--wait", "--timeout", "5m"], timeout=400, what="helm upgrade --wait")
+    _timed("helm upgrade --wait (hook Job again)", started)
+    spec = kube_json("-n", NAMESPACE, "get", "deployment", deployment)["spec"]
+    assert spec["replicas"] == 3, f"the upgrade changed the api replicas to {spec['replicas']}"
+    manifest = _check([helm, "get", "manifest", RELEASE, "-n", NAMESPACE], what="helm get manifest")
+    (rendered,) = [d for d in yaml.safe_load_all(manifest)
+                   if d and d["kind"] == "Deployment" and d["metadata"]["name"] == deployment]  # fmt: skip
+    assert rendered["spec"]["replicas"] == 3, rendered["spec"]
 
 
 def _pods_by_role() -> tuple[dict[str, int], list[str]]:
@@ -271,25 +359,21 @@ def _pods_by_role() -> tuple[dict[str, int], list[str]]:
     roles: dict[str, int] = {}
     unready = []
     for pod in kube_json("-n", NAMESPACE, "get", "pods")["items"]:
+        role = pod["metadata"]["labels"].get("app.kubernetes.io/component", "?")
+        if role == "migrate":  # the hook Job's pod, going away with the Job (deleted once it succeeded)
+            continue
         ready = {c["type"]: c["status"] for c in pod["status"].get("conditions", [])}.get("Ready")
         if pod["status"]["phase"] != "Running" or ready != "True":
             unready.append(f"{pod['metadata']['name']}: {pod['status']['phase']}")
-        role = pod["metadata"]["labels"].get("app.kubernetes.io/component", "?")
         roles[role] = roles.get(role, 0) + 1
     return roles, unready
 
 
 def _assert_release_healthy() -> None:
-    """Every pod Running and Ready, as many as the values ask. With an HPA the Deployment leaves ``replicas`` to it,
-    so the install starts one pod of a role and the HPA raises it to its minimum just after ``--wait`` returned:
-    wait (2 min at most) for those too."""
+    """Right after ``helm install --wait`` returned: every pod Running and Ready, as many as the values ask (with an
+    HPA a new Deployment starts at its minReplicas, so ``--wait`` waited for all of them)."""
     want = {"api": 2, "feed": 1, "worker": 1}  # values-local.yaml: the HPAs' minReplicas, the one feed
-    deadline = time.monotonic() + 120
-    while True:
-        roles, unready = _pods_by_role()
-        if (roles == want and not unready) or time.monotonic() > deadline:
-            break
-        time.sleep(2)
+    roles, unready = _pods_by_role()
     assert roles == want and not unready, f"pods by role {roles} (want {want}); not Ready: {unready}"
     # the pre-install hook Job ran and succeeded (deleted on success by its hook-delete-policy: its events remain)
     events = kube_json("-n", NAMESPACE, "get", "events", "--field-selector", "involvedObject.kind=Job")["items"]

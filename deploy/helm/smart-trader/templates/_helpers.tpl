@@ -159,3 +159,13 @@ older APIs are used, and objects with no API there are left out.
 {{ toYaml . }}
 {{- end }}
 {{- end }}
+
+{{/*
+The PersistentVolumeClaim every role mounts as SMART_TRADER_HOME (empty when sharedHome is off): the operator's
+existingClaim, or <fullname>-home made by this chart (templates/pvc.yaml).
+*/}}
+{{- define "smart-trader.homeClaimName" -}}
+{{- if .Values.sharedHome.enabled }}
+{{- default (printf "%s-home" (include "smart-trader.fullname" .)) .Values.sharedHome.existingClaim }}
+{{- end }}
+{{- end }}
