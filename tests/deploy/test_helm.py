@@ -513,7 +513,7 @@ def _values(env: str) -> Doc:
 def test_api_feed_and_worker_share_one_home_claim(env: str) -> None:
     """The multi-process contract: every role reads the instrument catalog and market data the others add, so all
     three mount the SAME PersistentVolumeClaim at SMART_TRADER_HOME (ReadWriteMany by default, for pods on several
-    nodes); ``existingClaim`` uses the operator's claim; ``enabled: false`` falls back to a home per pod."""
+    nodes; dev's single node: ReadWriteOnce); ``existingClaim`` uses the operator's claim; ``enabled: false`` falls back to a home per pod."""
     docs = render(env)
     claims: dict[str, str] = {}
     for d in of_kind(docs, "Deployment"):
@@ -526,7 +526,8 @@ def test_api_feed_and_worker_share_one_home_claim(env: str) -> None:
     assert set(claims) == set(ROLES) and len(set(claims.values())) == 1, claims
     (pvc,) = of_kind(docs, "PersistentVolumeClaim")
     assert pvc["metadata"]["name"] == claims["api"] == f"{RELEASE}-smart-trader-home"
-    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"], pvc["spec"]
+    expected = ["ReadWriteOnce"] if env == "dev" else ["ReadWriteMany"]
+    assert pvc["spec"]["accessModes"] == expected, pvc["spec"]
     assert pvc["spec"]["resources"]["requests"]["storage"], pvc["spec"]
     existing = render(env, extra=("--set", "sharedHome.existingClaim=mine"))
     assert not of_kind(existing, "PersistentVolumeClaim")

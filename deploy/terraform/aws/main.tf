@@ -68,11 +68,21 @@ module "eks" {
   tags                   = local.tags
 }
 
+# <project>/<env>/app holds SECRET_KEY, METRICS_TOKEN, DATABASE_URL and REDIS_URL: the chart's
+# secrets.externalSecret.remoteKey (output app_secret_name)
 module "secrets" {
-  source      = "../modules/aws/secrets"
-  prefix      = "${var.project}/${var.environment}"
-  kms_key_arn = module.kms["secrets"].key_arn
-  tags        = local.tags
+  source                 = "../modules/aws/secrets"
+  prefix                 = "${var.project}/${var.environment}"
+  kms_key_arn            = module.kms["secrets"].key_arn
+  database_host          = module.rds.address
+  database_port          = module.rds.port
+  database_name          = module.rds.database_name
+  database_username      = module.rds.master_username
+  database_sslmode       = var.database_sslmode
+  database_ssl_root_cert = var.database_ssl_root_cert
+  redis_host             = module.redis.primary_endpoint
+  redis_port             = module.redis.port
+  tags                   = local.tags
 }
 
 module "rds" {
@@ -84,6 +94,7 @@ module "rds" {
   multi_az                 = var.rds_multi_az
   deletion_protection      = var.rds_deletion_protection
   backup_retention_days    = var.rds_backup_retention_days
+  master_password          = module.secrets.database_password
   vpc_id                   = module.network.vpc_id
   subnet_ids               = module.network.database_subnet_ids
   allowed_security_groups  = { "eks-nodes" = module.eks.node_security_group_id }
@@ -148,8 +159,8 @@ module "app_identity" {
   namespace         = var.k8s_namespace
   service_account   = var.k8s_service_account
   s3_bucket_arns    = [module.storage.bucket_arns["cold-data"]]
-  secret_arns       = [module.secrets.app_secret_arn, module.secrets.redis_secret_arn, module.rds.master_user_secret_arn]
-  kms_key_arns      = [module.kms["s3"].key_arn, module.kms["secrets"].key_arn, module.kms["rds"].key_arn]
+  secret_arns       = [module.secrets.app_secret_arn]
+  kms_key_arns      = [module.kms["s3"].key_arn, module.kms["secrets"].key_arn]
   tags              = local.tags
 }
 
@@ -161,7 +172,7 @@ module "backup_identity" {
   namespace         = var.k8s_namespace
   service_account   = var.k8s_backup_service_account
   s3_bucket_arns    = [module.storage.bucket_arns["backups"], module.storage.bucket_arns["cold-data"]]
-  secret_arns       = [module.rds.master_user_secret_arn]
-  kms_key_arns      = [module.kms["s3"].key_arn, module.kms["rds"].key_arn]
+  secret_arns       = [module.secrets.database_secret_arn]
+  kms_key_arns      = [module.kms["s3"].key_arn, module.kms["secrets"].key_arn]
   tags              = local.tags
 }

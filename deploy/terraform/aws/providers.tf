@@ -5,3 +5,13 @@ provider "aws" {
     tags = local.tags
   }
 }
+
+# The disaster-recovery region: cross-region copy of the RDS automated backups
+provider "aws" {
+  alias  = "dr"
+  region = var.dr_region
+
+  default_tags {
+    tags = local.tags
+  }
+}

@@ -147,6 +147,35 @@ variable "rds_backup_retention_days" {
   default     = 14
 }
 
+variable "rds_backup_replication" {
+  description = "Copy the RDS automated backups to dr_region (point-in-time restore there when the region is lost)."
+  type        = bool
+  default     = true
+}
+
+variable "dr_region" {
+  description = "Disaster-recovery region of the backup copies (not the primary region)."
+  type        = string
+  default     = "us-west-2"
+
+  validation {
+    condition     = var.dr_region != var.region
+    error_message = "dr_region must differ from region."
+  }
+}
+
+variable "database_sslmode" {
+  description = "sslmode of the DATABASE_URL: require (the image has no RDS CA) or verify-full with database_ssl_root_cert."
+  type        = string
+  default     = "require"
+}
+
+variable "database_ssl_root_cert" {
+  description = "Path of the RDS CA bundle mounted in the pods (sslrootcert), e.g. /etc/smart-trader/rds-ca/global-bundle.pem."
+  type        = string
+  default     = ""
+}
+
 # --- ElastiCache Redis ---
 variable "redis_node_type" {
   description = "ElastiCache node type."

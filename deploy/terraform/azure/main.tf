@@ -85,6 +85,9 @@ module "postgres" {
   sku_name               = var.postgres_sku_name
   storage_mb             = var.postgres_storage_mb
   administrator_password = module.keyvault.postgres_admin_password
+  key_vault_id           = module.keyvault.writable_id
+  database_sslmode       = var.database_sslmode
+  database_ssl_root_cert = var.database_ssl_root_cert
   tenant_id              = data.azurerm_client_config.current.tenant_id
   backup_retention_days  = var.postgres_backup_retention_days
   geo_redundant_backup   = var.postgres_geo_redundant_backup
@@ -103,7 +106,7 @@ module "redis" {
   capacity            = var.redis_capacity
   endpoint_subnet_id  = module.network.endpoints_subnet_id
   virtual_network_id  = module.network.vnet_id
-  key_vault_id        = module.keyvault.id
+  key_vault_id        = module.keyvault.writable_id
   tags                = local.tags
 }
 

@@ -14,17 +14,17 @@ output "registry_login_server" {
 }
 
 output "postgres_fqdn" {
-  description = "PostgreSQL host (DATABASE_URL: postgresql+psycopg://smart_trader_admin:PASSWORD@HOST:5432/smart_trader?sslmode=verify-full)."
+  description = "PostgreSQL host (the vault's database-url secret is built from it)."
   value       = module.postgres.fqdn
 }
 
 output "redis_hostname" {
-  description = "Redis host (REDIS_URL: rediss://:ACCESS_KEY@HOST:6380/0; the key is the vault's redis-access-key)."
+  description = "Redis host (the vault's redis-url secret, rediss:// on 6380, is built from it)."
   value       = module.redis.hostname
 }
 
 output "key_vault_uri" {
-  description = "Key Vault with secret-key, metrics-token, postgres-admin-password and redis-access-key."
+  description = "Key Vault with secret-key, metrics-token, database-url, redis-url (the chart's four keys), postgres-admin-password and redis-access-key."
   value       = module.keyvault.uri
 }
 

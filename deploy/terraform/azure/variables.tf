@@ -200,3 +200,15 @@ variable "key_vault_name" {
   description = "Key Vault name (3-24 characters)."
   type        = string
 }
+
+variable "database_sslmode" {
+  description = "sslmode of the DATABASE_URL: require (the image has no Azure CA bundle) or verify-full with database_ssl_root_cert."
+  type        = string
+  default     = "require"
+}
+
+variable "database_ssl_root_cert" {
+  description = "Path of the PostgreSQL server's CA bundle mounted in the pods (sslrootcert)."
+  type        = string
+  default     = ""
+}

@@ -21,6 +21,7 @@ rds_max_allocated_storage_gb = 100
 rds_multi_az                 = false
 rds_deletion_protection      = false
 rds_backup_retention_days    = 7
+rds_backup_replication       = false
 
 redis_node_type               = "cache.t4g.small"
 redis_num_cache_clusters      = 2

@@ -21,6 +21,8 @@ rds_max_allocated_storage_gb = 1000
 rds_multi_az                 = true
 rds_deletion_protection      = true
 rds_backup_retention_days    = 30
+rds_backup_replication       = true
+dr_region                    = "us-west-2"
 
 redis_node_type               = "cache.r7g.large"
 redis_num_cache_clusters      = 3

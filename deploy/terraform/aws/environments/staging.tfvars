@@ -20,6 +20,7 @@ rds_max_allocated_storage_gb = 500
 rds_multi_az                 = true
 rds_deletion_protection      = false
 rds_backup_retention_days    = 7
+rds_backup_replication       = false
 
 redis_node_type               = "cache.r7g.large"
 redis_num_cache_clusters      = 2

@@ -13,9 +13,14 @@ output "database_name" {
   value       = aws_db_instance.this.db_name
 }
 
-output "master_user_secret_arn" {
-  description = "Secrets Manager secret (managed by RDS) holding the master user's credentials."
-  value       = aws_db_instance.this.master_user_secret[0].secret_arn
+output "master_username" {
+  description = "Master user name."
+  value       = aws_db_instance.this.username
+}
+
+output "arn" {
+  description = "ARN of the instance (source of the cross-region backup replication)."
+  value       = aws_db_instance.this.arn
 }
 
 output "security_group_id" {

@@ -3,6 +3,11 @@ output "id" {
   value       = azurerm_key_vault.this.id
 }
 
+output "writable_id" {
+  description = "Id of the vault, known once Terraform's identity may write secrets into it (for other modules' secrets)."
+  value       = azurerm_role_assignment.terraform.scope
+}
+
 output "uri" {
   description = "URI of the vault."
   value       = azurerm_key_vault.this.vault_uri

@@ -89,3 +89,14 @@ resource "azurerm_postgresql_flexible_server_database" "this" {
     prevent_destroy = true
   }
 }
+
+# DATABASE_URL for the pods (Key Vault secret database-url; the chart's ExternalSecret maps it to DATABASE_URL).
+# sslmode=require: TLS always (require_secure_transport); verify-full needs the server's CA bundle mounted in the pods
+# and sslrootcert=<path> (database_ssl_root_cert).
+resource "azurerm_key_vault_secret" "database_url" {
+  name         = "database-url"
+  key_vault_id = var.key_vault_id
+  value        = "postgresql://${var.administrator_login}:${urlencode(var.administrator_password)}@${azurerm_postgresql_flexible_server.this.fqdn}:5432/${azurerm_postgresql_flexible_server_database.this.name}?${var.database_ssl_root_cert == "" ? "sslmode=${var.database_sslmode}" : "sslmode=${var.database_sslmode}&sslrootcert=${var.database_ssl_root_cert}"}"
+  content_type = "PostgreSQL URL of ${azurerm_postgresql_flexible_server.this.fqdn} (DATABASE_URL)"
+  tags         = var.tags
+}

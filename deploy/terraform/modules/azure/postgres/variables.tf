@@ -90,3 +90,30 @@ variable "tags" {
   description = "Common tags (Project, Environment, Owner, ManagedBy)."
   type        = map(string)
 }
+
+variable "key_vault_id" {
+  description = "Key Vault receiving the database-url secret."
+  type        = string
+}
+
+variable "database_sslmode" {
+  description = "libpq sslmode of the DATABASE_URL: require (TLS, server not verified) or verify-full (needs a CA)."
+  type        = string
+  default     = "require"
+
+  validation {
+    condition     = contains(["require", "verify-ca", "verify-full"], var.database_sslmode)
+    error_message = "database_sslmode must be require, verify-ca or verify-full (never without TLS)."
+  }
+}
+
+variable "database_ssl_root_cert" {
+  description = "Path of the server's CA bundle inside the pods (sslrootcert); required for verify-ca / verify-full."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.database_sslmode == "require" || var.database_ssl_root_cert != ""
+    error_message = "verify-ca / verify-full need database_ssl_root_cert: the image has no CA for the server."
+  }
+}

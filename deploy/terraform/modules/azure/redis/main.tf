@@ -46,3 +46,13 @@ resource "azurerm_key_vault_secret" "access_key" {
   content_type = "Redis access key of ${azurerm_redis_cache.this.hostname}:${azurerm_redis_cache.this.ssl_port} (rediss://)"
   tags         = var.tags
 }
+
+# REDIS_URL for the pods (Key Vault secret redis-url; the chart's ExternalSecret maps it to REDIS_URL): TLS on 6380,
+# the access key URL-encoded (it is base64: + / =)
+resource "azurerm_key_vault_secret" "url" {
+  name         = "redis-url"
+  key_vault_id = var.key_vault_id
+  value        = "rediss://:${urlencode(azurerm_redis_cache.this.primary_access_key)}@${azurerm_redis_cache.this.hostname}:${azurerm_redis_cache.this.ssl_port}/0"
+  content_type = "Redis URL of ${azurerm_redis_cache.this.hostname}:${azurerm_redis_cache.this.ssl_port} (REDIS_URL)"
+  tags         = var.tags
+}
