@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,11 +38,20 @@ from .test_image import docker, docker_engine, image, stand_ins  # noqa: F401 (s
 COMPOSE = DEPLOY / "compose" / "compose.yaml"
 MONITORING = DEPLOY / "monitoring"
 SERVICES = {"postgres", "redis", "api", "feed", "worker", "prometheus", "alertmanager", "grafana", "proxy"}
-SECRETS = ["POSTGRES_PASSWORD", "REDIS_PASSWORD", "SECRET_KEY", "METRICS_TOKEN", "GRAFANA_ADMIN_PASSWORD"]
+SECRETS = ["POSTGRES_PASSWORD", "REDIS_PASSWORD", "SECRET_KEY", "METRICS_TOKEN", "GRAFANA_ADMIN_PASSWORD",
+           "ALERTMANAGER_PAGERDUTY_ROUTING_KEY", "ALERTMANAGER_SLACK_WEBHOOK_URL",
+           "ALERTMANAGER_SECURITY_SLACK_WEBHOOK_URL"]  # fmt: skip
+REQUIRED = [*SECRETS, "RUNBOOK_BASE"]  # no default either (not a secret: the alerts' runbook links)
 
 
 def _secrets() -> dict[str, str]:
-    return {name: os.urandom(32).hex() for name in SECRETS}
+    """Every required setting: random passwords, keys and tokens; the receivers' URLs as the development placeholders
+    .env.example suggests (delivery fails, visibly); a runbook base."""
+    values = {name: os.urandom(32).hex() for name in SECRETS}
+    for name in SECRETS:
+        if name.endswith("_URL"):
+            values[name] = f"https://slack.invalid/{values[name]}"
+    return {**values, "RUNBOOK_BASE": "https://runbooks.example.org/smart-trader"}
 
 
 def _config(env: dict[str, str]) -> dict[str, Any]:
@@ -75,7 +85,7 @@ def test_the_services_are_the_documented_ones_and_every_long_running_one_has_a_h
         assert check.get("test") and not check.get("disable"), f"{name} has no healthcheck (up --wait would not wait)"
     assert services["api"]["deploy"]["replicas"] == 2
     assert "replicas" not in (services["feed"].get("deploy") or {}) or services["feed"]["deploy"]["replicas"] == 1
-    assert "--appendonly" in services["redis"]["command"]
+    assert "appendonly yes" in " ".join(services["redis"]["command"])  # AOF: the event streams survive a restart
     assert services["proxy"]["depends_on"]["api"]["condition"] == "service_healthy"
 
 
@@ -90,14 +100,46 @@ def test_only_the_proxy_and_monitoring_uis_are_published_and_only_on_loopback() 
 
 
 def test_each_secret_is_required_and_has_no_default() -> None:
-    for missing in SECRETS:
+    for missing in REQUIRED:
         env = {**_secrets(), missing: ""}
         result = run([tool("docker-compose"), "-f", str(COMPOSE), "config", "-q"], env=env)
         assert result.returncode != 0, f"compose accepted an empty {missing}"
         assert missing in result.stderr and ".env" in result.stderr, result.stderr
     text = COMPOSE.read_text()
-    for name in SECRETS:
+    for name in REQUIRED:
         assert f"${{{name}:-" not in text, f"{name} has a default"
+    env_example = (DEPLOY / "compose" / ".env.example").read_text()
+    for name in REQUIRED:
+        assert f"\n{name}=\n" in env_example, f"{name} is not in .env.example, empty"
+
+
+def test_redis_reads_its_password_from_a_secret_file_not_the_command_line() -> None:
+    """docker inspect and ps show the command and the environment: the password is in neither, only in the secret
+    file, from which the server's config is written at start and the healthcheck authenticates."""
+    env = _secrets()
+    redis = _config(env)["services"]["redis"]
+    shown = json.dumps({k: redis.get(k) for k in ("command", "entrypoint", "environment", "healthcheck", "labels")})
+    assert env["REDIS_PASSWORD"] not in shown
+    assert "REDISCLI_AUTH" not in (redis.get("environment") or {})
+    assert {s["source"] for s in redis["secrets"]} == {"redis_password"}
+    script = " ".join(redis["command"])
+    assert "/run/secrets/redis_password" in script and "requirepass" in script and "appendonly yes" in script
+    assert script.rstrip().endswith("exec redis-server /tmp/redis.conf")
+    check = " ".join(redis["healthcheck"]["test"])
+    # compose config writes $ as $$ (its own escape); the container's shell sees $(cat ...)
+    assert 'REDISCLI_AUTH="$$(cat /run/secrets/redis_password)"' in check and "grep -q PONG" in check
+    assert redis["user"] == "999:999" and redis["cap_drop"] == ["ALL"]
+    assert _config(env)["secrets"]["redis_password"]["environment"] == "REDIS_PASSWORD"
+
+
+def test_alertmanager_gets_every_receiver_secret_its_config_reads() -> None:
+    config = _config(_secrets())
+    mounted = {f"/run/secrets/{s['source']}" for s in config["services"]["alertmanager"]["secrets"]}
+    read = set(re.findall(r"/run/secrets/[\w]+", (MONITORING / "alertmanager" / "alertmanager.yml").read_text()))
+    assert read and read == mounted
+    for name in mounted:
+        source = config["secrets"][name.rsplit("/", 1)[1]]["environment"]
+        assert source.startswith("ALERTMANAGER_") and source in SECRETS
 
 
 def test_app_containers_are_read_only_without_capabilities() -> None:
@@ -116,7 +158,13 @@ def test_the_proxy_forwards_websocket_upgrades_and_sets_the_client_address() -> 
     ws = conf.split("location /ws", 1)[1].split("}", 1)[0]
     assert "proxy_set_header Upgrade $http_upgrade" in ws and "Connection $connection_upgrade" in ws
     assert "X-Forwarded-For $remote_addr" in ws and "X-Forwarded-For $remote_addr" in conf.split("location", 1)[0]
-    assert "server api:8000" in conf
+    # api is re-resolved through Docker's DNS (a recreated replica's new address is picked up): the variable in
+    # proxy_pass, which nginx 1.22 (the local stand-in) and 1.27 both re-resolve
+    assert "resolver 127.0.0.11 valid=10s ipv6=off;" in conf and "set $api http://api:8000;" in conf
+    directives = "\n".join(line.split("#", 1)[0] for line in conf.splitlines())
+    assert not re.search(r"^\s*upstream\s", directives, re.M) and "server api:8000" not in directives
+    locations = conf.split("location ")[1:]
+    assert sum("proxy_pass $api;" in loc for loc in locations) == 2 == len(locations) - 1  # all but /metrics
 
 
 # --- real: the whole stack ---
@@ -276,3 +324,16 @@ def test_compose_up_is_healthy_and_the_walkthrough_passes_through_the_proxy(
     assert found, "no dashboard provisioned"
     alertmanager = f"http://127.0.0.1:{env['ALERTMANAGER_PORT']}"
     assert httpx.get(alertmanager + "/-/ready").status_code == 200
+    for name in ("pagerduty_routing_key", "slack_webhook_url", "security_slack_webhook_url"):  # readable as its user
+        read = run([*compose, "exec", "-T", "alertmanager", "cat", f"/run/secrets/alertmanager_{name}"], env=env)
+        assert read.returncode == 0 and read.stdout.strip() == env[f"ALERTMANAGER_{name.upper()}"], read.stderr
+    config = httpx.get(prometheus + "/api/v1/status/config").json()["data"]["yaml"]
+    assert f"runbook_base: {env['RUNBOOK_BASE']}" in config  # the alerts' runbook links are absolute
+
+    # Redis: authenticated with the secret file's password, which docker inspect does not show
+    redis_id = run([*compose, "ps", "-q", "redis"], env=env).stdout.strip()
+    inspect = run(["docker", "inspect", redis_id], env=env)
+    assert inspect.returncode == 0 and redis_id[:12] in inspect.stdout, inspect.stderr
+    assert env["REDIS_PASSWORD"] not in inspect.stdout
+    noauth = run([*compose, "exec", "-T", "redis", "redis-cli", "ping"], env=env)
+    assert "PONG" not in noauth.stdout, noauth.stdout  # NOAUTH: a password is required

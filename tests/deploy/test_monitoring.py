@@ -164,7 +164,30 @@ def test_alerts_of_the_documents_exist_with_severity_summary_and_runbook() -> No
         assert a["labels"]["severity"] in ("critical", "warning"), a["alert"]
         assert a["labels"]["team"] in ("platform", "security", "trading"), a["alert"]
         assert a["annotations"]["summary"] and a["annotations"]["description"], a["alert"]
-        assert a["annotations"]["runbook_url"] == f"docs/deployment.md#{a['alert'].lower()}", a["alert"]
+        expected = "{{ $externalLabels.runbook_base }}/docs/deployment.md#" + a["alert"].lower()
+        assert a["annotations"]["runbook_url"] == expected, a["alert"]
+
+
+def test_runbook_links_are_absolute_through_the_runbook_base_external_label() -> None:
+    """The Compose Prometheus sets runbook_base from RUNBOOK_BASE (expand-external-labels, enabled by compose.yaml);
+    the unit tests render every link with an absolute base."""
+    config = yaml.safe_load((PROM / "prometheus.yml").read_text())
+    assert config["global"]["external_labels"]["runbook_base"] == "${RUNBOOK_BASE}"
+    prometheus = yaml.safe_load((DEPLOY / "compose" / "compose.yaml").read_text())["services"]["prometheus"]
+    assert "--enable-feature=expand-external-labels" in prometheus["command"]
+    assert "RUNBOOK_BASE" in prometheus["environment"]
+    checked = 0
+    for path in RULE_TESTS:
+        for case in yaml.safe_load(path.read_text())["tests"]:
+            for check in case.get("alert_rule_test", []):
+                for alert in check["exp_alerts"]:
+                    url = alert.get("exp_annotations", {}).get("runbook_url")
+                    if url is not None:
+                        base = case["external_labels"]["runbook_base"]
+                        assert url == f"{base}/docs/deployment.md#{check['alertname'].lower()}", url
+                        assert url.startswith("https://"), url
+                        checked += 1
+    assert checked >= len(_alerts())
 
 
 def test_every_runbook_link_has_its_section_in_the_operators_guide() -> None:
