@@ -45,6 +45,53 @@ def test_health_and_ready(platform: Harness) -> None:
     assert "redis" not in body["checks"]  # not configured in this platform
 
 
+def test_ready_on_a_newer_releases_schema_and_not_on_an_older_one(platform: Harness) -> None:
+    """During an update the new release migrates first: the release before stays ready on the schema AHEAD of it
+    (expand-then-contract migrations), and does not try to migrate it; a schema BEHIND head is not ready."""
+    from sqlalchemy import text
+
+    from smart_trader.db.migrate import schema_status, upgrade_to_head
+
+    engine = platform.platform.engine
+    head = head_revision()
+
+    def stamp(revision: str) -> None:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": revision})
+
+    try:
+        stamp("f0f0f0f0f0f0")  # a revision this code does not know: a newer release's
+        r = platform.client.get("/ready")
+        assert r.status_code == 200, r.text
+        assert r.json()["checks"]["migrations"] == {
+            "current": "f0f0f0f0f0f0",
+            "head": head,
+            "at_head": False,
+            "ahead": True,
+        }
+        upgrade_to_head(engine)  # leaves a newer schema alone (no "can't locate revision" at start)
+        assert schema_status(engine).current == "f0f0f0f0f0f0"
+
+        (before_head,) = [r for r in _revisions() if r != head][-1:]
+        stamp(before_head)  # a known revision before head: this code's migrations are pending
+        r = platform.client.get("/ready")
+        assert r.status_code == 503, r.text
+        assert r.json()["checks"]["migrations"]["at_head"] is False and "ahead" not in r.json()["checks"]["migrations"]
+    finally:
+        stamp(head)
+    assert platform.client.get("/ready").status_code == 200
+
+
+def _revisions() -> list[str]:
+    """This code's migration revisions, oldest first."""
+    from alembic.script import ScriptDirectory
+
+    from smart_trader.db.migrate import alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config())
+    return [r.revision for r in reversed(list(script.walk_revisions()))]
+
+
 def test_metrics_after_a_fill(platform: Harness) -> None:
     h = platform.user()
     acct = platform.account(h)

@@ -36,6 +36,11 @@ def upgrade() -> None:
             raise TemporaryError(database_unreachable(settings, exc)) from None
         finally:
             engine.dispose()
+    if status.ahead:
+        console.print(
+            f"database schema at {status.current}, a newer release's: left as it is (this release: {status.head})"
+        )
+        return
     moved = "already at head" if before == status.head else f"upgraded from {before or 'an empty database'}"
     console.print(f"database schema at {status.head} ({moved})")
 
@@ -43,7 +48,7 @@ def upgrade() -> None:
 @app.command()
 def status() -> None:
     """Print the schema's current and head revisions; exit 1 when migrations are pending, 4 when the database
-    cannot be reached."""
+    cannot be reached (0 at head, or when a newer release already migrated it)."""
     from sqlalchemy.exc import OperationalError
 
     from smart_trader.core.errors import TemporaryError
@@ -62,6 +67,8 @@ def status() -> None:
         finally:
             engine.dispose()
     console.print(f"current {state.current or '(empty)'}  head {state.head}")
-    if not state.at_head:
+    if state.ahead:
+        console.print("the schema is a newer release's: this release runs on it (expand-then-contract migrations)")
+    elif not state.at_head:
         typer.echo("migrations pending: run `smart-trader db upgrade`", err=True)
         raise typer.Exit(1)

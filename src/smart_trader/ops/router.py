@@ -26,11 +26,13 @@ async def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", responses={503: {"description": "a dependency is down or the schema is not at head"}})
+@router.get("/ready", responses={503: {"description": "a dependency is down or the schema is behind head"}})
 async def ready(request: Request) -> Response:
-    """Readiness: the database answers and its schema is at the newest migration; Redis answers when configured;
-    in a process running the trading runtime (``up``, the ``feed`` role), the market-data feed has not ended or
-    failed (``checks.feed``: ``state`` starting | running | ended | failed, ``detail``, ``events``, ``clock_ns``).
+    """Readiness: the database answers and its schema is at this code's newest migration, or a newer release's
+    (``ahead``: that release migrated first during an update; migrations are expand-then-contract); Redis answers
+    when configured; in a process running the trading runtime (``up``, the ``feed`` role), the market-data feed has
+    not ended or failed (``checks.feed``: ``state`` starting | running | ended | failed, ``detail``, ``events``,
+    ``clock_ns``).
     200 when all hold, else 503; the body names each check."""
     platform: Platform = request.app.state.platform
     checks: dict[str, Any] = {}
@@ -38,8 +40,11 @@ async def ready(request: Request) -> Response:
     try:
         status = await platform.in_thread(lambda: schema_status(platform.engine))
         checks["database"] = "ok"
+        ahead = status.ahead
         checks["migrations"] = {"current": status.current, "head": status.head, "at_head": status.at_head}
-        ok = status.at_head
+        if ahead:
+            checks["migrations"]["ahead"] = True  # a newer release migrated first (rolling or blue-green update)
+        ok = status.at_head or ahead
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
         ok = False
