@@ -6,17 +6,19 @@
 # Usage: deploy/scripts/canary-deploy.sh ENV TAG
 #   ENV  dev | staging | prod      TAG  the image tag to run (image.tag)
 # Steps:
-#   1. helm upgrade --install <RELEASE>-canary at TAG --atomic --wait, its own Ingress off (CANARY_SET)
+#   1. helm upgrade --install <RELEASE>-canary at TAG --atomic --wait, api only (lib.sh api_only_args: no feed, no
+#      workers, no migration hook, no Ingress; the stable release's home claim and service account) + CANARY_SET
 #   2. /health and /ready of the canary's Service
 #   3. a canary Ingress <RELEASE>-canary: the public Ingress's rules for the stable api Service, sent to the
 #      canary's api Service, annotated canary=true, canary-weight=0
 #   4. for each weight of CANARY_STEPS ("10 25 50 100"): set canary-weight, wait STEP_SECONDS (120), then the
 #      canary's /health and /ready, its 5xx ratio in Prometheus, and HEALTH_URL when set
-#   5. promote: helm upgrade of the stable release to TAG (--atomic --wait), check it, then remove the canary
+#   5. promote (at 100 %): helm upgrade of the stable release to TAG (--atomic --wait): its api, the feed, the workers
+#      and the migration hook move to TAG; check it, then remove the canary Ingress and release
 # INT/TERM (a cancelled or timed-out CI job) removes the canary too, then exits 130.
 # Exit: 0 promoted and healthy, 1 failed (traffic back on the stable release), 2 bad arguments.
-# Settings (environment): PROMETHEUS_URL is required; CANARY_STEPS, STEP_SECONDS, CANARY_SET (default
-# "--set ingress.enabled=false"); the rest in deploy/scripts/lib.sh.
+# Settings (environment): PROMETHEUS_URL is required; CANARY_STEPS, STEP_SECONDS, CANARY_SET (more helm args for the
+# canary release, after the api-only ones); the rest in deploy/scripts/lib.sh.
 set -euo pipefail
 USAGE="usage: ${0##*/} ENV TAG    (ENV: dev|staging|prod; needs PROMETHEUS_URL; settings in lib.sh)"
 # shellcheck source=lib.sh source-path=SCRIPTDIR
@@ -42,11 +44,12 @@ for weight in "${STEPS[@]}"; do
   last="$weight"
 done
 ((last == 100)) || usage_error "CANARY_STEPS must end at 100, got '${STEPS[*]}'"
-read -r -a CANARY_ARGS <<<"${CANARY_SET:---set ingress.enabled=false}"
+read -r -a EXTRA_CANARY_ARGS <<<"${CANARY_SET:-}"
 require_prometheus
 check_chart
 
 release_exists "$RELEASE" || die "no stable release $RELEASE in $NAMESPACE: deploy.sh first"
+api_only_args || die "cannot read the api Deployment of $RELEASE (its home claim and service account)"
 stable_svc="$(api_service "$RELEASE")"
 canary_svc="$(api_service "$CANARY_RELEASE")"
 
@@ -66,7 +69,8 @@ on_signal() {
 }
 trap on_signal INT TERM
 
-helm_deploy "$CANARY_RELEASE" "$TAG" "${CANARY_ARGS[@]}" || abort "helm install of $CANARY_RELEASE failed"
+helm_deploy "$CANARY_RELEASE" "$TAG" "${API_ONLY_ARGS[@]}" "${EXTRA_CANARY_ARGS[@]}" ||
+  abort "helm install of $CANARY_RELEASE failed"
 health_gate "$canary_svc" || abort "$canary_svc is not healthy"
 
 # the canary Ingress: the public Ingress's rules that reach the stable api Service, pointed at the canary's

@@ -4,8 +4,8 @@
 # Usage: deploy/scripts/deploy.sh ENV TAG
 #   ENV  dev | staging | prod      TAG  the image tag to run (image.tag), e.g. the commit SHA or v1.4.0
 # Steps: helm upgrade --install <RELEASE> <CHART> -f <VALUES> --set image.tag=TAG --atomic --wait (Helm itself rolls
-# back a release whose pods do not become Ready), then /health and /ready of the "<RELEASE>-api" Service through the
-# API server, then HEALTH_URL (the public route) when set. A failed check after a successful upgrade runs
+# back a release whose pods do not become Ready), then /health and /ready of a pod of the "<RELEASE>-api" Service
+# through `kubectl port-forward` (lib.sh probe), then HEALTH_URL (the public route) when set. A failed check after a successful upgrade runs
 # `rollback.sh ENV` (helm rollback to the previous revision) and exits 1.
 # Exit: 0 deployed and healthy, 1 deployment or check failed (rolled back when possible), 2 bad arguments.
 # Settings come from the environment (KUBECTL, HELM, NAMESPACE, RELEASE, CHART, VALUES, IMAGE_REPOSITORY, ...):

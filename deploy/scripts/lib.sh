@@ -6,7 +6,8 @@
 # --context, a helm plugin) and a test can replace them with recording stand-ins:
 #   KUBECTL (kubectl)  HELM (helm)  CURL (curl)  PYTHON (python3, JSON handling)
 # Settings (environment):
-#   NAMESPACE         Kubernetes namespace                         (smart-trader-<env>)
+#   NAMESPACE         Kubernetes namespace                         (smart-trader: the namespace deploy/terraform's
+#                     IRSA / workload identity trusts, with the service account smart-trader; one cluster per env)
 #   RELEASE           Helm release of the stable deployment         (smart-trader)
 #   CHART             chart folder                                  (deploy/helm/smart-trader)
 #   VALUES            values file of the environment                (<CHART>/values-<env>.yaml)
@@ -22,6 +23,9 @@
 #   SERVICE_PORT      name of the api Service port                  (http)
 #   API_COMPONENT     suffix of the api Service after the release   (api): Service "<release>-api"
 #   HEALTH_RETRIES / HEALTH_INTERVAL   tries of /health and /ready, seconds between them   (12 / 5)
+#   HOME_CLAIM        the stable release's SMART_TRADER_HOME claim that api-only releases mount (read from its api
+#                     Deployment; set it only when that Deployment cannot be read)
+#   STABLE_SERVICE_ACCOUNT  the stable release's service account, kept by api-only releases (read like HOME_CLAIM)
 #   HEALTH_URL        public base URL (the Ingress); when set, /health and /ready are also checked through it with CURL
 #   PROMETHEUS_URL    Prometheus base URL for the error-rate gate (blue-green and canary require it)
 #   PROMETHEUS_TOKEN  bearer token for Prometheus (optional; sent in a header, never on the command line)
@@ -66,7 +70,7 @@ parse_env() {
     dev | staging | prod) ;;
     *) usage_error "unknown environment '$ENV_NAME' (expected dev, staging or prod)" ;;
   esac
-  NAMESPACE="${NAMESPACE:-smart-trader-$ENV_NAME}"
+  NAMESPACE="${NAMESPACE:-smart-trader}"
   RELEASE="${RELEASE:-smart-trader}"
   CHART="${CHART:-$ST_ROOT/deploy/helm/smart-trader}"
   VALUES="${VALUES:-$CHART/values-$ENV_NAME.yaml}"
@@ -125,18 +129,53 @@ helm_deploy() {
   hm "${args[@]}"
 }
 
-# probe SERVICE PATH: GET PATH of the Service through the API server's service proxy (no port-forward, no public
-# route needed, so it reaches a colour or a canary before it takes traffic). Non-2xx answers fail.
+# probe SERVICE PATH: GET PATH of one pod behind SERVICE through `kubectl port-forward svc/SERVICE :http`.
+# Why port-forward: the chart's NetworkPolicies deny all ingress to the pods but from ingress-nginx and Prometheus, so
+# the API server's service proxy (its traffic comes from the control plane's addresses: EKS ENIs, the AKS tunnel) is
+# blocked wherever policies are enforced. A port-forward goes API server -> kubelet -> a connection opened inside the
+# pod's network namespace to its own port: no NetworkPolicy applies to it, and it reaches a new colour or a canary
+# before it takes traffic. `kubectl exec ... python -c urllib` would do the same but needs `pods/exec` (running any
+# command in production pods, with their secrets); port-forward needs only `pods/portforward` and no shell in the
+# image. kubectl picks a free local port itself (":http"); the forward is ended after each probe and on exit.
 probe() {
-  kc get --raw "/api/v1/namespaces/$NAMESPACE/services/$1:$SERVICE_PORT/proxy$2" >/dev/null
+  local svc="$1" path="$2" out port="" i rc=1
+  out="$(mktemp)"
+  # run directly, not through kc(): $! is then kubectl itself, which stop_forward ends (a backgrounded function is a
+  # subshell whose kubectl child would outlive the kill)
+  "${KUBECTL_CMD[@]}" --namespace "$NAMESPACE" port-forward --address 127.0.0.1 --pod-running-timeout=20s \
+    "svc/$svc" ":$SERVICE_PORT" >"$out" 2>&1 &
+  ST_FORWARD_PID=$!
+  for ((i = 0; i < 150; i++)); do # "Forwarding from 127.0.0.1:PORT -> 8000", within 15 s
+    port="$(sed -n 's/^Forwarding from 127\.0\.0\.1:\([0-9][0-9]*\) .*/\1/p' "$out" | head -n 1)"
+    [[ -n "$port" ]] && break
+    kill -0 "$ST_FORWARD_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ -n "$port" ]]; then
+    "${CURL_CMD[@]}" -fsS --max-time 10 -o /dev/null "http://127.0.0.1:$port$path" && rc=0
+  else
+    log "port-forward to svc/$svc failed: $(tr '\n' ' ' <"$out")"
+  fi
+  stop_forward
+  rm -f "$out"
+  return "$rc"
 }
+# stop_forward: ends the port-forward of a probe (also on exit: the EXIT trap below)
+stop_forward() {
+  if [[ -n "${ST_FORWARD_PID:-}" ]]; then
+    kill "$ST_FORWARD_PID" 2>/dev/null || true
+    wait "$ST_FORWARD_PID" 2>/dev/null || true
+    ST_FORWARD_PID=""
+  fi
+}
+trap stop_forward EXIT
 
 # health_gate SERVICE: /health then /ready of SERVICE answer 2xx within HEALTH_RETRIES tries
 health_gate() {
   local svc="$1" try path
   for path in /health /ready; do
     for ((try = 1; ; try++)); do
-      if probe "$svc" "$path" 2>/dev/null; then
+      if probe "$svc" "$path"; then
         log "$svc $path ok"
         break
       fi
@@ -261,6 +300,45 @@ remove_canary() {
     }
     log "canary release $CANARY_RELEASE uninstalled"
   fi
+}
+
+# api_only_args: sets API_ONLY_ARGS, the helm arguments of a release that runs only the api beside the stable
+# release RELEASE (a blue-green colour, a canary). It must not start a second feed (the runtime lock in the database
+# makes it exit, so the release never becomes ready), nor a second set of workers on the same Redis consumer groups,
+# nor the migration hook, nor its own Ingress, PrometheusRule (alerts and recording rules twice) or adapter
+# ConfigMap. Its pods mount the stable release's SMART_TRADER_HOME claim (the instrument catalog the feed fills: the
+# chart's "smart-trader.homeClaimName", <fullname>-home or sharedHome.existingClaim) and run as the stable release's
+# service account (the name deploy/terraform's IRSA / workload identity trusts), which they use, not create. Both
+# are read from the stable release's api Deployment, so an existingClaim or serviceAccount.name in the values is
+# followed. Fails when that Deployment cannot be read (no stable release: deploy.sh first).
+api_only_args() {
+  local deploy claim sa
+  deploy="$RELEASE-$API_COMPONENT"
+  sa="${STABLE_SERVICE_ACCOUNT:-}"
+  if [[ -z "$sa" ]]; then
+    sa="$(kc get deployment "$deploy" -o 'jsonpath={.spec.template.spec.serviceAccountName}')" || return 1
+  fi
+  claim="${HOME_CLAIM:-}"
+  if [[ -z "$claim" ]]; then
+    claim="$(kc get deployment "$deploy" \
+      -o 'jsonpath={.spec.template.spec.volumes[?(@.name=="home")].persistentVolumeClaim.claimName}')" || return 1
+  fi
+  API_ONLY_ARGS=(--set ingress.enabled=false --set roles.feed.enabled=false --set roles.worker.enabled=false
+    --set migrations.enabled=false --set prometheusRule.enabled=false --set metricsAdapter.configMap.enabled=false
+    --set serviceAccount.create=false --set-string "serviceAccount.name=${sa:-default}")
+  if [[ -n "$claim" ]]; then
+    API_ONLY_ARGS+=(--set sharedHome.enabled=true --set-string "sharedHome.existingClaim=$claim")
+  else
+    log "WARNING: $deploy mounts no shared home claim (sharedHome.enabled=false): the new api pods get their own"
+    API_ONLY_ARGS+=(--set sharedHome.enabled=false)
+  fi
+}
+
+# forget_colours: the public Service no longer remembers an active or previous colour (traffic on RELEASE's own pods)
+forget_colours() {
+  kc patch service "$PUBLIC_SERVICE" --type merge \
+    -p "$(printf '{"metadata":{"annotations":{"%s":null,"%s":null}}}' "$ACTIVE_ANNOTATION" "$PREVIOUS_ANNOTATION")" \
+    >/dev/null
 }
 
 # pause SECONDS: a sleep that a trapped INT/TERM interrupts at once (the job's cancellation or timeout)

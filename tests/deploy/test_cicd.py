@@ -8,7 +8,9 @@ Behaviour: the scripts take their cluster tools from ``KUBECTL``, ``HELM`` and `
 stand-ins for the cluster tools** (``STANDIN`` below, written to a temporary folder): one small program that keeps a
 toy cluster state in a JSON file (Helm releases and their revisions, Services with selectors and annotations,
 Ingresses), answers like kubectl/helm/curl do for the commands the scripts use (exit codes, ``-o jsonpath``, the
-service proxy's ``/health`` and ``/ready``, Prometheus's ``/api/v1/query`` JSON), and logs every call. A scenario
+``port-forward`` to a Service (then curl's ``/health`` and ``/ready`` through the forwarded port), Prometheus's
+``/api/v1/query`` JSON), and logs every call. It also enforces the feed's runtime lock (a second release with a feed
+fails like ``--atomic --wait`` on a crash-looping feed). A scenario
 marks image tags as broken (``/ready`` 503) or erroring (a 5xx ratio), and the tests assert on the sequence of calls
 and on the state left: a failed gate triggers the rollback and a non-zero exit, a good one switches traffic, bad
 arguments print the usage and exit 2.
@@ -162,8 +164,68 @@ def test_ci_runs_the_suite_against_postgres_and_redis_services_with_health_check
     assert test["env"]["TEST_REDIS_URL"].startswith("redis://")
     assert ci["env"]["CI"] == "true"
     runs = "\n".join(step.get("run", "") for job in ci["jobs"].values() for step in job["steps"])
-    for command in ("make test", "make deploy-lint", "pip-audit", "bandit", "checkov", "trivy config"):
+    for command in ("make test", "make deploy-lint", "pip-audit", "bandit", "deploy/scripts/scan_areas.py"):
         assert command in runs, command
+
+
+def test_ci_runs_the_real_checks_that_fit_a_github_runner() -> None:
+    """The -m deploy checks of the backup drill, monitoring, the image and Compose run in CI with the test job's
+    services and the engine of deploy/tools/dockerd.sh; the local Kubernetes cluster (Debian-built) does not."""
+    ci = _yaml(WORKFLOWS / "ci.yml")
+    job = ci["jobs"]["deploy-check"]
+    assert job["services"] == ci["jobs"]["test"]["services"] and job["env"] == ci["jobs"]["test"]["env"]
+    runs = "\n".join(step.get("run", "") for step in job["steps"])
+    assert "deploy/tools/install.sh" in runs and "deploy/tools/dockerd.sh start" in runs
+    assert runs.index("dockerd.sh start") < runs.index("pytest -v -m deploy")
+    command = runs[runs.index("pytest -v -m deploy") :]
+    for module in ("test_backup.py", "test_monitoring.py", "test_image.py", "test_compose.py"):
+        assert f"tests/deploy/{module}" in command, module
+        assert (ROOT / "tests" / "deploy" / module).is_file()
+    assert "test_kubernetes.py" not in command and "test_cicd.py" not in command
+    assert job["timeout-minutes"] <= 75
+
+
+def test_deploy_jobs_can_run_on_a_runner_inside_the_network() -> None:
+    """Private EKS/AKS endpoints: every job that reaches the cluster runs on vars.DEPLOY_RUNNER when it is set."""
+    expected = "${{ vars.DEPLOY_RUNNER || 'ubuntu-24.04' }}"
+    release = _yaml(WORKFLOWS / "release.yml")["jobs"]
+    rollback = _yaml(WORKFLOWS / "rollback.yml")["jobs"]
+    for name, job in [("staging", release["staging"]), ("production", release["production"]), *rollback.items()]:
+        assert job["runs-on"] == expected, name
+    assert release["image"]["runs-on"] == "ubuntu-24.04", "the image job needs no cluster"
+
+
+def test_release_pushes_one_build_and_scans_that_digest() -> None:
+    steps = _yaml(WORKFLOWS / "release.yml")["jobs"]["image"]["steps"]
+    builds = [s for s in steps if "build-push-action" in s.get("uses", "")]
+    assert len(builds) == 1 and builds[0]["with"]["push"] is True, "one build, pushed once"
+    (build,) = builds
+    scan_index = next(i for i, s in enumerate(steps) if "trivy" in s.get("run", "") and "image" in s.get("run", ""))
+    assert steps.index(build) < scan_index
+    scan = steps[scan_index]
+    assert scan["env"]["IMAGE"] == "${{ steps.repo.outputs.repository }}@${{ steps.push.outputs.digest }}"
+    assert "--exit-code 1" in scan["run"] and '"$IMAGE"' in scan["run"]
+    dockerfile = (DEPLOY / "docker" / "Dockerfile").read_text()
+    args_step = next(s for s in steps if s.get("id") == "args")
+    for arg in ("VERSION", "REVISION", "CREATED"):
+        assert re.search(rf"^ARG {arg}=", dockerfile, re.M), f"the Dockerfile takes {arg}"
+        assert f'echo "{arg}=' in args_step["run"], f"the release passes {arg}"
+    assert build["with"]["build-args"] == "${{ steps.args.outputs.build-args }}"
+
+
+def test_the_area_scanner_knows_every_skip_file() -> None:
+    """deploy/scripts/scan_areas.py scans each area with its own skip file: every skip file names a known area."""
+    sys.path.insert(0, str(SCRIPTS))
+    try:
+        import scan_areas
+    finally:
+        sys.path.remove(str(SCRIPTS))
+    areas = {a.name: a for a in scan_areas.AREAS}
+    for path in (DEPLOY / "scan-skips").glob("*.yaml"):
+        assert path.stem in areas, f"{path.name} has no area in scan_areas.py"
+        assert any((ROOT / d).is_dir() for d in areas[path.stem].dirs), path.stem
+    assert scan_areas.skip_ids("cicd", "checkov") == ["CKV_GHA_7"]
+    assert "CKV_K8S_15" not in scan_areas.skip_ids("cicd", "checkov"), "another area's skip stays there"
 
 
 def test_release_deploys_staging_then_production_behind_the_environment() -> None:
@@ -226,7 +288,9 @@ def serving_tag(svc):
     return tag_of(s["spec"]["selector"].get("app.kubernetes.io/instance", "")) if s else None
 
 def own_service(release):
-    st["services"][release + "-api"] = {"metadata": {"name": release + "-api", "annotations": {}},
+    # helm's three-way merge: the chart's selector wins, annotations the chart does not set are kept
+    kept = st["services"].get(release + "-api", {}).get("metadata", {}).get("annotations", {})
+    st["services"][release + "-api"] = {"metadata": {"name": release + "-api", "annotations": kept},
         "spec": {"selector": {"app.kubernetes.io/instance": release, "app.kubernetes.io/component": "api"}}}
 
 def jsonpath(doc, expr):
@@ -235,12 +299,17 @@ def jsonpath(doc, expr):
         doc = doc.get(k, "") if isinstance(doc, dict) else ""
     return doc
 
-def merge(dst, src):
+def merge(dst, src):  # a JSON merge patch: null removes the key
     for k, v in src.items():
-        if isinstance(v, dict) and isinstance(dst.get(k), dict):
+        if v is None:
+            dst.pop(k, None)
+        elif isinstance(v, dict) and isinstance(dst.get(k), dict):
             merge(dst[k], v)
         else:
             dst[k] = v
+
+def _sets_of(a):
+    return dict(x.split("=", 1) for i, x in enumerate(a) if a[i - 1] in ("--set", "--set-string"))
 
 strip_ns()
 if tool == "helm":
@@ -253,10 +322,27 @@ if tool == "helm":
         rel = args[2]
         sets = [a for i, a in enumerate(args) if args[i - 1] == "--set-string"]
         tag = next(a.split("=", 1)[1] for a in sets if a.startswith("image.tag="))
-        if tag in st.get("failing_install_tags", []):
+        full = _sets_of(args).get("roles.feed.enabled") != "false"  # not an api-only release
+        if tag in st.get("failing_install_tags", []) or full and tag in st.get("failing_full_tags", []):
+            if rel in st["releases"]:
+                own_service(rel)  # --atomic: the previous release is applied again, the chart's selector with it
+                save()
             fail(f"Error: UPGRADE FAILED: release {rel} failed, and has been rolled back due to atomic being set")
+        sets = _sets_of(args)
+        # the feed's runtime lock (pg_try_advisory_lock): a second feed exits at once, its pod crash-loops, and
+        # `helm upgrade --atomic --wait` times out and undoes the release
+        feeds = [r for r, d in st["releases"].items() if r != rel and d["feed"]]
+        if sets.get("roles.feed.enabled") != "false" and feeds:
+            fail(f"Error: UPGRADE FAILED: release {rel} failed, and has been rolled back due to atomic being set: "
+                 f"timed out waiting for the condition ({rel}-feed CrashLoopBackOff: runtime lock held by {feeds[0]})")
         st["releases"].setdefault(rel, {"revisions": []})["revisions"].append({"tag": tag, "args": args})
+        st["releases"][rel]["feed"] = sets.get("roles.feed.enabled") != "false"
         own_service(rel)  # helm's three-way merge puts the chart's selector back
+        if sets.get("sharedHome.enabled") == "false":
+            claim = ""
+        else:
+            claim = sets.get("sharedHome.existingClaim") or rel + "-home"
+        st["deployments"][rel + "-api"] = {"serviceAccountName": sets.get("serviceAccount.name") or rel, "claim": claim}
         if "ingress.enabled=false" not in args:
             st["ingresses"][rel] = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
                 "metadata": {"name": rel, "annotations": {"nginx.ingress.kubernetes.io/limit-rps": "20"}},
@@ -274,7 +360,7 @@ if tool == "helm":
         target = int(args[2]) if len(args) > 2 and args[2].isdigit() else len(revs) - 1
         if not 1 <= target <= len(revs) or target == len(revs) and len(args) <= 2:
             fail(f"Error: release has no {target} version")
-        revs.append({"tag": revs[target - 1]["tag"], "args": args})
+        revs.append({**revs[target - 1], "args": args})
         own_service(rel)
         save()
         print("Rollback was a success! Happy Helming!")
@@ -283,23 +369,37 @@ if tool == "helm":
         if st["releases"].pop(rel, None) is None:
             fail(f"Error: uninstall: Release not loaded: {rel}: release: not found")
         st["services"].pop(rel + "-api", None)
+        st["deployments"].pop(rel + "-api", None)
         st["ingresses"].pop(rel, None)
         save()
         print(f'release "{rel}" uninstalled')
     else:
         fail(f"stand-in helm: unsupported {args}", 64)
 elif tool == "kubectl":
-    if args[:2] == ["get", "--raw"]:
-        m = re.fullmatch(r"/api/v1/namespaces/([^/]+)/services/([^/:]+):http/proxy(/.*)", args[2])
-        if not m or m.group(1) != st["namespace"] or m.group(2) not in st["services"]:
-            fail(f'Error from server (NotFound): services "{m and m.group(2)}" not found')
-        tag = serving_tag(m.group(2))
-        if tag is None:
-            fail("Error from server (ServiceUnavailable): no endpoints available for service")
-        if m.group(3) == "/health" and tag in st.get("dead_tags", []) or (
-                m.group(3) == "/ready" and tag in st.get("unready_tags", []) + st.get("dead_tags", [])):
-            fail("Error from server (ServiceUnavailable): the server is currently unable to handle the request")
-        print(json.dumps({"status": "ok"}))
+    if args[0] == "port-forward":
+        # kubectl port-forward --address 127.0.0.1 --pod-running-timeout=20s svc/NAME :http
+        assert opt("--address") == "127.0.0.1" and args[-1] == ":http", args
+        svc = args[-2].removeprefix("svc/")
+        if svc not in st["services"]:
+            fail(f'Error from server (NotFound): services "{svc}" not found')
+        if serving_tag(svc) is None:
+            fail("error: timed out waiting for the condition (no running pod behind the service)")
+        port = 40000 + len(st.setdefault("forwards", {}))
+        st["forwards"][str(port)] = svc
+        save()
+        print(f"Forwarding from 127.0.0.1:{port} -> 8000", flush=True)
+        time.sleep(600)  # until the script ends the forward
+    elif args[:2] == ["get", "deployment"]:
+        dep = st["deployments"].get(args[2])
+        if dep is None:
+            fail(f'Error from server (NotFound): deployments.apps "{args[2]}" not found')
+        expr = opt("-o")
+        if expr == "jsonpath={.spec.template.spec.serviceAccountName}":
+            print(dep["serviceAccountName"], end="")
+        elif expr == 'jsonpath={.spec.template.spec.volumes[?(@.name=="home")].persistentVolumeClaim.claimName}':
+            print(dep["claim"], end="")
+        else:
+            fail(f"stand-in kubectl: unsupported jsonpath {expr}", 64)
     elif args[0] == "get" and args[1] in ("service", "ingress"):
         objs = st["services"] if args[1] == "service" else st["ingresses"]
         if args[2] not in objs:
@@ -345,6 +445,16 @@ elif tool == "curl":
             ratio = st.get("error_ratio", {}).get(tag, "0.002")
             result = [{"metric": {"service": svc}, "value": [time.time(), ratio]}]
         print(json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}))
+    elif m := re.fullmatch(r"http://127\.0\.0\.1:(\d+)(/health|/ready)", url):
+        svc = st.get("forwards", {}).get(m.group(1))
+        if svc is None:
+            fail(f"curl: (7) Failed to connect to 127.0.0.1 port {m.group(1)}", 7)
+        tag = serving_tag(svc)
+        if m.group(2) == "/health" and tag in st.get("dead_tags", []) or (
+                m.group(2) == "/ready" and tag in st.get("unready_tags", []) + st.get("dead_tags", [])):
+            fail("curl: (22) The requested URL returned error: 503", 22)
+        st.setdefault("probes", []).append([svc, tag, m.group(2)])
+        save()
     elif st.get("public_down"):
         fail("curl: (22) The requested URL returned error: 503", 22)
 else:
@@ -370,7 +480,13 @@ class Cluster:
         (chart / "Chart.yaml").write_text("apiVersion: v2\nname: smart-trader\nversion: 0.1.0\n")
         for env in ("dev", "staging", "prod"):
             (chart / f"values-{env}.yaml").write_text("{}\n")
-        self.state: dict[str, Any] = {"namespace": NS, "releases": {}, "services": {}, "ingresses": {}}
+        self.state: dict[str, Any] = {
+            "namespace": NS,
+            "releases": {},
+            "services": {},
+            "deployments": {},
+            "ingresses": {},
+        }
         self.env = {
             "KUBECTL": str(bin_dir / "kubectl"),
             "HELM": str(bin_dir / "helm"),
@@ -395,9 +511,9 @@ class Cluster:
         self.state = json.loads(self.state_file.read_text())
         return self.state
 
-    def install(self, release: str, tag: str, *, ingress: bool = True) -> None:
+    def install(self, release: str, tag: str, *extra: str, ingress: bool = True) -> None:
         """Put a release in place through the stand-in helm, as an earlier deployment would have."""
-        args = ["upgrade", "--install", release, "chart", "--set-string", f"image.tag={tag}"]
+        args = ["upgrade", "--install", release, "chart", "--set-string", f"image.tag={tag}", *extra]
         if not ingress:
             args += ["--set", "ingress.enabled=false"]
         self.save()
@@ -508,12 +624,39 @@ def test_deploy_upgrades_with_the_environment_values_then_checks_health(toy: Clu
     assert upgrade[upgrade.index("--values") + 1].endswith("/values-prod.yaml")
     for flag in ("--atomic", "--wait", "image.tag=v2", "image.repository=ghcr.io/org/smart-trader"):
         assert flag in upgrade
-    raws = [args[-1] for t, args in toy.calls() if t == "kubectl" and args[1:2] == ["--raw"]]
-    assert raws == [
-        f"/api/v1/namespaces/{NS}/services/smart-trader-api:http/proxy/health",
-        f"/api/v1/namespaces/{NS}/services/smart-trader-api:http/proxy/ready",
-    ]
+    # /health then /ready of a pod of the api Service through a port-forward (not the API server's service proxy,
+    # which the chart's NetworkPolicies block): one forward per probe, to the port kubectl chose
+    forwards = [args for t, args in toy.calls() if t == "kubectl" and args[0] == "port-forward"]
+    forward = ["port-forward", "--address", "127.0.0.1", "--pod-running-timeout=20s", "svc/smart-trader-api", ":http"]
+    assert forwards == [forward, forward]
+    urls = [args[-1] for t, args in toy.calls() if t == "curl"]
+    assert urls == ["http://127.0.0.1:40000/health", "http://127.0.0.1:40001/ready"]
+    assert toy.state["probes"] == [["smart-trader-api", "v2", "/health"], ["smart-trader-api", "v2", "/ready"]]
+    assert not any(t == "kubectl" and "--raw" in args for t, args in toy.calls()), "no service proxy"
     assert toy.tag("smart-trader") == "v2"
+
+
+def test_the_port_forward_is_ended_after_each_probe(toy: Cluster) -> None:
+    toy.install("smart-trader", "v1")
+    done = toy.run("deploy.sh", "prod", "v2")
+    assert done.returncode == 0, done.stderr
+    leftover = subprocess.run(["pgrep", "-f", f"standin.py kubectl --namespace {NS} port-forward"], capture_output=True)
+    assert leftover.returncode == 1, f"port-forward processes left running: {leftover.stdout!r}"
+
+
+def test_the_default_namespace_is_the_one_terraform_trusts() -> None:
+    """One default everywhere: the namespace (and service account) deploy/terraform's IRSA / workload identity trust."""
+    env = {k: v for k, v in os.environ.items() if k != "NAMESPACE"}
+    out = subprocess.run(
+        ["bash", "-c", 'source deploy/scripts/lib.sh && parse_env prod && printf %s "$NAMESPACE"'],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert out.stdout == "smart-trader"
+    for cloud in ("aws", "azure"):
+        text = (DEPLOY / "terraform" / cloud / "variables.tf").read_text()
+        for var in ("k8s_namespace", "k8s_service_account"):
+            block = text[text.index(f'variable "{var}"') :]
+            assert re.search(r'default\s*=\s*"smart-trader"', block[: block.index("}")]), (cloud, var)
 
 
 def test_a_first_install_is_checked_and_not_rolled_back_when_unhealthy(toy: Cluster) -> None:
@@ -556,7 +699,7 @@ def test_deploy_checks_the_public_route_when_health_url_is_set(toy: Cluster) -> 
     toy.state["public_down"] = True
     done = toy.run("deploy.sh", "prod", "v2", HEALTH_URL="https://trader.example.org")
     assert done.returncode == 1
-    curls = [args[-1] for t, args in toy.calls() if t == "curl"]
+    curls = [args[-1] for t, args in toy.calls() if t == "curl" and not args[-1].startswith("http://127.0.0.1:")]
     assert curls[0] == "https://trader.example.org/health"
     assert toy.tag("smart-trader") == "v1"
 
@@ -571,36 +714,123 @@ def test_rollback_to_a_given_revision(toy: Cluster) -> None:
     assert toy.tag("smart-trader") == "v1"
 
 
-def test_blue_green_switches_traffic_to_the_new_colour_and_keeps_the_old(toy: Cluster) -> None:
+API_ONLY = [
+    "ingress.enabled=false",
+    "roles.feed.enabled=false",
+    "roles.worker.enabled=false",
+    "migrations.enabled=false",
+    "prometheusRule.enabled=false",
+    "metricsAdapter.configMap.enabled=false",
+    "serviceAccount.create=false",
+]
+
+
+def _sets(helm_args: list[str]) -> dict[str, str]:
+    return dict(a.split("=", 1) for i, a in enumerate(helm_args) if helm_args[i - 1] in ("--set", "--set-string"))
+
+
+def test_blue_green_runs_an_api_only_colour_switches_then_promotes_the_stable_release(toy: Cluster) -> None:
     toy.install("smart-trader", "v1")
     done = toy.run("blue-green-deploy.sh", "prod", "v2")
     assert done.returncode == 0, done.stderr
+    helm = [c for c in toy.helm_calls() if c[0] != "status"]
+    assert [c[:3] for c in helm] == [
+        ["upgrade", "--install", "smart-trader-green"],
+        ["upgrade", "--install", "smart-trader"],
+        ["uninstall", "smart-trader-green", "--wait"],
+    ]
+    colour = _sets(helm[0])
+    for flag in API_ONLY:
+        key, value = flag.split("=")
+        assert colour[key] == value, f"the colour runs the api only: {flag}"
+    assert colour["serviceAccount.name"] == "smart-trader", "the stable release's service account (IRSA)"
+    assert colour["sharedHome.existingClaim"] == "smart-trader-home", "the stable release's instrument catalog"
+    promote = _sets(helm[1])
+    assert not any(promote.get(k.split("=")[0]) == "false" for k in API_ONLY[1:4]), "feed/workers/migrations move"
+    # order: gate the colour, switch the public Service to it, observe, promote, forget the colours, check, retire
+    calls = toy.calls()
+    index = {id(c): i for i, c in enumerate(calls)}
+    patches = [c for c in calls if c[0] == "kubectl" and c[1][0] == "patch"]
+    switch, forget = (json.loads(c[1][-1]) for c in patches)
+    assert switch["spec"]["selector"]["app.kubernetes.io/instance"] == "smart-trader-green"
+    assert forget == {"metadata": {"annotations": {
+        "smart-trader.io/active-release": None, "smart-trader.io/previous-release": None}}}  # fmt: skip
+    promote_call = next(c for c in calls if c[0] == "helm" and c[1][:3] == ["upgrade", "--install", "smart-trader"])
+    assert index[id(patches[0])] < index[id(promote_call)] < index[id(patches[1])]
+    probes = [tuple(p) for p in toy.state["probes"]]
+    assert probes[:2] == [("smart-trader-green-api", "v2", "/health"), ("smart-trader-green-api", "v2", "/ready")]
+    assert probes[-1] == ("smart-trader-api", "v2", "/ready"), "the public Service serves the promoted release"
+    queries = [a for t, args in calls if t == "curl" for a in args if a.startswith("query=")]
+    assert 'service="smart-trader-green-api"' in queries[0] and 'service="smart-trader-api"' in queries[1]
+    # the end state: the stable release at v2 with its own pods behind the public Service, no colour left
     public = toy.state["services"]["smart-trader-api"]
-    assert public["spec"]["selector"]["app.kubernetes.io/instance"] == "smart-trader-green"
-    assert public["metadata"]["annotations"] == {
+    assert public["spec"]["selector"]["app.kubernetes.io/instance"] == "smart-trader"
+    assert public["metadata"]["annotations"] == {}, "no colour to switch back to: rollback.sh picks helm"
+    assert toy.tag("smart-trader") == "v2" and toy.state["releases"].keys() == {"smart-trader"}
+
+    # rollback.sh (auto) after a completed blue-green: helm rollback of the stable release, every role back at v1
+    done = toy.run("rollback.sh", "prod")
+    assert done.returncode == 0, done.stderr
+    assert "mode helm" in done.stderr
+    assert toy.tag("smart-trader") == "v1"
+
+
+def test_a_colour_follows_the_stable_releases_own_claim_and_service_account(toy: Cluster) -> None:
+    toy.install("smart-trader", "v1", "--set-string", "sharedHome.existingClaim=trader-data",
+                "--set-string", "serviceAccount.name=trader-irsa")  # fmt: skip
+    done = toy.run("canary-deploy.sh", "prod", "v2", CANARY_STEPS="100")
+    assert done.returncode == 0, done.stderr
+    canary = _sets(next(c for c in toy.helm_calls() if c[:3] == ["upgrade", "--install", "smart-trader-canary"]))
+    assert canary["sharedHome.existingClaim"] == "trader-data"
+    assert canary["serviceAccount.name"] == "trader-irsa" and canary["serviceAccount.create"] == "false"
+
+
+def test_a_second_feed_is_what_the_api_only_arguments_prevent(toy: Cluster) -> None:
+    """The stand-in helm enforces the feed's runtime lock: a colour that turns its feed back on (COLOUR_SET is applied
+    after the api-only arguments) fails like the real one would (CrashLoopBackOff, --atomic undoes it)."""
+    toy.install("smart-trader", "v1")
+    done = toy.run("blue-green-deploy.sh", "prod", "v2", COLOUR_SET="--set roles.feed.enabled=true")
+    assert done.returncode == 1
+    assert "helm install of smart-trader-green at v2 failed" in done.stderr
+    assert toy.tag("smart-trader") == "v1" and toy.state["releases"].keys() == {"smart-trader"}
+    assert not any(args[0] == "patch" for t, args in toy.calls() if t == "kubectl"), "never switched"
+
+
+def test_blue_green_from_a_leftover_colour_goes_to_the_other_and_retires_both(toy: Cluster) -> None:
+    """An earlier run stopped after its switch (green serves): the next goes to blue, then promotes and retires both."""
+    toy.install("smart-trader", "v1")
+    toy.run("blue-green-deploy.sh", "prod", "v2", OBSERVE_SECONDS="0")
+    toy.install("smart-trader", "v1")  # as if the promotion had never happened: the stable release at v1 again
+    toy.install("smart-trader-green", "v2", "--set", "roles.feed.enabled=false", ingress=False)
+    toy.state["services"]["smart-trader-api"]["spec"]["selector"]["app.kubernetes.io/instance"] = "smart-trader-green"
+    toy.state["services"]["smart-trader-api"]["metadata"]["annotations"] = {
         "smart-trader.io/active-release": "smart-trader-green",
         "smart-trader.io/previous-release": "smart-trader",
     }
-    assert toy.tag("smart-trader-green") == "v2" and toy.tag("smart-trader") == "v1"
-    install = next(c for c in toy.helm_calls() if c[0] == "upgrade")
-    assert "ingress.enabled=false" in install, "a colour has no Ingress of its own"
-    # the gate ran on the new colour before the switch, the Prometheus query named its Service
-    queries = [a for t, args in toy.calls() if t == "curl" for a in args if a.startswith("query=")]
-    assert 'service="smart-trader-green-api"' in queries[0] and 'service="smart-trader-api"' in queries[1]
-
-    # the next release goes to blue; green stays for the way back
+    toy.save()
     done = toy.run("blue-green-deploy.sh", "prod", "v3")
     assert done.returncode == 0, done.stderr
-    public = toy.state["services"]["smart-trader-api"]
-    assert public["spec"]["selector"]["app.kubernetes.io/instance"] == "smart-trader-blue"
-    assert public["metadata"]["annotations"]["smart-trader.io/previous-release"] == "smart-trader-green"
+    helm = [c[:3] for c in toy.helm_calls() if c[0] != "status"]
+    assert helm == [
+        ["upgrade", "--install", "smart-trader-blue"],
+        ["upgrade", "--install", "smart-trader"],
+        ["uninstall", "smart-trader-green", "--wait"],
+        ["uninstall", "smart-trader-blue", "--wait"],
+    ]
+    assert toy.tag("smart-trader") == "v3" and toy.state["releases"].keys() == {"smart-trader"}
 
-    # and rollback.sh (auto) switches back to green
-    done = toy.run("rollback.sh", "prod")
-    assert done.returncode == 0, done.stderr
-    assert "mode colour" in done.stderr
-    public = toy.state["services"]["smart-trader-api"]
-    assert public["spec"]["selector"]["app.kubernetes.io/instance"] == "smart-trader-green"
+
+def test_a_failed_promotion_leaves_the_stable_release_and_removes_the_colour(toy: Cluster) -> None:
+    """The colour passed, but the stable release's upgrade (feed, workers, migrations at v2) fails: helm --atomic
+    restores it, with the chart's selector (traffic back on its own v1 pods), and the colour is removed."""
+    toy.install("smart-trader", "v1")
+    toy.state["failing_full_tags"] = ["v2"]
+    done = toy.run("blue-green-deploy.sh", "prod", "v2")
+    assert done.returncode == 1
+    assert "helm upgrade of smart-trader to v2 failed" in done.stderr
+    assert toy.tag("smart-trader") == "v1" and toy.state["releases"].keys() == {"smart-trader"}
+    selector = toy.state["services"]["smart-trader-api"]["spec"]["selector"]
+    assert selector["app.kubernetes.io/instance"] == "smart-trader"
 
 
 def test_blue_green_deletes_a_new_colour_that_is_not_ready_and_never_switches(toy: Cluster) -> None:
@@ -678,12 +908,19 @@ def test_canary_steps_through_the_weights_then_promotes(toy: Cluster) -> None:
     assert "smart-trader-canary" not in toy.state["ingresses"]
     applied = next(args for t, args in toy.calls() if t == "kubectl" and args[0] == "apply")
     assert applied == ["apply", "-f", "-"]
-    helm = [c[:3] for c in toy.helm_calls() if c[0] != "status"]
-    assert helm == [
+    helm = [c for c in toy.helm_calls() if c[0] != "status"]
+    assert [c[:3] for c in helm] == [
         ["upgrade", "--install", "smart-trader-canary"],
-        ["upgrade", "--install", "smart-trader"],
+        ["upgrade", "--install", "smart-trader"],  # at 100 %: the feed, workers and migrations move to v2
         ["uninstall", "smart-trader-canary", "--wait"],
     ]
+    canary, promote = _sets(helm[0]), _sets(helm[1])
+    assert all(canary[f.split("=")[0]] == f.split("=")[1] for f in API_ONLY), "the canary runs the api only"
+    assert canary["sharedHome.existingClaim"] == "smart-trader-home" and canary["serviceAccount.name"] == "smart-trader"
+    assert "roles.feed.enabled" not in promote and "migrations.enabled" not in promote
+    last_weight = max(i for i, (t, a) in enumerate(toy.calls()) if t == "kubectl" and a[0] == "annotate")
+    promoted = next(i for i, (t, a) in enumerate(toy.calls()) if t == "helm" and a[2:3] == ["smart-trader"])
+    assert last_weight < promoted, "promoted only after the 100 % step"
 
 
 def test_canary_ingress_copies_the_api_route_of_the_public_ingress(toy: Cluster) -> None:
@@ -708,7 +945,7 @@ def test_canary_ingress_copies_the_api_route_of_the_public_ingress(toy: Cluster)
 
 def test_rollback_auto_removes_a_leftover_canary(toy: Cluster) -> None:
     toy.install("smart-trader", "v1")
-    toy.install("smart-trader-canary", "v2", ingress=False)
+    toy.install("smart-trader-canary", "v2", "--set", "roles.feed.enabled=false", ingress=False)
     done = toy.run("rollback.sh", "prod")
     assert done.returncode == 0, done.stderr
     assert "mode canary" in done.stderr
@@ -721,7 +958,7 @@ def test_skipping_the_error_rate_gate_is_explicit_and_logged(toy: Cluster) -> No
     done = toy.run("canary-deploy.sh", "prod", "v2", PROMETHEUS_URL="", SKIP_ERROR_RATE_GATE="1")
     assert done.returncode == 0, done.stderr
     assert "error-rate gate SKIPPED" in done.stderr
-    assert not any(t == "curl" for t, _ in toy.calls())
+    assert not any(t == "curl" and "/api/v1/query" in args[-1] for t, args in toy.calls()), "Prometheus not asked"
 
 
 def test_canary_is_removed_when_its_error_rate_fails(toy: Cluster) -> None:
@@ -787,36 +1024,30 @@ def test_an_interrupted_blue_green_switches_back(toy: Cluster) -> None:
 # Contract with the chart (deploy/helm/smart-trader): the names the scripts rely on
 
 
-def _rendered(release: str) -> list[dict[str, Any]]:
+def _rendered(release: str, *extra: str) -> list[dict[str, Any]]:
     chart = DEPLOY / "helm" / "smart-trader"
     if not (chart / "values-prod.yaml").is_file():
         msg = "the chart deploy/helm/smart-trader with values-prod.yaml is not there yet"
         if os.environ.get("CI"):
             pytest.fail(msg)
         pytest.skip(msg)
-    result = run(
-        [
-            tool("helm"),
-            "template",
-            release,
-            str(chart),
-            "--namespace",
-            NS,
-            "--values",
-            str(chart / "values-prod.yaml"),
-            "--set-string",
-            "image.tag=v2",
-            "--set",
-            "ingress.enabled=false",
-        ]
-    )
+    args = ["template", release, str(chart), "--namespace", NS, "--values", str(chart / "values-prod.yaml")]
+    result = run([tool("helm"), *args, "--set-string", "image.tag=v2", *extra])
     assert result.returncode == 0, result.stderr
     return [d for d in yaml.safe_load_all(result.stdout) if d]
 
 
+def _api_only_args(claim: str, account: str) -> list[str]:
+    """The helm arguments deploy/scripts/lib.sh gives a colour or canary release of the stable release."""
+    script = 'source deploy/scripts/lib.sh && parse_env prod && api_only_args && printf "%s\\n" "${API_ONLY_ARGS[@]}"'
+    env = {**os.environ, "HOME_CLAIM": claim, "STABLE_SERVICE_ACCOUNT": account, "NAMESPACE": NS}
+    out = subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return out.stdout.splitlines()
+
+
 def test_the_chart_gives_each_release_an_api_service_the_scripts_can_select() -> None:
     for release in ("smart-trader", "smart-trader-green"):
-        docs = _rendered(release)
+        docs = _rendered(release, "--set", "ingress.enabled=false")
         services = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Service"}
         api = services.get(f"{release}-api")
         assert api is not None, f"Service {release}-api (deploy/scripts API_COMPONENT) not in {sorted(services)}"
@@ -824,6 +1055,34 @@ def test_the_chart_gives_each_release_an_api_service_the_scripts_can_select() ->
         assert api["spec"]["selector"].get("app.kubernetes.io/instance") == release, api["spec"]["selector"]
         ingresses = [d for d in docs if d["kind"] == "Ingress"]
         assert not ingresses, "ingress.enabled=false turns the Ingresses off (a colour or canary has none)"
+
+
+def _home_claim(deployment: dict[str, Any]) -> str | None:
+    volume = next(v for v in deployment["spec"]["template"]["spec"]["volumes"] if v["name"] == "home")
+    return (volume.get("persistentVolumeClaim") or {}).get("claimName")
+
+
+def test_an_api_only_release_renders_no_feed_workers_or_migration_and_shares_the_stable_home() -> None:
+    """The chart, rendered with the arguments the scripts give a colour or canary (lib.sh api_only_args, fed with what
+    they read from the stable release's api Deployment): only the api, on the stable release's claim and account."""
+    stable = _rendered("smart-trader")
+    deployments = {d["metadata"]["name"]: d for d in stable if d["kind"] == "Deployment"}
+    assert {"smart-trader-api", "smart-trader-feed", "smart-trader-worker"} <= deployments.keys()
+    pod = deployments["smart-trader-api"]["spec"]["template"]["spec"]
+    claim, account = _home_claim(deployments["smart-trader-api"]), pod["serviceAccountName"]
+    claims = [d["metadata"]["name"] for d in stable if d["kind"] == "PersistentVolumeClaim"]
+    assert claim and claim in claims and account == "smart-trader", (claim, claims, account)  # what the scripts read
+
+    for release in ("smart-trader-green", "smart-trader-canary"):
+        docs = _rendered(release, *_api_only_args(claim, account))
+        kinds = {(d["kind"], d["metadata"]["name"]) for d in docs}
+        deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+        assert set(deployments) == {f"{release}-api"}, f"{release}: the api only, got {sorted(deployments)}"
+        api = deployments[f"{release}-api"]
+        assert _home_claim(api) == claim, "the stable release's instrument catalog and market data"
+        assert api["spec"]["template"]["spec"]["serviceAccountName"] == account, "the account Terraform's IRSA trusts"
+        for kind in ("Job", "PersistentVolumeClaim", "ServiceAccount", "Ingress", "PrometheusRule"):
+            assert not [n for k, n in kinds if k == kind], f"{release} renders a {kind}: {sorted(kinds)}"
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -856,7 +1115,7 @@ def _real_scripts(kubeconfig: Path, values: list[Path], **env: str) -> dict[str,
 @pytest.mark.deploy
 def test_deploy_and_rollback_on_the_local_cluster(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """deploy.sh installs (revision 1) and upgrades (revision 2) the chart for real, each time checking /health and
-    /ready through the API server's service proxy; a version whose image does not exist fails and Helm's --atomic
+    /ready through `kubectl port-forward` (lib.sh probe); a version whose image does not exist fails and Helm's --atomic
     restores revision 2; rollback.sh returns to revision 1 and checks it. Durations are printed."""
     if not LOCAL_KUBECONFIG.is_file():
         msg = f"no local cluster ({LOCAL_KUBECONFIG}): deploy/k8s-local/build.sh and up.sh make it"
