@@ -513,7 +513,8 @@ def _values(env: str) -> Doc:
 def test_api_feed_and_worker_share_one_home_claim(env: str) -> None:
     """The multi-process contract: every role reads the instrument catalog and market data the others add, so all
     three mount the SAME PersistentVolumeClaim at SMART_TRADER_HOME (ReadWriteMany by default, for pods on several
-    nodes; dev's single node: ReadWriteOnce); ``existingClaim`` uses the operator's claim; ``enabled: false`` falls back to a home per pod."""
+    nodes; dev's single node: ReadWriteOnce); ``existingClaim`` uses the operator's claim; ``enabled: false`` falls
+    back to a home per pod."""
     docs = render(env)
     claims: dict[str, str] = {}
     for d in of_kind(docs, "Deployment"):
