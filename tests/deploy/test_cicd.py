@@ -1116,6 +1116,7 @@ def test_deploy_and_rollback_on_the_local_cluster(tmp_path: Path, request: pytes
     """deploy.sh installs (revision 1) and upgrades (revision 2) the chart for real, each time checking /health and
     /ready through `kubectl port-forward` (lib.sh probe); a version whose image does not exist fails and Helm's --atomic
     restores revision 2; rollback.sh returns to revision 1 and checks it. Durations are printed."""
+    request.getfixturevalue("image")  # conftest's: smart-trader:dev built in the local Docker engine
     kubeconfig = request.getfixturevalue("cluster")  # test_kubernetes.py's: built and started unless running
     request.getfixturevalue("database")
     redis = request.getfixturevalue("redis_url")

@@ -33,7 +33,6 @@ from tests.app.test_walkthrough import (
 )
 
 from .conftest import DEPLOY, run, tool
-from .test_image import docker, docker_engine, image, stand_ins  # noqa: F401 (session fixtures)
 
 COMPOSE = DEPLOY / "compose" / "compose.yaml"
 MONITORING = DEPLOY / "monitoring"
@@ -222,8 +221,8 @@ class _StackLogs:
 
 @pytest.fixture
 def stack(
-    image: str,  # noqa: F811 (the session fixture imported above)
-    stand_ins: dict[str, str],  # noqa: F811
+    image: str,
+    stand_ins: dict[str, str],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[list[str], dict[str, str]]]:
     """The compose project up and healthy (``up -d --wait``) on free loopback ports; ``down -v`` afterwards."""

@@ -250,7 +250,7 @@ def _image_loaded() -> None:
 
 
 def test_the_chart_installs_and_an_order_through_the_api_service_fills(
-    cluster: Path, database: None, redis_url: str, tmp_path: Path
+    cluster: Path, database: None, redis_url: str, tmp_path: Path, image: str
 ) -> None:
     """``helm install --wait``: the migration hook Job succeeds, every pod gets Ready; then a user registers, logs
     in, opens an account and places a market order through the API Service, and the feed fills it."""
