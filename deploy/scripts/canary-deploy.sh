@@ -24,14 +24,8 @@ USAGE="usage: ${0##*/} ENV TAG    (ENV: dev|staging|prod; needs PROMETHEUS_URL; 
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[[ "${1:-}" == -h || "${1:-}" == --help ]] && {
-  printf '%s\n' "$USAGE"
-  exit 0
-}
-(($# == 2)) || usage_error "expected 2 arguments, got $#"
-parse_env "$1"
-TAG="$2"
-check_tag "$TAG"
+help_if_asked "$@"
+parse_env_tag "$@"
 STEP_SECONDS="${STEP_SECONDS:-120}"
 [[ "$STEP_SECONDS" =~ ^[0-9]+$ ]] || usage_error "STEP_SECONDS must be a whole number"
 read -r -a STEPS <<<"${CANARY_STEPS:-10 25 50 100}"

@@ -15,14 +15,8 @@ USAGE="usage: ${0##*/} ENV TAG    (ENV: dev|staging|prod; TAG: the image tag; se
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[[ "${1:-}" == -h || "${1:-}" == --help ]] && {
-  printf '%s\n' "$USAGE"
-  exit 0
-}
-(($# == 2)) || usage_error "expected 2 arguments, got $#"
-parse_env "$1"
-TAG="$2"
-check_tag "$TAG"
+help_if_asked "$@"
+parse_env_tag "$@"
 check_chart
 
 had_release=0

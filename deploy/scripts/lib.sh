@@ -92,6 +92,23 @@ parse_env() {
   [[ "$MAX_ERROR_RATE" =~ ^(0(\.[0-9]+)?|1(\.0+)?)$ ]] || usage_error "MAX_ERROR_RATE must be a ratio between 0 and 1"
 }
 
+# help_if_asked ARGS...: -h/--help as the first argument prints USAGE and exits 0
+help_if_asked() {
+  if [[ "${1:-}" == -h || "${1:-}" == --help ]]; then
+    printf '%s\n' "$USAGE"
+    exit 0
+  fi
+}
+
+# parse_env_tag ENV TAG: the arguments of deploy.sh, blue-green-deploy.sh and canary-deploy.sh (anything else: usage
+# and exit 2); sets ENV_NAME and the defaults (parse_env) and TAG
+parse_env_tag() {
+  (($# == 2)) || usage_error "expected 2 arguments, got $#"
+  parse_env "$1"
+  TAG="$2"
+  check_tag "$TAG"
+}
+
 check_tag() {
   # an OCI tag: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
   [[ "$1" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || usage_error "'$1' is not a valid image tag"

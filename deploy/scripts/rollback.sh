@@ -15,10 +15,7 @@ USAGE="usage: ${0##*/} ENV [REVISION]    (ENV: dev|staging|prod; ROLLBACK_MODE=a
 # shellcheck source=lib.sh source-path=SCRIPTDIR
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-[[ "${1:-}" == -h || "${1:-}" == --help ]] && {
-  printf '%s\n' "$USAGE"
-  exit 0
-}
+help_if_asked "$@"
 (($# == 1 || $# == 2)) || usage_error "expected 1 or 2 arguments, got $#"
 parse_env "$1"
 REVISION="${2:-}"
